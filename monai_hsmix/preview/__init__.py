@@ -1,0 +1,1 @@
+"""Preview figures: ``python -m monai_hsmix.preview {hsmix,softcp,insmix} ...`` writes a PNG grid."""
