@@ -1,0 +1,149 @@
+"""Aggregate the per-run JSON files of a sweep into a Markdown report and a PNG plot.
+
+Per run, each metric is averaged over the validation volumes (NaN, i.e. class absent, left out);
+the report gives mean +- std of these run means over seeds, per arm and class. ``Δ vs none`` is
+the mean over seeds of the paired difference of mean foreground Dice to the ``none`` arm with the
+same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95", "HD95", 1.0))
+
+
+def load_runs(runs_dir: Path) -> List[Dict[str, Any]]:
+    """Every finished run's JSON in ``runs_dir`` (sorted by arm, then seed)."""
+    runs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json"))]
+    return sorted(runs, key=lambda r: (r["arm"], r["seed"]))
+
+
+def run_means(run: Mapping[str, Any], metric: str) -> np.ndarray:
+    """Per-class mean of ``metric`` over a run's volumes (NaN where no volume has the class)."""
+    values = np.array([v[metric] for v in run["volumes"]], dtype=float)
+    with np.errstate(all="ignore"):
+        counts = np.sum(~np.isnan(values), axis=0)
+        sums = np.nansum(values, axis=0)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _fmt(values: Sequence[float], scale: float) -> str:
+    arr = np.asarray(values, dtype=float) * scale
+    arr = arr[~np.isnan(arr)]
+    if arr.size == 0:
+        return "n/a"
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return f"{arr.mean():.2f} ± {std:.2f}"
+
+
+def summarise(runs: Sequence[Mapping[str, Any]], arm_order: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """Per arm: seeds, per-metric ``(seeds, classes)`` arrays and mean foreground Dice per seed."""
+    table: Dict[str, Dict[str, Any]] = {}
+    for arm in arm_order:
+        arm_runs = [r for r in runs if r["arm"] == arm]
+        if not arm_runs:
+            continue
+        entry: Dict[str, Any] = {"seeds": [r["seed"] for r in arm_runs], "description": arm_runs[0].get("description", "")}
+        for metric, _, _ in METRICS:
+            entry[metric] = np.stack([run_means(r, metric) for r in arm_runs])
+        entry["mean_dice"] = np.nanmean(entry["dice"], axis=1)
+        entry["seconds"] = float(np.mean([r["train_seconds"] + r["eval_seconds"] for r in arm_runs]))
+        table[arm] = entry
+    return table
+
+
+def _delta_vs_none(table: Mapping[str, Mapping[str, Any]], arm: str) -> str:
+    if arm == "none" or "none" not in table:
+        return "—"
+    base = dict(zip(table["none"]["seeds"], table["none"]["mean_dice"]))
+    diffs = [d - base[s] for s, d in zip(table[arm]["seeds"], table[arm]["mean_dice"]) if s in base]
+    if not diffs:
+        return "n/a"
+    return f"{100 * np.mean(diffs):+.2f} ({sum(d > 0 for d in diffs)}/{len(diffs)} seeds up)"
+
+
+def markdown_tables(table: Mapping[str, Mapping[str, Any]], class_names: Sequence[str]) -> str:
+    """One Markdown table per metric (rows: arms; columns: foreground classes and their mean)."""
+    out = []
+    for metric, title, scale in METRICS:
+        header = ["arm", "runs", *class_names, "mean fg"]
+        if metric == "dice":
+            header.append("Δ mean fg DSC vs none (paired)")
+        lines = [f"#### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for arm, entry in table.items():
+            values = entry[metric]
+            cells = [arm, str(len(entry["seeds"]))]
+            cells += [_fmt(values[:, c], scale) for c in range(values.shape[1])]
+            cells.append(_fmt(np.nanmean(values, axis=1), scale))
+            if metric == "dice":
+                cells.append(_delta_vs_none(table, arm))
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def plot(table: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> Path:
+    """Bar chart of mean foreground DSC per arm (mean ± std over seeds, each seed as a dot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = list(table)
+    fig, ax = plt.subplots(figsize=(1.1 * len(arms) + 2, 4), dpi=120)
+    means = [100 * float(np.mean(table[a]["mean_dice"])) for a in arms]
+    stds = [100 * float(np.std(table[a]["mean_dice"], ddof=1)) if len(table[a]["seeds"]) > 1 else 0.0 for a in arms]
+    ax.bar(range(len(arms)), means, yerr=stds, capsize=4, color="#9ecae1", edgecolor="#3182bd")
+    for i, a in enumerate(arms):
+        ax.scatter([i] * len(table[a]["mean_dice"]), 100 * table[a]["mean_dice"], color="k", s=12, zorder=3)
+    if "none" in table:
+        ax.axhline(100 * float(np.mean(table["none"]["mean_dice"])), color="#de2d26", lw=1, ls="--", label="none (mean)")
+        ax.legend(loc="lower right")
+    finite = [m - s for m, s in zip(means, stds) if math.isfinite(m)]
+    if finite:
+        ax.set_ylim(max(0.0, min(finite) - 10), min(100.0, max(means) + max(stds) + 5))
+    ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
+    ax.set_ylabel("mean foreground DSC (%)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    out_dir: Path,
+    arm_order: Sequence[str],
+    class_names: Sequence[str],
+    expected_runs: int,
+    header: Mapping[str, Any],
+    notes: Optional[str] = None,
+) -> Path:
+    """Write ``report.md`` and ``mean_fg_dsc.png`` in ``out_dir`` from the JSON files in ``out_dir/runs``."""
+    out_dir = Path(out_dir)
+    runs = load_runs(out_dir / "runs")
+    table = summarise(runs, arm_order)
+    lines = ["# HSMix ablation report", ""]
+    lines.append(f"Finished runs: {len(runs)} of {expected_runs}.")
+    lines.append("")
+    for key, value in header.items():
+        lines.append(f"- **{key}**: {value}")
+    if notes:
+        lines += ["", notes]
+    lines += ["", "## Arms", ""]
+    for arm, entry in table.items():
+        lines.append(f"- `{arm}` (seeds {entry['seeds']}, {entry['seconds']:.0f} s per run): {entry['description']}")
+    lines += ["", "## Results (mean ± std over seeds of the per-run mean over validation volumes)", ""]
+    lines.append(markdown_tables(table, class_names) if table else "No finished runs yet.")
+    if table:
+        plot(table, out_dir / "mean_fg_dsc.png", f"{len(runs)} runs")
+        lines += ["", "![mean foreground DSC per arm](mean_fg_dsc.png)"]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

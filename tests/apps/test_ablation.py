@@ -1,0 +1,113 @@
+"""End-to-end runs of ``python -m monai_hsmix.apps.ablation`` on a tiny synthetic Decathlon dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from monai_hsmix.apps.ablation import main
+
+TINY = ["--image-size", "32", "--steps", "3", "--batch-size", "4", "--channels", "4", "8", "--backend", "reference",
+        "--hsmix-segments", "8", "12", "--mix-prob", "1.0"]
+
+
+def _write_case(folder: Path, name: str, rng: np.random.RandomState) -> dict:
+    """A 32x32x4 volume with a bright disc (class 1) inside a ring (class 2); position varies by case."""
+    xx, yy = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    cx, cy = rng.randint(12, 20, size=2)
+    r = np.hypot(xx - cx, yy - cy)
+    label = np.where(r < 4, 1, np.where(r < 7, 2, 0)).astype(np.uint8)
+    label = np.repeat(label[..., None], 4, axis=2)
+    image = 0.2 + 0.5 * (label == 1) + 0.25 * (label == 2) + 0.05 * rng.rand(32, 32, 4)
+    for sub, array in (("images", image.astype(np.float32)), ("labels", label)):
+        (folder / f"{sub}Tr").mkdir(exist_ok=True)
+        nib.save(nib.Nifti1Image(array, np.eye(4)), str(folder / f"{sub}Tr" / f"{name}.nii.gz"))
+    return {"image": f"./imagesTr/{name}.nii.gz", "label": f"./labelsTr/{name}.nii.gz"}
+
+
+@pytest.fixture(scope="module")
+def tiny_decathlon(tmp_path_factory) -> Path:
+    """4 patients x 2 frames, no 'validation' list (the runner holds patients out)."""
+    root = tmp_path_factory.mktemp("tiny_decathlon")
+    rng = np.random.RandomState(0)
+    training = [_write_case(root, f"patient{p:03d}_frame{f:02d}", rng) for p in range(1, 5) for f in (1, 2)]
+    meta = {"name": "tiny", "labels": {"0": "background", "1": "core", "2": "ring"}, "training": training}
+    (root / "dataset.json").write_text(json.dumps(meta))
+    return root
+
+
+def _run(data: Path, out: Path, *extra: str) -> Path:
+    argv = ["--data-dir", str(data), "--out", str(out), "--arms", "none", "hsmix_both", "--seeds", "0",
+            "--train-patients", "2", "--val-patients", "2", *TINY, *extra]
+    assert main(argv) == 0
+    return out / "report.md"
+
+
+@pytest.fixture(scope="module")
+def first_sweep(tiny_decathlon, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sweep")
+    _run(tiny_decathlon, out)
+    return out
+
+
+def test_report_has_one_row_per_arm_and_the_plot(first_sweep):
+    text = (first_sweep / "report.md").read_text()
+    assert "Finished runs: 2 of 2." in text
+    dsc_table = text.split("#### DSC (%)")[1].split("####")[0]
+    rows = [line for line in dsc_table.splitlines() if line.startswith("| ") and not line.startswith("| arm")]
+    assert [row.split("|")[1].strip() for row in rows] == ["none", "hsmix_both"]
+    assert "| arm | runs | core | ring | mean fg |" in text
+    assert "python -m monai_hsmix.apps.ablation --data-dir" in text and "monai 1." in text
+    assert (first_sweep / "mean_fg_dsc.png").stat().st_size > 1000
+
+
+def test_run_json_keeps_patients_apart_and_scores_every_volume(first_sweep):
+    run = json.loads((first_sweep / "runs" / "hsmix_both_seed0.json").read_text())
+    settings = run["settings"]
+    assert len(settings["train_ids"]) == 2 and len(settings["val_ids"]) == 2
+    assert not set(settings["train_ids"]) & set(settings["val_ids"])
+    assert {v["patient"] for v in run["volumes"]} == set(settings["val_ids"])
+    assert len(run["volumes"]) == 4  # two frames of each validation patient
+    assert run["sources_per_step"] == 2 and run["samples_per_step"] == 4
+    for volume in run["volumes"]:
+        assert len(volume["dice"]) == 2
+        assert all(0.0 <= d <= 1.0 for d in volume["dice"] + volume["jaccard"])
+        assert all(np.isfinite(volume["hd95"]))
+
+
+def test_same_seed_gives_the_same_metrics(tiny_decathlon, first_sweep, tmp_path):
+    _run(tiny_decathlon, tmp_path)
+    for name in ("none_seed0.json", "hsmix_both_seed0.json"):
+        a = json.loads((first_sweep / "runs" / name).read_text())
+        b = json.loads((tmp_path / "runs" / name).read_text())
+        assert a["volumes"] == b["volumes"]
+        assert a["final_train_loss"] == b["final_train_loss"]
+
+
+def test_resume_skips_finished_runs(tiny_decathlon, first_sweep, tmp_path, monkeypatch):
+    import shutil
+
+    import monai_hsmix.apps.ablation as ablation
+
+    shutil.copytree(first_sweep / "runs", tmp_path / "runs")
+    (tmp_path / "runs" / "none_seed0.json").unlink()
+    trained = []
+    real = ablation.train_run
+    monkeypatch.setattr(ablation, "train_run", lambda arm, seed, *a, **k: trained.append((arm, seed)) or real(arm, seed, *a, **k))
+    _run(tiny_decathlon, tmp_path)
+    assert trained == [("none", 0)]
+    assert "Finished runs: 2 of 2." in (tmp_path / "report.md").read_text()
+
+
+def test_resume_with_other_settings_refuses(tiny_decathlon, first_sweep, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(first_sweep / "runs", tmp_path / "runs")
+    with pytest.raises(SystemExit) as info:
+        _run(tiny_decathlon, tmp_path, "--lr", "0.1")
+    assert info.value.code == 2
+    assert "other settings" in capsys.readouterr().err
