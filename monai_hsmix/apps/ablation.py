@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import monai
 import torch
 
+from monai_hsmix.backends import available_backends
 from monai_hsmix.experiments.arms import ARMS, MixOptions
 from monai_hsmix.experiments.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
 from monai_hsmix.experiments.report import write_report
@@ -73,6 +74,16 @@ def _git_commit() -> str:
         return (out.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def _resolved_backend(name: str) -> str:
+    # record which implementation "auto" meant, so a resumed sweep cannot silently switch backends
+    available = available_backends()
+    if name == "auto":
+        return "torch" if "torch" in available else "reference"
+    if name not in available:
+        raise ValueError(f"unknown backend {name!r}; expected 'auto' or one of {available}")
+    return name
 
 
 def _sweep_settings(args: argparse.Namespace) -> Dict[str, Any]:
@@ -123,11 +134,12 @@ def run(args: argparse.Namespace) -> Path:
         n_segments=tuple(args.hsmix_segments),
         compactness=args.hsmix_compactness,
         p=args.hsmix_p,
-        backend=args.backend,
+        backend=_resolved_backend(args.backend),
         mixup_alpha=args.mixup_alpha,
         cutmix_alpha=args.cutmix_alpha,
         beta_alpha=args.beta_alpha,
     )
+    header = _report_header(args, split, config)  # before training: the commit that produced the runs
     settings = {**_sweep_settings(args), **config_dict(config, mix), "train_ids": sorted(split.train), "val_ids": sorted(split.val)}
     runs_dir = args.out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +170,7 @@ def run(args: argparse.Namespace) -> Path:
         args.arms,
         split.class_names[1:],
         expected_runs=len(args.arms) * len(args.seeds),
-        header=_report_header(args, split, config),
+        header=header,
         notes=REPORT_NOTES,
     )
 
@@ -184,7 +196,7 @@ def _report_header(args: argparse.Namespace, split: Any, config: TrainConfig) ->
         f"{len(split.val)} validation patients",
         "versions": f"python {platform.python_version()}, torch {torch.__version__}, monai {monai.__version__}, "
         f"git {_git_commit()}, {torch.get_num_threads()} CPU thread(s)",
-        "mixing": f"HSMix backend {args.backend}, n_segments {args.hsmix_segments}, compactness {args.hsmix_compactness}, "
+        "mixing": f"HSMix backend {_resolved_backend(args.backend)}, n_segments {args.hsmix_segments}, compactness {args.hsmix_compactness}, "
         f"p {args.hsmix_p}; MixUp alpha {args.mixup_alpha}, CutMix alpha {args.cutmix_alpha}, beta_soft alpha {args.beta_alpha}",
         "schedule": f"{config.steps} steps x {config.batch_size} samples, AdamW lr {config.lr} poly(0.9), "
         f"{config.image_size}x{config.image_size} slices, UNet channels {list(config.channels)}, mix prob {config.mix_prob}",
