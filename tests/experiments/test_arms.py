@@ -1,0 +1,65 @@
+"""Every ablation arm turns its source batch into exactly B samples with valid soft labels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from monai.networks.utils import one_hot
+
+from monai_hsmix.experiments.arms import ARMS, MixOptions, get_arm
+
+OPTIONS = MixOptions(num_classes=3, n_segments=(6, 10), backend="reference")
+
+
+def _batch(k: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (k, 1, 16, 16), generator=g)
+    images = torch.rand(k, 1, 16, 16, generator=g) + labels
+    return images, one_hot(labels, 3, dim=1)
+
+
+@pytest.mark.parametrize("name", list(ARMS))
+def test_every_arm_gives_batch_size_samples_with_labels_summing_to_one(name):
+    arm = get_arm(name)
+    k = arm.sources_per_step(8)
+    images, labels = _batch(k, 0)
+    out_images, out_labels = arm.build(k, OPTIONS, 0)(images, labels)
+    assert out_images.shape == (8, 1, 16, 16) and out_labels.shape == (8, 3, 16, 16)
+    assert torch.allclose(out_labels.sum(1), torch.ones(8, 16, 16), atol=1e-5)
+    assert bool(((out_labels >= -1e-6) & (out_labels <= 1 + 1e-6)).all())
+
+
+@pytest.mark.parametrize("name", [n for n in ARMS if n != "none"])
+def test_mixing_arms_change_images_and_labels_together(name):
+    arm = get_arm(name)
+    k = arm.sources_per_step(8)
+    images, labels = _batch(k, 1)
+    out_images, out_labels = arm.build(k, OPTIONS, 3)(images, labels)
+    rows = torch.arange(8) % k
+    changed_images = (out_images != images[rows]).flatten(1).any(1)
+    changed_labels = (out_labels != labels[rows]).flatten(1).any(1)
+    assert bool(changed_labels.any())
+    # a label may only change where the image changed (same weights or masks on both)
+    assert bool((changed_labels <= changed_images).all())
+
+
+def test_hsmix_both_halves_the_sources_and_the_others_do_not():
+    assert [n for n, a in ARMS.items() if a.sources_per_step(8) != 8] == ["hsmix_both"]
+    assert get_arm("hsmix_both").sources_per_step(8) == 4
+
+
+def test_unknown_arm_is_named_in_the_error():
+    with pytest.raises(ValueError, match="unknown arm 'hsmixx'"):
+        get_arm("hsmixx")
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), name=st.sampled_from(["mixup", "cutmix", "hsmix_hard", "beta_soft"]))
+def test_same_seed_same_mixing(seed, name):
+    arm = get_arm(name)
+    images, labels = _batch(4, seed)
+    a = arm.build(4, OPTIONS, seed)(images, labels)
+    b = arm.build(4, OPTIONS, seed)(images, labels)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
