@@ -93,6 +93,7 @@ ARMS: Dict[str, Arm] = {
         Arm("hsmix_hard", "HSMix hard mixing only (superpixels pasted with probability p)", _hsmix("hard")),
         Arm("hsmix_soft", "HSMix soft mixing only (saliency ratio averaged per superpixel)", _hsmix("soft")),
         Arm("hsmix_both", "HSMix hard + soft (B/2 sources give B/2 hard + B/2 soft samples)", _hsmix("both"), halves_batch=True),
+        Arm("hsmix_random", "HSMix hard or soft (coin flip per batch) from B sources: 'both' without halving the sources", _hsmix("random")),
         Arm("grid_hard", "hard mixing of square grid cells instead of superpixels", _hsmix("hard", hard_region="grid")),
         Arm("beta_soft", "soft mixing with one Beta ratio per image instead of saliency", _hsmix("soft", soft_ratio="beta")),
     )
