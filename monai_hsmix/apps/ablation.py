@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> Path:
         cutmix_alpha=args.cutmix_alpha,
         beta_alpha=args.beta_alpha,
     )
-    header = _report_header(args, split, config)  # before training: the commit that produced the runs
+    commit = _git_commit()  # before training: the code that produces the runs
+    header = _report_header(args, split, config)
     settings = {**_sweep_settings(args), **config_dict(config, mix), "train_ids": sorted(split.train), "val_ids": sorted(split.val)}
     runs_dir = args.out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +164,7 @@ def run(args: argparse.Namespace) -> Path:
             tick = time.perf_counter()
             result = train_run(arm, seed, slices, val_volumes, split.num_classes, config, mix)
             result["settings"] = settings
+            result["git_commit"] = commit
             _write_json(path, result)
             logger.info("%s seed %d done in %.0f s", arm, seed, time.perf_counter() - tick)
     return write_report(
@@ -189,13 +191,14 @@ REPORT_NOTES = (
 
 
 def _report_header(args: argparse.Namespace, split: Any, config: TrainConfig) -> Dict[str, Any]:
-    command = "python -m monai_hsmix.apps.ablation " + " ".join(shlex.quote(a) for a in args.argv)
+    shown = [a for a in args.argv if a != "--report-only"]  # the command that trains the runs, not the re-report
+    command = "python -m monai_hsmix.apps.ablation " + " ".join(shlex.quote(a) for a in shown)
     return {
         "command": f"`{command}`",
         "data": f"{args.data_dir} — {len(split.train)} training patients {sorted(split.train)}, "
         f"{len(split.val)} validation patients",
         "versions": f"python {platform.python_version()}, torch {torch.__version__}, monai {monai.__version__}, "
-        f"git {_git_commit()}, {torch.get_num_threads()} CPU thread(s)",
+        f"git {_git_commit()} (report), {torch.get_num_threads()} CPU thread(s)",
         "mixing": f"HSMix backend {_resolved_backend(args.backend)}, n_segments {args.hsmix_segments}, compactness {args.hsmix_compactness}, "
         f"p {args.hsmix_p}; MixUp alpha {args.mixup_alpha}, CutMix alpha {args.cutmix_alpha}, beta_soft alpha {args.beta_alpha}",
         "schedule": f"{config.steps} steps x {config.batch_size} samples, AdamW lr {config.lr} poly(0.9), "

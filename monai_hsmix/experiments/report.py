@@ -134,6 +134,8 @@ def write_report(
     lines.append("")
     for key, value in header.items():
         lines.append(f"- **{key}**: {value}")
+    commits = sorted({str(r.get("git_commit", "not recorded")) for r in runs})
+    lines.append(f"- **runs trained at git**: {', '.join(commits) if commits else 'n/a'}")
     if notes:
         lines += ["", notes]
     lines += ["", "## Arms", ""]

@@ -62,6 +62,7 @@ def test_report_has_one_row_per_arm_and_the_plot(first_sweep):
     assert [row.split("|")[1].strip() for row in rows] == ["none", "hsmix_both"]
     assert "| arm | runs | core | ring | mean fg |" in text
     assert "python -m monai_hsmix.apps.ablation --data-dir" in text and "monai 1." in text
+    assert "runs trained at git" in text
     assert (first_sweep / "mean_fg_dsc.png").stat().st_size > 1000
 
 
@@ -73,6 +74,7 @@ def test_run_json_keeps_patients_apart_and_scores_every_volume(first_sweep):
     assert {v["patient"] for v in run["volumes"]} == set(settings["val_ids"])
     assert len(run["volumes"]) == 4  # two frames of each validation patient
     assert run["sources_per_step"] == 2 and run["samples_per_step"] == 4
+    assert run["git_commit"]
     for volume in run["volumes"]:
         assert len(volume["dice"]) == 2
         assert all(0.0 <= d <= 1.0 for d in volume["dice"] + volume["jaccard"])
