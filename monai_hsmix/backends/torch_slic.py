@@ -132,10 +132,8 @@ def torch_slic(
     rel, absolute, ref = layout.tile_pixels(colour)
     centres = layout.initial_centres(colour)
     fine = rel
-    if layout.subsample > 1 and max_num_iter > 1:
-        # all but the last iteration on a regular subset of the voxels: centres are means, which a
-        # quarter (2D) or an eighth (3D) of the voxels estimate well; the last assignment is exact
-        rel, absolute = layout.subsampled(rel, 2), layout.subsampled(absolute, 1)
+    if max_num_iter > 1:
+        rel, absolute = layout.sample_for_means(rel, absolute)
     absolute = absolute.contiguous()
     for _ in range(max_num_iter - 1):
         centres = layout.update(rel, absolute, ref, centres)
@@ -194,9 +192,12 @@ class _Layout:
             near = torch.floor((x - starts[:, d : d + 1]) / steps[:, d : d + 1] + 0.5).long()
             cell_of.append(torch.minimum(near.clamp_min(0), per_axis[:, d : d + 1] - 1))
         first_cell = torch.stack([(c == 0).sum(dim=1) for c in cell_of], dim=1)
-        t = int(torch.minimum(steps.long(), first_cell).min())
-        self.t = max(1, min(t, self.max_tile[ndim]))
-        self.subsample = 2 if self.t >= 4 else 1
+        t = max(1, min(int(torch.minimum(steps.long(), first_cell).min()), self.max_tile[ndim]))
+        # an even tile keeps voxel parity the same inside every tile (see sample_for_means)
+        self.t = t - t % 2 if t > 1 else 1
+        # images whose cells are at least 4 voxels wide estimate their centres from every other
+        # voxel along each axis; decided per image so that no image depends on its batch mates
+        self.sampled = (steps.min(dim=1).values >= 4).to(device)
         self.tiles_per_axis = [-(-s // self.t) for s in spatial]
         self.n_tiles = math.prod(self.tiles_per_axis)
         self.m = 4**ndim
@@ -215,6 +216,15 @@ class _Layout:
             shape[1 + ndim + d] = 4
             cand = cand + ids.reshape(shape)
         self.cand = cand.reshape(b * self.n_tiles, self.m)
+        # where each voxel's own cell sits among its tile's 4 candidate cells, per axis (0 or 1):
+        # with it, the candidates narrow to exactly the 3 x 3 (x 3) cells around the voxel's cell
+        self.cell_shift = []
+        for d in range(ndim):
+            x = torch.arange(self.tiles_per_axis[d] * self.t).clamp(max=spatial[d] - 1)
+            o = (torch.arange(self.tiles_per_axis[d] * self.t) // self.t) * self.t
+            self.cell_shift.append((cell_of[d][:, x] - cell_of[d][:, o]).to(device))
+        block = torch.arange(self.m)
+        self.cand_pos = [(block // 4 ** (ndim - 1 - d)) % 4 for d in range(ndim)]
         self.cand_global = (self.cand + (torch.arange(b) * self.k).repeat_interleave(self.n_tiles)[:, None]).to(device)
         self.cand = self.cand.to(device)
         mesh = torch.meshgrid(*origin, indexing="ij")
@@ -233,6 +243,12 @@ class _Layout:
         self.valid = valid.reshape(b * self.k).to(device)
         self.penalty = torch.where(self.valid[self.cand_global], 0.0, 1e30)
         self.tile_base = (torch.arange(b, device=device) * self.k).repeat_interleave(self.n_tiles)[:, None]
+        # candidate at block position a (per axis) is a neighbour of a voxel with cell shift u
+        # exactly when u <= a <= u + 2; any other pairing is pushed out of reach
+        shift_penalty = [
+            torch.where((pos >= u) & (pos <= u + 2), 0.0, 1e30) for pos in self.cand_pos for u in (0, 1)
+        ]
+        self.shift_penalty = torch.stack(shift_penalty, dim=1)[None].to(device)  # (1, M, 2 * ndim)
 
     def tile_pixels(self, colour: torch.Tensor):
         """Voxel features in tile layout.
@@ -277,13 +293,54 @@ class _Layout:
         ref = torch.cat([x[:, :, 0], origin], dim=1)
         coords = torch.stack(local)[None] * scale[:, :, None]
         rel = torch.cat([x - ref[:, :c, None], coords], dim=1)
-        rel = torch.cat([rel, torch.ones_like(rel[:, :1]), rel.square().sum(dim=1, keepdim=True)], dim=1) * inside
+        rel = torch.cat([rel, torch.ones_like(rel[:, :1]), rel.square().sum(dim=1, keepdim=True), self._shift_rows(dt)], dim=1)
         absolute = torch.cat([x, coords + origin[:, :, None], torch.ones_like(x[:, :1])], dim=1) * inside
-        return rel, absolute.transpose(1, 2), ref
+        return rel * inside, absolute.transpose(1, 2), ref
 
-    def subsampled(self, pix: torch.Tensor, voxel_axis: int) -> torch.Tensor:
-        """Every ``subsample``-th voxel of every tile along each axis."""
-        s, t, nd = self.subsample, self.t, self.ndim
+    def _tile_field(self, per_axis_values, combine):
+        """Combine per-axis ``(B, tiles_d * t)`` values into ``(B * tiles, 1, t**ndim)``."""
+        nd, t, b = self.ndim, self.t, self.b
+        out = None
+        for d, v in enumerate(per_axis_values):
+            shape = [v.shape[0]] + [1] * (2 * nd)
+            shape[1 + d], shape[1 + nd + d] = self.tiles_per_axis[d], t
+            v = v.reshape(shape)
+            out = v if out is None else combine(out, v)
+        out = out.expand([b] + self.tiles_per_axis + [t] * nd)
+        return out.reshape(b * self.n_tiles, 1, t**nd)
+
+    def _shift_rows(self, dtype) -> torch.Tensor:
+        """Per axis, indicators of the voxel's cell shift 0 and 1 (rows matching the candidates')."""
+        rows = []
+        for d in range(self.ndim):
+            for u in (0, 1):
+                one_axis = [torch.ones(1, self.tiles_per_axis[e] * self.t, device=self.device) for e in range(self.ndim)]
+                one_axis[d] = (self.cell_shift[d] == u).to(dtype)
+                rows.append(self._tile_field(one_axis, torch.mul))
+        return torch.cat(rows, dim=1).to(dtype)
+
+    def sample_for_means(self, rel: torch.Tensor, absolute: torch.Tensor):
+        """Voxels for the k-means iterations before the last (the last assignment uses all).
+
+        Centres are means, which every other voxel along each axis (a quarter in 2D, an eighth
+        in 3D) estimates well once cells are 4 voxels wide. The sample is the voxels with even
+        coordinates, so it never depends on the tiling: when every image is sampled the tiles
+        are simply strided; otherwise the unsampled voxels of sampled images get zero weight.
+        """
+        if not bool(self.sampled.any()):
+            return rel, absolute
+        nd, t = self.ndim, self.t
+        if bool(self.sampled.all()) and t % 2 == 0:
+            return self._strided(rel, 2), self._strided(absolute, 1)
+        even = [(torch.arange(n * t, device=self.device) % 2 == 0)[None] for n in self.tiles_per_axis]
+        keep = self._tile_field(even, torch.logical_and).reshape(self.b, self.n_tiles, 1, -1)
+        keep = keep | ~self.sampled.reshape(-1, 1, 1, 1)
+        weight = keep.reshape(self.b * self.n_tiles, -1, 1).to(absolute.dtype)
+        return rel, absolute * weight
+
+    def _strided(self, pix: torch.Tensor, voxel_axis: int) -> torch.Tensor:
+        """Voxels with even coordinates inside every (even-sized) tile."""
+        s, t, nd = 2, self.t, self.ndim
         shape = list(pix.shape)
         x = pix.reshape(shape[:voxel_axis] + [t] * nd + shape[voxel_axis + 1 :])
         index = [slice(None)] * x.ndim
@@ -312,7 +369,8 @@ class _Layout:
         """``(B * tiles, M, F + 2)`` rows such that ``rows @ rel`` is the squared distance."""
         cen = centres.index_select(0, self.cand_global.reshape(-1)).reshape(self.cand.shape + (centres.shape[1],))
         rel = cen - ref[:, None]
-        return torch.cat([-2 * rel, (rel.square().sum(dim=2) + self.penalty)[..., None], torch.ones_like(self.penalty)[..., None]], dim=2)
+        rows = [-2 * rel, (rel.square().sum(dim=2) + self.penalty)[..., None], torch.ones_like(self.penalty)[..., None]]
+        return torch.cat(rows + [self.shift_penalty.expand(rel.shape[0], -1, -1)], dim=2)
 
     def _nearest(self, rel: torch.Tensor, cand: torch.Tensor):
         """Yield ``(tile slice, candidate number of every voxel's nearest centre)`` chunk by chunk."""
