@@ -139,7 +139,7 @@ def torch_slic(
         centres = layout.update(rel, absolute, ref, centres)
     labels = layout.untile(layout.labels_of(fine, ref, centres))
     min_size = (0.5 * math.prod(spatial) / layout.n_seeds.double()).floor().long().to(images.device)
-    labels = _merge_small_fragments(labels, min_size)
+    labels = _merge_small_fragments(labels, colour, min_size)
     return _contiguous(labels.reshape(b, -1)).reshape((b,) + spatial)
 
 
@@ -200,20 +200,22 @@ class _Layout:
         self.sampled = (steps.min(dim=1).values >= 4).to(device)
         self.tiles_per_axis = [-(-s // self.t) for s in spatial]
         self.n_tiles = math.prod(self.tiles_per_axis)
-        self.m = 4**ndim
+        # a one-voxel tile sits in one cell, so 3 candidate cells per axis cover it
+        self.width = 3 if self.t == 1 else 4
+        self.m = self.width**ndim
 
         # candidates of every tile: padded-grid ids of cells (first - 1 .. first + 2) per axis
         grid_strides = [math.prod(self.padded[d + 1 :]) for d in range(ndim)]
-        cand = torch.zeros((b,) + tuple(self.tiles_per_axis) + (4,) * ndim, dtype=torch.long)
+        cand = torch.zeros((b,) + tuple(self.tiles_per_axis) + (self.width,) * ndim, dtype=torch.long)
         origin = []
         for d in range(ndim):
             o = torch.arange(self.tiles_per_axis[d]) * self.t
             origin.append(o)
             first = cell_of[d][:, o]  # (B, tiles along d)
-            ids = (first[:, :, None] + torch.arange(4)[None, None]) * grid_strides[d]  # +1 ring -1 offset
+            ids = (first[:, :, None] + torch.arange(self.width)[None, None]) * grid_strides[d]  # +1 ring -1 offset
             shape = [b] + [1] * ndim + [1] * ndim
             shape[1 + d] = self.tiles_per_axis[d]
-            shape[1 + ndim + d] = 4
+            shape[1 + ndim + d] = self.width
             cand = cand + ids.reshape(shape)
         self.cand = cand.reshape(b * self.n_tiles, self.m)
         # where each voxel's own cell sits among its tile's 4 candidate cells, per axis (0 or 1):
@@ -224,7 +226,7 @@ class _Layout:
             o = (torch.arange(self.tiles_per_axis[d] * self.t) // self.t) * self.t
             self.cell_shift.append((cell_of[d][:, x] - cell_of[d][:, o]).to(device))
         block = torch.arange(self.m)
-        self.cand_pos = [(block // 4 ** (ndim - 1 - d)) % 4 for d in range(ndim)]
+        self.cand_pos = [(block // self.width ** (ndim - 1 - d)) % self.width for d in range(ndim)]
         self.cand_global = (self.cand + (torch.arange(b) * self.k).repeat_interleave(self.n_tiles)[:, None]).to(device)
         self.cand = self.cand.to(device)
         mesh = torch.meshgrid(*origin, indexing="ij")
@@ -458,12 +460,14 @@ def _connected_components(labels: torch.Tensor) -> torch.Tensor:
             return comp.reshape(labels.shape)
 
 
-def _merge_small_fragments(labels: torch.Tensor, min_size: torch.Tensor) -> torch.Tensor:
-    """Split labels into connected components and merge small ones into their largest neighbour.
+def _merge_small_fragments(labels: torch.Tensor, colour: torch.Tensor, min_size: torch.Tensor) -> torch.Tensor:
+    """Split labels into connected components and merge the small ones into a neighbour.
 
-    A component is small when it has fewer than ``min_size[b]`` voxels. It moves to the adjacent
-    component that ranks higher by (size, id), so merges never form cycles; chains of small
-    components collapse by following the merge targets. Returns batch-global component ids.
+    A component is small when it has fewer than ``min_size[b]`` voxels. It joins the adjacent
+    component, among those ranking higher by (size, id), whose mean colour is closest: merging
+    across an intensity edge would wipe out a true boundary. Requiring a higher rank means merges
+    never form cycles, and chains of small components collapse by following their targets.
+    Returns batch-global component ids.
     """
     b = labels.shape[0]
     spatial = labels.shape[1:]
@@ -471,6 +475,8 @@ def _merge_small_fragments(labels: torch.Tensor, min_size: torch.Tensor) -> torc
     total = labels.numel()
     comp = _connected_components(labels)
     pairs = list(_neighbour_pairs(len(spatial), spatial))
+    colour = colour.movedim(1, -1).reshape(total, -1)
+    none = torch.iinfo(torch.int64).max
     for _ in range(4):
         flat = comp.reshape(-1)
         size = torch.bincount(flat, minlength=total)
@@ -480,20 +486,25 @@ def _merge_small_fragments(labels: torch.Tensor, min_size: torch.Tensor) -> torc
             break
         small_voxel = small.gather(0, flat).view(comp.shape)
         rank = size * total + torch.arange(total, device=comp.device)
-        best = torch.full((total,), -1, dtype=torch.long, device=comp.device)
+        mean = torch.zeros(total, colour.shape[1], device=colour.device, dtype=colour.dtype)
+        mean.index_add_(0, flat, colour).div_(size.clamp_min(1)[:, None].to(colour.dtype))
+        best = torch.full((total,), none, dtype=torch.long, device=comp.device)
         for lo, hi in pairs:
             a, c = comp[lo], comp[hi]
             touching = (small_voxel[lo] | small_voxel[hi]) & (a != c)
             a, c = a[touching], c[touching]
-            best.scatter_reduce_(0, a, rank[c], reduce="amax")
-            best.scatter_reduce_(0, c, rank[a], reduce="amax")
+            # non-negative float32 bits order like the floats: pack (distance, id) into one key
+            dist = (mean[a] - mean[c]).square().sum(dim=1).float().view(torch.int32).long() * total
+            for src, dst in ((a, c), (c, a)):
+                up = rank[dst] > rank[src]
+                best.scatter_reduce_(0, src[up], (dist[up] + dst[up]), reduce="amin")
         best = best[small_ids]
-        movable = best > rank[small_ids]
+        movable = best != none
         if not bool(movable.any()):
             break
         target = torch.arange(total, device=comp.device)
-        target[small_ids[movable]] = torch.remainder(best[movable], total)
         moving = small_ids[movable]
+        target[moving] = torch.remainder(best[movable], total)
         for _ in range(64):
             nxt = target[target[moving]]
             if torch.equal(nxt, target[moving]):
