@@ -199,3 +199,12 @@ def test_gpu_runs_on_the_input_device():
         assert (seg[i].cpu() == cpu[i]).float().mean() > 0.5
     vol = torch.rand(1, 1, 16, 16, 16)
     assert torch_slic(vol.cuda(), torch.tensor([8]), 1.0).device.type == "cuda"
+
+
+def test_auto_backend_resolves_to_torch():
+    from monai_hsmix.backends import available_backends, resolve_backend
+    from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
+
+    assert "torch" in available_backends()
+    assert resolve_backend("auto") == (torch_slic, torch_fine_grained_saliency)
+    assert resolve_backend("torch") == resolve_backend("auto")
