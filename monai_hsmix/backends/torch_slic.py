@@ -138,6 +138,7 @@ def torch_slic(
     for _ in range(max_num_iter - 1):
         centres = layout.update(rel, absolute, ref, centres)
     labels = layout.untile(layout.labels_of(fine, ref, centres))
+    labels = _absorb_specks(labels, colour, centres, layout)
     min_size = (0.5 * math.prod(spatial) / layout.n_seeds.double()).floor().long().to(images.device)
     labels = _merge_small_fragments(labels, colour, min_size)
     return _contiguous(labels.reshape(b, -1)).reshape((b,) + spatial)
@@ -411,6 +412,51 @@ class _Layout:
         return labels[(slice(None),) + tuple(slice(0, s) for s in self.spatial)]
 
 
+def _absorb_specks(labels: torch.Tensor, colour: torch.Tensor, centres: torch.Tensor, layout: "_Layout") -> torch.Tensor:
+    """Give every one-voxel fragment the label of its nearest adjacent superpixel.
+
+    On noisy images with a small compactness most fragments k-means leaves are single voxels
+    whose face neighbours all carry other labels (thousands per image). Each joins the adjacent
+    label whose centre is nearest in the SLIC distance, the one-voxel case of the fragment
+    merging below, done here in one vectorised pass so the general merge sees far fewer
+    components. Returns batch-global labels (``b * K + label``).
+    """
+    b = labels.shape[0]
+    spatial = labels.shape[1:]
+    nd = len(spatial)
+    labels = labels + (torch.arange(b, device=labels.device) * layout.k).view((b,) + (1,) * nd)
+    speck = torch.ones_like(labels, dtype=torch.bool)
+    for lo, hi in _neighbour_pairs(nd, spatial):
+        differ = labels[lo] != labels[hi]
+        speck[lo] &= differ
+        speck[hi] &= differ
+    where = speck.reshape(-1).nonzero().squeeze(1)
+    if where.numel() == 0:
+        return labels
+    flat = labels.reshape(-1)
+    strides = [math.prod(spatial[d + 1 :]) for d in range(nd)]
+    image = torch.div(where, math.prod(spatial), rounding_mode="floor")
+    coords = [torch.div(where, strides[d], rounding_mode="floor") % spatial[d] for d in range(nd)]
+    c = colour.shape[1]
+    voxel_colour = colour.reshape(b, c, -1).permute(0, 2, 1).reshape(-1, c).index_select(0, where)
+    scale = layout.coord_scale.to(device=colour.device, dtype=colour.dtype)[image]
+    feats = torch.cat([voxel_colour, torch.stack(coords, dim=1).to(colour.dtype) * scale], dim=1)
+    best = torch.full((where.numel(),), float("inf"), device=colour.device, dtype=colour.dtype)
+    choice = flat.index_select(0, where)
+    for d in range(nd):
+        for sign in (-1, 1):
+            inside = (coords[d] + sign >= 0) & (coords[d] + sign < spatial[d])
+            other = flat.index_select(0, torch.where(inside, where + sign * strides[d], where))
+            dist = (feats - centres.index_select(0, other)).square().sum(dim=1)
+            dist = torch.where(inside, dist, torch.full_like(dist, float("inf")))
+            closer = dist < best
+            best = torch.where(closer, dist, best)
+            choice = torch.where(closer, other, choice)
+    flat = flat.clone()
+    flat[where] = choice
+    return flat.view(labels.shape)
+
+
 def _neighbour_pairs(ndim: int, spatial):
     """Slices selecting each voxel and its next neighbour along every axis (face connectivity)."""
     for d in range(ndim):
@@ -468,50 +514,82 @@ def _merge_small_fragments(labels: torch.Tensor, colour: torch.Tensor, min_size:
     across an intensity edge would wipe out a true boundary. Requiring a higher rank means merges
     never form cycles, and chains of small components collapse by following their targets.
     Returns batch-global component ids.
+
+    Only boundaries touching a small component can ever matter (a merged group of small
+    components has no other boundaries), so they are collected once; later rounds work on
+    component-level sums.
     """
-    b = labels.shape[0]
     spatial = labels.shape[1:]
     n = math.prod(spatial)
     total = labels.numel()
+    device = labels.device
     comp = _connected_components(labels)
-    pairs = list(_neighbour_pairs(len(spatial), spatial))
-    colour = colour.movedim(1, -1).reshape(total, -1)
+    # number the components 0..k-1 so that per-component arrays are small
+    roots = (comp.reshape(-1) == torch.arange(total, device=device)).nonzero().squeeze(1)
+    number = torch.zeros(total, dtype=torch.long, device=device)
+    number[roots] = torch.arange(roots.numel(), device=device)
+    comp = number.gather(0, comp.reshape(-1)).view(comp.shape)
+    flat = comp.reshape(-1)
+    k = roots.numel()
+    size = torch.bincount(flat, minlength=k)
+    limit = min_size.gather(0, torch.div(roots, n, rounding_mode="floor"))
+    small = size < limit
+    if bool(small.any()):
+        target = _merge_targets(comp, colour, size, small, limit)
+        flat = target.gather(0, flat)
+    # back to batch-global voxel ids (each component's first voxel), as _contiguous expects
+    return roots.gather(0, flat).view(comp.shape)
+
+
+def _merge_targets(comp, colour, size, small, limit) -> torch.Tensor:
+    """Component -> component it ends up in after merging (see :func:`_merge_small_fragments`)."""
+    spatial = comp.shape[1:]
+    flat = comp.reshape(-1)
+    k = size.numel()
+    small_voxel = small.gather(0, flat).view(comp.shape)
+    firsts, seconds = [], []
+    for lo, hi in _neighbour_pairs(len(spatial), spatial):
+        a, c = comp[lo], comp[hi]
+        touching = ((small_voxel[lo] | small_voxel[hi]) & (a != c)).nonzero(as_tuple=True)
+        firsts.append(a[touching])
+        seconds.append(c[touching])
+    first, second = torch.cat(firsts), torch.cat(seconds)
+    colour_sum = torch.zeros(k, colour.shape[1], device=colour.device, dtype=colour.dtype)
+    colour_sum.index_add_(0, flat, colour.movedim(1, -1).reshape(flat.numel(), -1))
+    ids = torch.arange(k, device=comp.device)
+    target = ids.clone()
     none = torch.iinfo(torch.int64).max
-    for _ in range(4):
-        flat = comp.reshape(-1)
-        size = torch.bincount(flat, minlength=total)
-        small = ((size.view(b, n) < min_size[:, None]) & (size.view(b, n) > 0)).reshape(-1)
-        small_ids = small.nonzero().squeeze(1)
-        if small_ids.numel() == 0:
+    for _ in range(8):
+        mean = colour_sum / size.clamp_min(1)[:, None].to(colour_sum.dtype)
+        a, c = target[first], target[second]
+        keep = a != c
+        a, c = a[keep], c[keep]
+        rank = size * k + ids
+        up = rank[c] > rank[a]
+        src = torch.where(up, a, c)
+        dst = torch.where(up, c, a)
+        # non-negative float32 bits order like the floats: pack (distance, id) into one key
+        dist = (mean[src] - mean[dst]).square().sum(dim=1).float().view(torch.int32).long()
+        best = torch.full((k,), none, dtype=torch.long, device=comp.device)
+        best.scatter_reduce_(0, src, dist * k + dst, reduce="amin")
+        movable = (small & (best != none)).nonzero().squeeze(1)
+        if movable.numel() == 0:
             break
-        small_voxel = small.gather(0, flat).view(comp.shape)
-        rank = size * total + torch.arange(total, device=comp.device)
-        mean = torch.zeros(total, colour.shape[1], device=colour.device, dtype=colour.dtype)
-        mean.index_add_(0, flat, colour).div_(size.clamp_min(1)[:, None].to(colour.dtype))
-        best = torch.full((total,), none, dtype=torch.long, device=comp.device)
-        for lo, hi in pairs:
-            a, c = comp[lo], comp[hi]
-            touching = (small_voxel[lo] | small_voxel[hi]) & (a != c)
-            a, c = a[touching], c[touching]
-            # non-negative float32 bits order like the floats: pack (distance, id) into one key
-            dist = (mean[a] - mean[c]).square().sum(dim=1).float().view(torch.int32).long() * total
-            for src, dst in ((a, c), (c, a)):
-                up = rank[dst] > rank[src]
-                best.scatter_reduce_(0, src[up], (dist[up] + dst[up]), reduce="amin")
-        best = best[small_ids]
-        movable = best != none
-        if not bool(movable.any()):
-            break
-        target = torch.arange(total, device=comp.device)
-        moving = small_ids[movable]
-        target[moving] = torch.remainder(best[movable], total)
+        step = ids.clone()
+        step[movable] = torch.remainder(best[movable], k)
         for _ in range(64):
-            nxt = target[target[moving]]
-            if torch.equal(nxt, target[moving]):
+            nxt = step[step[movable]]
+            if torch.equal(nxt, step[movable]):
                 break
-            target[moving] = nxt
-        comp = target.gather(0, flat).view(comp.shape)
-    return comp
+            step[movable] = nxt
+        # move sizes and colour sums to the merge targets, then compose the mapping
+        size = torch.zeros_like(size).index_add_(0, step, size)
+        colour_sum = torch.zeros_like(colour_sum).index_add_(0, step, colour_sum)
+        target = step[target]
+        small = (size < limit) & (size > 0)
+        if not bool(small.any()):
+            break
+    return target
 
 
 def _contiguous(ids: torch.Tensor) -> torch.Tensor:
