@@ -10,14 +10,13 @@ image of SLIC and saliency, the speed-up, and the extra peak memory of each call
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import cv2
 import numpy as np
 import torch
 
-from bench_common import batch_2d, batch_3d, best_time, extra_peak_memory, load_note, mib
+from bench_common import parse_args, batch_2d, batch_3d, best_time, extra_peak_memory, load_note, mib
 from monai_hsmix.backends import resolve_backend
 
 # (name, batch maker, shape args, n_segments range, compactness) with the paper's presets:
@@ -56,11 +55,7 @@ def run_config(name, maker, shape, segments, compactness, device, threads, repea
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help="torch device for the torch backend (default cpu)")
-    parser.add_argument("--quick", action="store_true", help="smaller 3D volume and fewer repeats")
-    parser.add_argument("--no-3d", action="store_true", help="skip the 3D configuration")
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__.splitlines()[0], argv)
     device = torch.device(args.device)
     repeats = 2 if args.quick else 5
     print(f"torch {torch.__version__}, OpenCV {cv2.__version__}")
@@ -71,7 +66,7 @@ def main(argv=None) -> int:
         name, maker, shape = CONFIG_3D
         if args.quick:
             name, shape = "3D B2 C4 64^3 (quick)", (2, 4, 64)
-        run_config(name, maker, shape, (50, 150), 0.003, device, 2, 1)
+        run_config(name, maker, shape, (50, 150), 0.003, device, args.threads_3d, 1)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import threading
@@ -92,12 +93,40 @@ class _RssSampler:
         self.peak = max(self.peak, _rss_bytes())
 
 
+def _fixed_mmap_threshold() -> None:
+    """Serve every allocation above 128 KiB with its own mapping, returned to the OS when freed.
+
+    glibc raises its mmap threshold after large frees and then keeps freed blocks in the heap,
+    so the resident set size would add up every temporary of a call instead of tracking what is
+    alive. Fixing the threshold makes the sampled RSS follow live memory.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+_fixed_mmap_threshold()
+
+
+def _release_free_heap() -> None:
+    """Hand freed heap pages back to the OS, so that reused memory shows up in the RSS again."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def extra_peak_memory(fn: Callable[[], object], device: torch.device) -> Optional[int]:
     """Bytes the call needs above what was allocated before it (CUDA allocator or process RSS).
 
-    On the CPU this samples the resident set size: it counts every allocator (torch, numpy,
-    OpenCV) but memory the allocator kept from earlier calls is not counted again, so run the
-    function once before (as :func:`best_time` does) for comparable figures.
+    On the CPU this samples the resident set size every millisecond after handing freed heap
+    pages back to the OS (glibc ``malloc_trim``): it counts every allocator (torch, numpy,
+    OpenCV); peaks shorter than a millisecond can be missed.
     """
     if device.type == "cuda":
         _sync(device)
@@ -108,6 +137,7 @@ def extra_peak_memory(fn: Callable[[], object], device: torch.device) -> Optiona
         return torch.cuda.max_memory_allocated(device) - before
     if not os.path.exists("/proc/self/statm"):
         return None
+    _release_free_heap()
     with _RssSampler() as sampler:
         before = sampler.peak
         fn()
@@ -116,3 +146,13 @@ def extra_peak_memory(fn: Callable[[], object], device: torch.device) -> Optiona
 
 def mib(nbytes: Optional[int]) -> str:
     return "n/a" if nbytes is None else f"{nbytes / 2**20:.1f} MiB"
+
+
+def parse_args(description: str, argv=None) -> argparse.Namespace:
+    """Command line shared by the benchmark scripts."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", default="cpu", help="torch device of the batches (default cpu)")
+    parser.add_argument("--quick", action="store_true", help="small 3D volume and fewer repeats")
+    parser.add_argument("--no-3d", action="store_true", help="skip the 3D configuration")
+    parser.add_argument("--threads-3d", type=int, default=1, help="torch/OpenCV threads for the 3D run (default 1)")
+    return parser.parse_args(argv)

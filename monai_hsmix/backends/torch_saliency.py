@@ -33,6 +33,7 @@ from monai_hsmix.backends.intensity import channels_to_uint8_range
 __all__ = ["torch_fine_grained_saliency"]
 
 SCALES = (12, 24, 48, 28, 56, 112)
+_GROUP_VOXELS = 1 << 20  # voxels of the maps processed together (2D batches: all at once)
 
 
 def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
@@ -67,7 +68,9 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     b, c = images.shape[:2]
     spatial = tuple(images.shape[2:])
     levels = channels_to_uint8_range(images.detach()).reshape((b * c,) + spatial)
-    sal = _saliency(levels)
+    # maps are independent: bound the temporaries (a few maps' worth each) for large volumes
+    per_group = max(1, _GROUP_VOXELS // math.prod(spatial))
+    sal = torch.cat([_saliency(part) for part in levels.split(per_group)])
     return sal.reshape((b, c) + spatial).mean(dim=1)
 
 
@@ -137,22 +140,25 @@ class _BoxSums:
     """
 
     def __init__(self, x: torch.Tensor, widest: int):
-        self.x, self.widest = x, widest
-        self.first = _padded_prefix_sum(x, widest)
+        # a box at least as wide as an axis covers all of it: padding beyond the axis is useless
+        self.x, self.widest = x, min(widest, x.shape[-1])
+        self.first = _padded_prefix_sum(x, self.widest)
         self.order = [0] + list(range(x.ndim - 1, 0, -1))
 
     def __call__(self, n: int):
         x = self.x
         size = x.shape[-1]
-        shift = self.widest - n
-        total = self.first.narrow(-1, shift + 2 * n, size) - self.first.narrow(-1, shift, size)
+        m = min(n, size)
+        shift = self.widest - m
+        total = self.first.narrow(-1, shift + 2 * m, size) - self.first.narrow(-1, shift, size)
         current = list(range(x.ndim))
         for axis in range(x.ndim - 2, 0, -1):
             perm = [current.index(d) for d in current if d != axis] + [current.index(axis)]
             current = [current[p] for p in perm]
             total = total.permute(perm).contiguous()
-            pre = _padded_prefix_sum(total, n)
-            total = pre.narrow(-1, 2 * n, x.shape[axis]) - pre.narrow(-1, 0, x.shape[axis])
+            m = min(n, x.shape[axis])
+            pre = _padded_prefix_sum(total, m)
+            total = pre.narrow(-1, 2 * m, x.shape[axis]) - pre.narrow(-1, 0, x.shape[axis])
         area = torch.ones((), dtype=torch.int64, device=x.device)
         for pos, axis in enumerate(current[1:], start=1):
             size = x.shape[axis]

@@ -138,6 +138,7 @@ def torch_slic(
     for _ in range(max_num_iter - 1):
         centres = layout.update(rel, absolute, ref, centres)
     labels = layout.untile(layout.labels_of(fine, ref, centres))
+    del rel, absolute, fine  # the voxel features are the largest arrays: free them before clean-up
     labels = _absorb_specks(labels, colour, centres, layout)
     min_size = (0.5 * math.prod(spatial) / layout.n_seeds.double()).floor().long().to(images.device)
     labels = _merge_small_fragments(labels, colour, min_size)
@@ -295,10 +296,24 @@ class _Layout:
         origin = self.origin.to(device=dev, dtype=dt).repeat(b, 1) * scale
         ref = torch.cat([x[:, :, 0], origin], dim=1)
         coords = torch.stack(local)[None] * scale[:, :, None]
-        rel = torch.cat([x - ref[:, :c, None], coords], dim=1)
-        rel = torch.cat([rel, torch.ones_like(rel[:, :1]), rel.square().sum(dim=1, keepdim=True), self._shift_rows(dt)], dim=1)
-        absolute = torch.cat([x, coords + origin[:, :, None], torch.ones_like(x[:, :1])], dim=1) * inside
-        return rel * inside, absolute.transpose(1, 2), ref
+        f = c + nd
+        # filled in place: these are the largest arrays of the whole computation
+        rel = torch.empty(b * self.n_tiles, f + 2 + 2 * nd, t**nd, dtype=dt, device=dev)
+        torch.sub(x, ref[:, :c, None], out=rel[:, :c])
+        rel[:, c:f] = coords
+        rel[:, f] = 1
+        norm = rel[:, f + 1]
+        norm.zero_()
+        for r in range(f):
+            norm.addcmul_(rel[:, r], rel[:, r])
+        self._shift_rows(rel[:, f + 2 :])
+        rel.mul_(inside)
+        absolute = torch.empty(b * self.n_tiles, f + 1, t**nd, dtype=dt, device=dev)
+        absolute[:, :c] = x
+        torch.add(coords, origin[:, :, None], out=absolute[:, c:f])
+        absolute[:, f] = 1
+        absolute.mul_(inside)
+        return rel, absolute.transpose(1, 2), ref
 
     def _tile_field(self, per_axis_values, combine):
         """Combine per-axis ``(B, tiles_d * t)`` values into ``(B * tiles, 1, t**ndim)``."""
@@ -312,15 +327,13 @@ class _Layout:
         out = out.expand([b] + self.tiles_per_axis + [t] * nd)
         return out.reshape(b * self.n_tiles, 1, t**nd)
 
-    def _shift_rows(self, dtype) -> torch.Tensor:
+    def _shift_rows(self, out: torch.Tensor) -> None:
         """Per axis, indicators of the voxel's cell shift 0 and 1 (rows matching the candidates')."""
-        rows = []
         for d in range(self.ndim):
             for u in (0, 1):
                 one_axis = [torch.ones(1, self.tiles_per_axis[e] * self.t, device=self.device) for e in range(self.ndim)]
-                one_axis[d] = (self.cell_shift[d] == u).to(dtype)
-                rows.append(self._tile_field(one_axis, torch.mul))
-        return torch.cat(rows, dim=1).to(dtype)
+                one_axis[d] = (self.cell_shift[d] == u).to(out.dtype)
+                out[:, 2 * d + u : 2 * d + u + 1] = self._tile_field(one_axis, torch.mul)
 
     def sample_for_means(self, rel: torch.Tensor, absolute: torch.Tensor):
         """Voxels for the k-means iterations before the last (the last assignment uses all).
