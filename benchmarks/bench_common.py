@@ -53,6 +53,7 @@ def _sync(device: torch.device) -> None:
 
 def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     """Smallest wall time of ``repeats`` calls after one warm-up call (seconds)."""
+    _mmap_threshold(32 * 2**20)
     fn()
     _sync(device)
     best = float("inf")
@@ -93,22 +94,20 @@ class _RssSampler:
         self.peak = max(self.peak, _rss_bytes())
 
 
-def _fixed_mmap_threshold() -> None:
-    """Serve every allocation above 128 KiB with its own mapping, returned to the OS when freed.
+def _mmap_threshold(nbytes: int) -> None:
+    """Set glibc's mmap threshold (allocations above it get their own mapping, freed to the OS).
 
-    glibc raises its mmap threshold after large frees and then keeps freed blocks in the heap,
-    so the resident set size would add up every temporary of a call instead of tracking what is
-    alive. Fixing the threshold makes the sampled RSS follow live memory.
+    Timing runs use a high threshold so temporaries are recycled from the heap, as glibc's
+    adaptive default does once warmed up (a low one would add page faults to every large
+    temporary). Memory runs use a low one so the sampled RSS follows live memory instead of
+    everything the heap has kept.
     """
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
-
-
-_fixed_mmap_threshold()
 
 
 def _release_free_heap() -> None:
@@ -124,9 +123,9 @@ def _release_free_heap() -> None:
 def extra_peak_memory(fn: Callable[[], object], device: torch.device) -> Optional[int]:
     """Bytes the call needs above what was allocated before it (CUDA allocator or process RSS).
 
-    On the CPU this samples the resident set size every millisecond after handing freed heap
-    pages back to the OS (glibc ``malloc_trim``): it counts every allocator (torch, numpy,
-    OpenCV); peaks shorter than a millisecond can be missed.
+    On the CPU this samples the resident set size every millisecond, with glibc serving large
+    blocks by mmap and freed heap pages handed back first: it counts every allocator (torch,
+    numpy, OpenCV); peaks shorter than a millisecond can be missed.
     """
     if device.type == "cuda":
         _sync(device)
@@ -137,6 +136,7 @@ def extra_peak_memory(fn: Callable[[], object], device: torch.device) -> Optiona
         return torch.cuda.max_memory_allocated(device) - before
     if not os.path.exists("/proc/self/statm"):
         return None
+    _mmap_threshold(128 * 2**10)
     _release_free_heap()
     with _RssSampler() as sampler:
         before = sampler.peak
