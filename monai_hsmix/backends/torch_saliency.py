@@ -81,16 +81,20 @@ def _saliency(gray: torch.Tensor) -> torch.Tensor:
     # else integers
     whole = 255 * math.prod(gray.shape[1:])
     acc = torch.float32 if whole < 2**24 else torch.int32 if whole < 2**31 else torch.int64
-    boxes = _BoxSums(gray.to(acc), max(SCALES))
+    boxes = _BoxSums(gray.to(acc))
     # everything per scale happens in the boxes' axis order; one permutation back at the end
     centre = gray.permute(boxes.order).contiguous()
     on = torch.zeros_like(centre)
     off = torch.zeros_like(centre)
+    scratch = torch.empty_like(centre)
     for n in SCALES:
         total, area = boxes(n)
-        diff = centre - (total.to(centre.dtype) - centre) / (area - 1).clamp_min(1).to(centre.dtype)
-        on += diff.clamp_min(0).floor_()
-        off += diff.neg_().clamp_min_(0).floor_()
+        # in place on fresh buffers: this loop is most of the work
+        mean = total.to(centre.dtype, copy=True) if total.dtype != centre.dtype else total
+        mean.sub_(centre).div_((area - 1).clamp_min(1).to(centre.dtype))
+        diff = torch.sub(centre, mean, out=mean)
+        on.add_(torch.clamp(diff, min=0, out=scratch).floor_())
+        off.add_(diff.neg_().clamp_min_(0).floor_())
     back = [boxes.order.index(d) for d in range(gray.ndim)]
     on8 = _rescale_to_255(on.permute(back))
     off8 = _rescale_to_255(off.permute(back))
@@ -120,45 +124,44 @@ def _binomial_blur(x: torch.Tensor) -> torch.Tensor:
     return torch.floor((acc + weight // 2) / weight)
 
 
-def _padded_prefix_sum(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Cumulative sum along the last axis of ``x`` with ``n`` zeros before and ``n + 1`` after.
+def _box_along_last(csum: torch.Tensor, n: int) -> torch.Tensor:
+    """Sums over ``[i - n + 1, i + n]`` (clipped to the axis) from the cumulative sum ``csum``.
 
-    Entry ``j`` is the sum of ``x`` over positions ``< j - n + 1``, clipped to the image, so the
-    box ``[i - n + 1, i + n]`` sums to entry ``i + 2n`` minus entry ``i``: clipping at the borders
-    comes from the zero padding, and both ends are plain slices. (Cumulative sums run along the
-    last, contiguous axis, which torch does several times faster than along the others.)
+    With ``C`` the inclusive cumulative sum along the last axis, the box at ``i`` is
+    ``C[min(i + n, S - 1)] - C[i - n]`` (the second term only where ``i >= n``): three slice
+    operations, no padding. (Cumulative sums run along the last, contiguous axis, which torch does
+    several times faster than along the others.)
     """
-    return torch.nn.functional.pad(x, [n, n + 1]).cumsum(-1, dtype=x.dtype)
+    size = csum.shape[-1]
+    m = min(n, size)
+    out = torch.empty_like(csum)
+    out[..., : size - m] = csum[..., m:]
+    out[..., size - m :] = csum[..., size - 1 :]
+    if size > m:
+        out[..., m:] -= csum[..., : size - m]
+    return out
 
 
 class _BoxSums:
     """Box sums of ``x`` (``(N, *spatial)``) at any scale, one axis at a time, last axis first.
 
     Each axis in turn is moved last before its cumulative sum, so results come in the axis order
-    ``order`` (the spatial axes reversed). The last axis's prefix sum is shared by all scales: a
-    narrower box reads it at an offset.
+    ``order`` (the spatial axes reversed). The last axis's cumulative sum is shared by all scales.
     """
 
-    def __init__(self, x: torch.Tensor, widest: int):
-        # a box at least as wide as an axis covers all of it: padding beyond the axis is useless
-        self.x, self.widest = x, min(widest, x.shape[-1])
-        self.first = _padded_prefix_sum(x, self.widest)
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+        self.first = x.cumsum(-1, dtype=x.dtype)
         self.order = [0] + list(range(x.ndim - 1, 0, -1))
 
     def __call__(self, n: int):
         x = self.x
-        size = x.shape[-1]
-        m = min(n, size)
-        shift = self.widest - m
-        total = self.first.narrow(-1, shift + 2 * m, size) - self.first.narrow(-1, shift, size)
+        total = _box_along_last(self.first, n)
         current = list(range(x.ndim))
         for axis in range(x.ndim - 2, 0, -1):
             perm = [current.index(d) for d in current if d != axis] + [current.index(axis)]
             current = [current[p] for p in perm]
-            total = total.permute(perm).contiguous()
-            m = min(n, x.shape[axis])
-            pre = _padded_prefix_sum(total, m)
-            total = pre.narrow(-1, 2 * m, x.shape[axis]) - pre.narrow(-1, 0, x.shape[axis])
+            total = _box_along_last(total.permute(perm).contiguous().cumsum(-1, dtype=x.dtype), n)
         area = torch.ones((), dtype=torch.int64, device=x.device)
         for pos, axis in enumerate(current[1:], start=1):
             size = x.shape[axis]
