@@ -67,11 +67,17 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
         raise ValueError("images contain NaN or infinite values")
     b, c = images.shape[:2]
     spatial = tuple(images.shape[2:])
-    levels = channels_to_uint8_range(images.detach()).reshape((b * c,) + spatial)
-    # maps are independent: bound the temporaries (a few maps' worth each) for large volumes
+    # maps are independent (the 8-bit scaling is per channel too): quantise and process them in
+    # groups, accumulating the channel mean, so large volumes need a few maps' worth of memory
+    maps = images.detach().reshape((b * c, 1) + spatial)
+    owner = torch.arange(b * c, device=images.device) // c
+    out = torch.zeros((b,) + spatial, dtype=torch.float32, device=images.device)
     per_group = max(1, _GROUP_VOXELS // math.prod(spatial))
-    sal = torch.cat([_saliency(part) for part in levels.split(per_group)])
-    return sal.reshape((b, c) + spatial).mean(dim=1)
+    for start in range(0, b * c, per_group):
+        part = maps[start : start + per_group]
+        sal = _saliency(channels_to_uint8_range(part)[:, 0])
+        out.index_add_(0, owner[start : start + per_group], sal)
+    return out.div_(c)
 
 
 def _saliency(gray: torch.Tensor) -> torch.Tensor:
