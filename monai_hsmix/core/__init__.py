@@ -1,0 +1,1 @@
+"""Pure functional code on tensors: masks, placement and blending used by the MONAI transforms."""

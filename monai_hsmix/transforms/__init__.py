@@ -1,0 +1,1 @@
+"""MONAI transforms (array and dictionary) for the mixing augmentations."""
