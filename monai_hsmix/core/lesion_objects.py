@@ -37,14 +37,6 @@ class LesionObject:
     valid: torch.Tensor
     origin: Tuple[int, ...]
 
-    @property
-    def lesion_box(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Inclusive lower and upper patch coordinates of the lesion's bounding box."""
-        coords = torch.nonzero(self.hard)
-        if coords.numel() == 0:
-            raise ValueError("the lesion object has an empty hard mask")
-        return coords.amin(0).cpu().numpy(), coords.amax(0).cpu().numpy()
-
 
 def lesion_instances(
     label: torch.Tensor, label_values: Sequence[float], min_voxels: int = 1

@@ -109,7 +109,8 @@ def find_placement(
     coords = torch.nonzero(hard)
     if coords.numel() == 0:
         raise ValueError("the pasted lesion mask is empty")
-    anchor = coords.float().mean(0).round().long().cpu().numpy()
+    # floor(x + 0.5), not round-half-even, so the anchor moves with the patch by whole voxels
+    anchor = np.floor(coords.double().mean(0).cpu().numpy() + 0.5).astype(int)
     box_lo, box_hi = coords.amin(0).cpu().numpy(), coords.amax(0).cpu().numpy()
     candidates = torch.nonzero(reference).cpu().numpy() if reference is not None and around is None else None
     if candidates is not None and len(candidates) == 0:

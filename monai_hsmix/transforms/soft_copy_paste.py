@@ -160,6 +160,8 @@ class RandSoftCopyPaste(RandomizableTransform):
         self.rotate_range = rotate_range
         self.scale_prob = _check_prob("scale_prob", scale_prob)
         self.scale_range = _check_range("scale_range", scale_range, low=0.0)
+        if max_shift is not None and np.any(np.asarray(max_shift) < 0):
+            raise ValueError(f"max_shift must be non-negative, got {max_shift}")
         self.max_shift = max_shift
         self.gamma_prob = _check_prob("gamma_prob", gamma_prob)
         self.gamma_range = _check_range("gamma_range", gamma_range, low=0.0)
@@ -316,9 +318,8 @@ class RandSoftCopyPaste(RandomizableTransform):
                                    self.connectivity, spatial_dims) * valid
             around, shift = None, None
             if self.max_shift is not None:
-                lo, hi = obj.lesion_box
-                centre_in_donor = np.asarray(obj.origin) + (lo + hi) // 2
-                around = centre_in_donor
+                # the lesion's centroid lands within max_shift of where it was in the donor
+                around = np.floor(np.argwhere(components == instance).mean(0) + 0.5).astype(int)
                 shift = np.broadcast_to(np.asarray(self.max_shift, dtype=int), (spatial_dims,))
             existing = torch.isin(out_lbl.to(values.dtype), values.to(out_lbl.device))
             placement = find_placement(hard, spatial, self.R, ref, existing, self.s1, self.s2, self.max_tries,
