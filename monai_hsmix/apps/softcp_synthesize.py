@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
 
-__all__ = ["SynthesisConfig", "synthesize", "main"]
+__all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "main"]
 
 SYNTH_IMAGES, SYNTH_LABELS, SYNTH_META = "imagesSyn", "labelsSyn", "metaSyn"
 
@@ -54,7 +54,7 @@ class SynthesisConfig:
 
 
 # ---- NIfTI I/O ------------------------------------------------------------------------------------
-def _load_image(paths: Union[str, List[str]], root: Path) -> Tuple[np.ndarray, List[nib.Nifti1Image]]:
+def load_image_channels(paths: Union[str, List[str]], root: Path = Path(".")) -> Tuple[np.ndarray, List[nib.Nifti1Image]]:
     """``(C, X, Y, Z)`` float32 and the NIfTI objects it came from."""
     files = paths if isinstance(paths, list) else [paths]
     nifti = [nib.load(str(root / p)) for p in files]
@@ -66,7 +66,7 @@ def _load_image(paths: Union[str, List[str]], root: Path) -> Tuple[np.ndarray, L
     return np.stack(arrays), nifti
 
 
-def _load_label(path: str, root: Path) -> Tuple[np.ndarray, nib.Nifti1Image]:
+def load_label_map(path: str, root: Path = Path(".")) -> Tuple[np.ndarray, nib.Nifti1Image]:
     img = nib.load(str(root / path))
     return np.asarray(img.dataobj).round().astype(np.int64), img
 
@@ -140,8 +140,8 @@ def _synthesize_case(index: int, cfg: SynthesisConfig, entries, root: Path) -> D
     others = [j for j in range(len(entries)) if j != main_idx]
     donors = [others[j] for j in rng.permutation(len(others))[: cfg.donor_tries]]
     main = entries[main_idx]
-    image, image_nifti = _load_image(main[cfg.image_key], root)
-    label, label_nifti = _load_label(main[cfg.label_key], root)
+    image, image_nifti = load_image_channels(main[cfg.image_key], root)
+    label, label_nifti = load_label_map(main[cfg.label_key], root)
     reference = None
     if cfg.reference_key:
         reference = np.asarray(nib.load(str(root / main[cfg.reference_key])).dataobj) != 0
@@ -153,8 +153,8 @@ def _synthesize_case(index: int, cfg: SynthesisConfig, entries, root: Path) -> D
     images_rel, label_rel, meta_rel = _case_files(index, main[cfg.image_key])
     meta: Dict[str, Any] = {"index": index, "main": main_idx, "donor": None, "tried_donors": [], "pasted": 0}
     for donor_idx in donors:
-        donor_image, _ = _load_image(entries[donor_idx][cfg.image_key], root)
-        donor_label, _ = _load_label(entries[donor_idx][cfg.label_key], root)
+        donor_image, _ = load_image_channels(entries[donor_idx][cfg.image_key], root)
+        donor_label, _ = load_label_map(entries[donor_idx][cfg.label_key], root)
         if donor_image.shape[0] != image.shape[0]:
             raise ValueError(f"case {donor_idx} has {donor_image.shape[0]} channels, case {main_idx} {image.shape[0]}")
         meta["tried_donors"].append(donor_idx)

@@ -107,7 +107,8 @@ class RandSoftCopyPaste(RandomizableTransform):
     Beyond ``prob``, draws depend on the data (how many instances, which positions are accepted), so
     they happen inside ``__call__`` from ``self.R``; seeding with ``set_random_state`` makes the whole
     call reproducible. Skipped pastes are counted in ``num_skipped`` and ``skip_reasons``; the outcome
-    of the last call is in ``last_info``. Connected components are found with SciPy on the CPU; the
+    of the last call is in ``last_info`` (``placements`` and the patch-sized blending ``weights`` of each
+    accepted paste, whose first voxel sits at the placement's ``offset`` in the image). Connected components are found with SciPy on the CPU; the
     rest runs on the input's device.
     """
 
@@ -271,7 +272,9 @@ class RandSoftCopyPaste(RandomizableTransform):
         """
         if randomize:
             self.randomize(None)
-        info: Dict[str, Any] = {"applied": False, "pasted": 0, "skipped": 0, "skip_reasons": [], "placements": []}
+        info: Dict[str, Any] = {
+            "applied": False, "pasted": 0, "skipped": 0, "skip_reasons": [], "placements": [], "weights": []
+        }
         self.last_info = info
         main = convert_to_tensor(img, track_meta=False)
         donor = convert_to_tensor(donor_img, track_meta=False)
@@ -332,6 +335,7 @@ class RandSoftCopyPaste(RandomizableTransform):
             self.num_pasted += 1
             info["pasted"] += 1
             info["placements"].append(placement)
+            info["weights"].append(weight)
         out_lbl = out_lbl.reshape(convert_to_tensor(label, track_meta=False).shape)
         return convert_to_dst_type(out_img, img)[0], convert_to_dst_type(out_lbl, label)[0]
 
