@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
 
-__all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "main"]
+__all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments", "paste_kwargs", "main"]
 
 SYNTH_IMAGES, SYNTH_LABELS, SYNTH_META = "imagesSyn", "labelsSyn", "metaSyn"
 
@@ -235,6 +235,35 @@ def synthesize(cfg: SynthesisConfig) -> Dict[str, Any]:
     return summary
 
 
+_PROBS = ("flip", "rotate", "scale", "gamma", "noise", "blur")
+
+
+def add_paste_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> None:
+    """Command-line options for the :class:`RandSoftCopyPaste` parameters; ``defaults`` overrides
+    defaults by destination name (e.g. ``num_rings=6``); ``label_values`` given there makes the option
+    optional."""
+    d = dict(mode="soft", alpha=0.7, num_rings=5, ring_width=1, sigma=2.0, s1=0.8, s2=0.1, max_tries=50,
+             num_lesions=1, min_lesion_voxels=1, **{f"{n}_prob": 0.0 for n in _PROBS})
+    d.update(defaults)
+    parser.add_argument("--label-values", type=float, nargs="+", required="label_values" not in d,
+                        default=d.get("label_values"), help="lesion label values to paste")
+    parser.add_argument("--mode", choices=("soft", "gaussian", "hard"), default=d["mode"])
+    for name, kind in (("alpha", float), ("num_rings", int), ("ring_width", int), ("sigma", float), ("s1", float),
+                       ("s2", float), ("max_tries", int), ("num_lesions", int), ("min_lesion_voxels", int),
+                       *((f"{n}_prob", float) for n in _PROBS)):
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=d[name])
+
+
+def paste_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
+    """:class:`RandSoftCopyPaste` keyword arguments from options added by :func:`add_paste_arguments`."""
+    kwargs = {name: getattr(args, name) for name in (
+        "mode", "alpha", "num_rings", "ring_width", "sigma", "s1", "s2", "max_tries", "num_lesions",
+        "min_lesion_voxels", *(f"{n}_prob" for n in _PROBS))}
+    kwargs["label_values"] = [int(v) if float(v).is_integer() else float(v) for v in args.label_values]
+    return kwargs
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.softcp_synthesize", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -250,29 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-label-values", type=float, nargs="+",
                    help="label values of the main case forming the reference (e.g. 1 for kidney)")
     p.add_argument("--donor-tries", type=int, default=5, help="donors tried per case before it counts as failed")
-    p.add_argument("--label-values", type=float, nargs="+", required=True, help="lesion label values to paste")
-    p.add_argument("--mode", choices=("soft", "gaussian", "hard"), default="soft")
-    p.add_argument("--alpha", type=float, default=0.7)
-    p.add_argument("--num-rings", type=int, default=5)
-    p.add_argument("--ring-width", type=int, default=1)
-    p.add_argument("--sigma", type=float, default=2.0)
-    p.add_argument("--s1", type=float, default=0.8)
-    p.add_argument("--s2", type=float, default=0.1)
-    p.add_argument("--max-tries", type=int, default=50)
-    p.add_argument("--num-lesions", type=int, default=1)
-    for name in ("flip", "rotate", "scale", "gamma", "noise", "blur"):
-        p.add_argument(f"--{name}-prob", type=float, default=0.0)
+    add_paste_arguments(p)
     p.add_argument("--no-progress", action="store_true")
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    label_values = [int(v) if float(v).is_integer() else v for v in args.label_values]
-    paste = dict(label_values=label_values, mode=args.mode, alpha=args.alpha, num_rings=args.num_rings,
-                 ring_width=args.ring_width, sigma=args.sigma, s1=args.s1, s2=args.s2, max_tries=args.max_tries,
-                 num_lesions=args.num_lesions)
-    paste.update({f"{n}_prob": getattr(args, f"{n}_prob") for n in ("flip", "rotate", "scale", "gamma", "noise", "blur")})
+    paste = paste_kwargs(args)
     cfg = SynthesisConfig(args.datalist, args.output_dir, args.data_root, args.section, args.ratio, args.seed,
                           args.image_key, args.label_key, args.reference_key, args.reference_label_values,
                           args.donor_tries, not args.no_progress, paste)

@@ -14,6 +14,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from monai_hsmix.apps.softcp_synthesize import add_paste_arguments, load_image_channels, load_label_map, paste_kwargs
 from monai_hsmix.core.paste_placement import paste_region
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
 
@@ -31,17 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--donor-image", nargs="+", type=Path)
     parser.add_argument("--donor-label", type=Path)
     parser.add_argument("--channel-names", nargs="+", help="names shown for the channels")
-    parser.add_argument("--label-values", type=int, nargs="+", default=[1, 2, 3, 4],
-                        help="lesion label values (default: 1 2 3 4, the whole BraTS 2015 tumour)")
-    parser.add_argument("--mode", choices=("soft", "gaussian", "hard"), default="soft")
-    parser.add_argument("--alpha", type=float, default=0.7)
-    parser.add_argument("--num-rings", type=int, default=6)
-    parser.add_argument("--ring-width", type=int, default=2)
-    parser.add_argument("--s1", type=float, default=0.9)
-    parser.add_argument("--s2", type=float, default=0.05)
-    parser.add_argument("--min-lesion-voxels", type=int, default=200,
-                        help="donor lesion components smaller than this are not pasted")
-    parser.add_argument("--flip-prob", type=float, default=0.5)
+    # defaults sized for 1 mm brain MRI: a 12-voxel soft rim, lesions well inside the reference
+    add_paste_arguments(parser, label_values=[1, 2, 3, 4], num_rings=6, ring_width=2, s1=0.9, s2=0.05,
+                        min_lesion_voxels=200, flip_prob=0.5)
     parser.add_argument("--downsample", type=int, default=1, help="keep every n-th voxel per axis (speed)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dpi", type=int, default=80)
@@ -73,8 +66,6 @@ def demo_cases(seed: int = 0, shape: Tuple[int, int, int] = (72, 72, 24)) -> Dic
 
 
 def _load_cases(args) -> Dict[str, np.ndarray]:
-    from monai_hsmix.apps.softcp_synthesize import load_image_channels, load_label_map
-
     needed = [args.main_image, args.main_label, args.donor_image, args.donor_label]
     if all(v is None for v in needed) and args.main_reference is None:
         return demo_cases(args.seed)
@@ -117,11 +108,7 @@ def run(args: argparse.Namespace) -> Path:
     import matplotlib.pyplot as plt
 
     cases = _load_cases(args)
-    paster = RandSoftCopyPaste(
-        tuple(args.label_values), mode=args.mode, alpha=args.alpha, num_rings=args.num_rings,
-        ring_width=args.ring_width, s1=args.s1, s2=args.s2, flip_prob=args.flip_prob,
-        min_lesion_voxels=args.min_lesion_voxels,
-    ).set_random_state(args.seed)
+    paster = RandSoftCopyPaste(**paste_kwargs(args)).set_random_state(args.seed)
     out_img, out_lbl = paster(cases["main_image"], cases["main_label"], cases["donor_image"], cases["donor_label"],
                               cases["reference"])
     info = paster.last_info

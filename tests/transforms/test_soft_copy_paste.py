@@ -247,3 +247,21 @@ def test_dictionary_transform_errors_and_skips():
     np.testing.assert_array_equal(out["a"], main["a"])
     out = RandSoftCopyPasted(["a", "c"], "label", donor_bank=[_dict_case(1)], allow_missing_keys=True, s2=0.5)(main)
     assert out["softcp"]["pasted"] == 1
+
+
+def test_dictionary_transform_is_seeded_and_works_as_a_collate_step():
+    from monai.data import DataLoader, Dataset, list_data_collate
+    from monai.transforms import Compose
+
+    batch = [_dict_case(i) for i in range(4)]
+    a = RandSoftCopyPasted(["a", "b"], "label", s2=0.5, flip_prob=0.5).set_random_state(5)(batch)
+    b = RandSoftCopyPasted(["a", "b"], "label", s2=0.5, flip_prob=0.5).set_random_state(5)(batch)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x["a"], y["a"])
+        np.testing.assert_array_equal(x["label"], y["label"])
+
+    mix = RandSoftCopyPasted(["a", "b"], "label", s2=0.5).set_random_state(0)
+    loader = DataLoader(Dataset(batch), batch_size=4, collate_fn=Compose([mix, list_data_collate], map_items=False))
+    collated = next(iter(loader))
+    assert collated["a"].shape == (4, 2, 20, 20) and collated["softcp"]["pasted"].tolist() == [1, 1, 1, 1]
+    assert mix.num_pasted == 4
