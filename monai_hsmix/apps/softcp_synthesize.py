@@ -63,12 +63,13 @@ def load_image_channels(paths: Union[str, List[str]], root: Path = Path(".")) ->
         data = np.asarray(img.dataobj, dtype=np.float32)
         # a single 4D file keeps channels last, as the Decathlon does
         arrays.extend([data[..., c] for c in range(data.shape[-1])] if data.ndim == 4 else [data])
-    return np.stack(arrays), nifti
+    return np.ascontiguousarray(np.stack(arrays)), nifti
 
 
 def load_label_map(path: str, root: Path = Path(".")) -> Tuple[np.ndarray, nib.Nifti1Image]:
     img = nib.load(str(root / path))
-    return np.asarray(img.dataobj).round().astype(np.int64), img
+    # NIfTI data come Fortran-ordered; C order avoids a copy at every later tensor conversion
+    return np.ascontiguousarray(np.asarray(img.dataobj).round().astype(np.int64)), img
 
 
 def _save_atomic(array: np.ndarray, like: nib.Nifti1Image, path: Path, dtype) -> None:

@@ -51,7 +51,8 @@ def overlap_fractions(
 
     Both ``reference`` and ``lesions`` are bool ``(*image_shape)``; a missing one counts as 0 overlap.
     """
-    total = float(hard.sum())
+    hard, reference, lesions = (_as_bool_numpy(a) for a in (hard, reference, lesions))
+    total = np.count_nonzero(hard)
     if total == 0:
         raise ValueError("the pasted lesion mask is empty")
     region = paste_region(offset, hard.shape, image_shape)
@@ -59,10 +60,17 @@ def overlap_fractions(
         return 0.0, 0.0, 0.0
     image_sl, patch_sl = region
     h = hard[patch_sl]
-    inside = float(h.sum()) / total
-    ref = float((h & reference[image_sl]).sum()) / total if reference is not None else 0.0
-    les = float((h & lesions[image_sl]).sum()) / total if lesions is not None else 0.0
-    return inside, ref, les
+    inside = np.count_nonzero(h) / total
+    ref = np.count_nonzero(h & reference[image_sl]) / total if reference is not None else 0.0
+    les = np.count_nonzero(h & lesions[image_sl]) / total if lesions is not None else 0.0
+    return float(inside), float(ref), float(les)
+
+
+def _as_bool_numpy(a):
+    # overlaps are counted on the CPU: np.count_nonzero on bool is far faster than a torch sum here
+    if a is None or (isinstance(a, np.ndarray) and a.dtype == bool):
+        return a
+    return (a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)) != 0
 
 
 def find_placement(
@@ -81,16 +89,16 @@ def find_placement(
 
     Parameters
     ----------
-    hard : Tensor
+    hard : Tensor or ndarray
         bool ``(*patch)`` mask of the lesion inside its patch.
     image_shape : sequence of int
         Spatial shape of the image pasted into.
     rng : numpy RandomState
         Source of all randomness.
-    reference : Tensor, optional
+    reference : Tensor or ndarray, optional
         bool ``(*image_shape)`` region the lesion must overlap by more than ``s1``; when given, the
         lesion's centre is drawn from the reference voxels, otherwise uniformly over the image.
-    lesions : Tensor, optional
+    lesions : Tensor or ndarray, optional
         bool ``(*image_shape)`` existing lesions the pasted one must overlap by less than ``s2``.
     s1, s2 : float
         Thresholds of Eq. 3 and Eq. 4, as fractions of the pasted lesion's volume.
@@ -106,13 +114,20 @@ def find_placement(
     if max_tries < 1:
         raise ValueError(f"max_tries must be >= 1, got {max_tries}")
     shape = np.asarray(image_shape)
-    coords = torch.nonzero(hard)
-    if coords.numel() == 0:
+    hard, reference, lesions = (_as_bool_numpy(a) for a in (hard, reference, lesions))
+    coords = np.argwhere(hard)
+    if len(coords) == 0:
         raise ValueError("the pasted lesion mask is empty")
     # floor(x + 0.5), not round-half-even, so the anchor moves with the patch by whole voxels
-    anchor = np.floor(coords.double().mean(0).cpu().numpy() + 0.5).astype(int)
-    box_lo, box_hi = coords.amin(0).cpu().numpy(), coords.amax(0).cpu().numpy()
-    candidates = torch.nonzero(reference).cpu().numpy() if reference is not None and around is None else None
+    anchor = np.floor(coords.mean(0) + 0.5).astype(int)
+    box_lo, box_hi = coords.min(0), coords.max(0)
+    # only the lesion's bounding box matters for the overlaps: test that, not the whole padded patch
+    crop_lo = box_lo
+    hard = hard[tuple(slice(int(a), int(b) + 1) for a, b in zip(box_lo, box_hi))]
+    anchor, box_hi, box_lo = anchor - crop_lo, box_hi - crop_lo, np.zeros_like(crop_lo)
+    candidates = None
+    if reference is not None and around is None:
+        candidates = np.flatnonzero(reference)
     if candidates is not None and len(candidates) == 0:
         return None
     for attempt in range(1, max_tries + 1):
@@ -120,7 +135,7 @@ def find_placement(
             shift = np.asarray(max_shift if max_shift is not None else np.zeros_like(shape))
             centre = np.asarray(around) + np.array([rng.randint(-s, s + 1) for s in shift])
         elif candidates is not None:
-            centre = candidates[rng.randint(len(candidates))]
+            centre = np.asarray(np.unravel_index(candidates[rng.randint(len(candidates))], tuple(shape)))
         else:
             centre = np.array([rng.randint(n) for n in shape])
         offset = centre - anchor
@@ -128,7 +143,7 @@ def find_placement(
             continue
         _, ref, les = overlap_fractions(hard, offset, image_shape, reference, lesions)
         if (reference is None or ref > s1) and les < s2:
-            return Placement(tuple(int(v) for v in offset), attempt, ref, les)
+            return Placement(tuple(int(v) for v in offset - crop_lo), attempt, ref, les)
     return None
 
 

@@ -285,7 +285,8 @@ class RandSoftCopyPaste(RandomizableTransform):
         if main.shape[0] != donor.shape[0]:
             raise ValueError(f"img has {main.shape[0]} channels but donor_img has {donor.shape[0]}")
         spatial, spatial_dims = tuple(main.shape[1:]), main.ndim - 1
-        main_lbl = self._spatial_label(convert_to_tensor(label, track_meta=False), spatial, "label")
+        label_t = convert_to_tensor(label, track_meta=False)
+        main_lbl = self._spatial_label(label_t, spatial, "label")
         donor_lbl = self._spatial_label(convert_to_tensor(donor_label, track_meta=False), donor.shape[1:], "donor_label")
         ref = None
         if reference is not None:
@@ -336,7 +337,7 @@ class RandSoftCopyPaste(RandomizableTransform):
             info["pasted"] += 1
             info["placements"].append(placement)
             info["weights"].append(weight)
-        out_lbl = out_lbl.reshape(convert_to_tensor(label, track_meta=False).shape)
+        out_lbl = out_lbl.reshape(label_t.shape)
         return convert_to_dst_type(out_img, img)[0], convert_to_dst_type(out_lbl, label)[0]
 
 

@@ -27,11 +27,12 @@ masks_3d = arrays(np.bool_, st.tuples(st.integers(2, 6), st.integers(2, 6), st.i
     num_rings=st.integers(0, 4),
     ring_width=st.integers(1, 3),
     connectivity=st.sampled_from(["full", "face"]),
+    backend=st.sampled_from(["torch", "scipy"]),
 )
-def test_soft_mask_matches_ring_oracle(mask, alpha, num_rings, ring_width, connectivity):
+def test_soft_mask_matches_ring_oracle(mask, alpha, num_rings, ring_width, connectivity, backend):
     if not mask.any():
         mask[(0,) * mask.ndim] = True
-    out = soft_mask(mask, alpha, num_rings, ring_width, connectivity)
+    out = soft_mask(mask, alpha, num_rings, ring_width, connectivity, backend=backend)
     metric = "chessboard" if connectivity == "full" else "taxicab"
     np.testing.assert_allclose(out, _expected(mask, alpha, num_rings, ring_width, metric), rtol=1e-6)
     assert np.all(out[mask] == 1.0)
@@ -42,19 +43,22 @@ def test_soft_mask_matches_ring_oracle(mask, alpha, num_rings, ring_width, conne
     assert all(a >= b for a, b in zip(by_ring, by_ring[1:]))
 
 
-def test_soft_mask_empty_mask_is_zero_and_types_round_trip():
-    assert np.all(soft_mask(np.zeros((5, 5))) == 0)
-    t = soft_mask(torch.zeros(4, 4, 4, dtype=torch.bool))
+@pytest.mark.parametrize("backend", ["torch", "scipy"])
+def test_soft_mask_empty_mask_is_zero_and_types_round_trip(backend):
+    assert np.all(soft_mask(np.zeros((5, 5)), backend=backend) == 0)
+    t = soft_mask(torch.zeros(4, 4, 4, dtype=torch.bool), backend=backend)
     assert isinstance(t, torch.Tensor) and t.dtype == torch.float32 and torch.all(t == 0)
 
 
-def test_soft_mask_batches_over_leading_axes():
+@pytest.mark.parametrize("backend", ["torch", "scipy"])
+def test_soft_mask_batches_over_leading_axes(backend):
     rng = np.random.RandomState(0)
     batch = rng.rand(3, 2, 9, 9) > 0.9
-    out = soft_mask(batch, 0.5, 2, 1, spatial_dims=2)
+    batch[0, 0] = False  # an empty item among non-empty ones
+    out = soft_mask(batch, 0.5, 2, 1, spatial_dims=2, backend=backend)
     for i in range(3):
         for j in range(2):
-            np.testing.assert_array_equal(out[i, j], soft_mask(batch[i, j], 0.5, 2, 1))
+            np.testing.assert_array_equal(out[i, j], soft_mask(batch[i, j], 0.5, 2, 1, backend="torch"))
 
 
 @pytest.mark.parametrize(
@@ -66,6 +70,7 @@ def test_soft_mask_batches_over_leading_axes():
         ({"num_rings": -1}, "num_rings"),
         ({"ring_width": 0}, "ring_width"),
         ({"connectivity": "diagonal"}, "connectivity"),
+        ({"backend": "cuda"}, "backend"),
     ],
 )
 def test_soft_mask_rejects_bad_parameters(kwargs, match):
