@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["LesionObject", "lesion_instances", "cut_lesion_object"]
+from monai_hsmix.core.paste_placement import paste_region
+
+__all__ = ["LesionObject", "lesion_instances", "cut_lesion_object", "reframe_lesion_object"]
 
 
 @dataclass
@@ -70,6 +72,17 @@ def lesion_instances(
     return components, ids
 
 
+def _window(t: torch.Tensor, lo: np.ndarray, hi: np.ndarray) -> torch.Tensor:
+    """``t[..., lo:hi]`` over the trailing ``len(lo)`` axes, zero-filled where the window leaves ``t``."""
+    region = paste_region(-lo, t.shape[t.ndim - len(lo):], hi - lo)
+    out = torch.zeros((*t.shape[: t.ndim - len(lo)], *(int(v) for v in hi - lo)), dtype=t.dtype, device=t.device)
+    if region is not None:
+        dst, src = region
+        lead = (slice(None),) * (t.ndim - len(lo))
+        out[lead + dst] = t[lead + src]
+    return out
+
+
 def cut_lesion_object(
     image: torch.Tensor, label: torch.Tensor, components: np.ndarray, instance: int, margin: int
 ) -> LesionObject:
@@ -81,18 +94,25 @@ def cut_lesion_object(
     hard_np = components == instance
     coords = np.argwhere(hard_np)
     lo, hi = coords.min(0) - margin, coords.max(0) + margin + 1
-    shape = np.asarray(hard_np.shape)
-    src_lo, src_hi = np.maximum(lo, 0), np.minimum(hi, shape)
-    src = tuple(slice(int(a), int(b)) for a, b in zip(src_lo, src_hi))
-    dst = tuple(slice(int(a - l), int(b - l)) for a, b, l in zip(src_lo, src_hi, lo))
-    size = tuple(int(s) for s in hi - lo)
-    device = image.device
-    patch_img = torch.zeros((image.shape[0], *size), dtype=torch.float32, device=device)
-    patch_img[(slice(None),) + dst] = image[(slice(None),) + src].to(torch.float32)
-    hard = torch.zeros(size, dtype=torch.bool, device=device)
-    hard[dst] = torch.as_tensor(hard_np[src], device=device)
-    patch_lbl = torch.zeros(size, dtype=label.dtype, device=device)
-    patch_lbl[dst] = torch.where(hard[dst], label[src], torch.zeros_like(label[src]))
-    valid = torch.zeros(size, dtype=torch.bool, device=device)
-    valid[dst] = True
-    return LesionObject(patch_img, patch_lbl, hard, valid, tuple(int(v) for v in lo))
+    hard = _window(torch.as_tensor(hard_np, device=image.device), lo, hi)
+    return LesionObject(
+        image=_window(image, lo, hi).to(torch.float32),
+        label=torch.where(hard, _window(label, lo, hi), torch.zeros((), dtype=label.dtype, device=label.device)),
+        hard=hard,
+        valid=_window(torch.ones(hard_np.shape, dtype=torch.bool, device=image.device), lo, hi),
+        origin=tuple(int(v) for v in lo),
+    )
+
+
+def reframe_lesion_object(obj: LesionObject, margin: int) -> LesionObject:
+    """The same object on a patch of exactly the lesion's bounding box plus ``margin`` on every side.
+
+    Used after rotation/scaling: it drops the empty canvas those add and pads (as invalid) where the
+    lesion came too close to the patch edge for the blending weight's support.
+    """
+    coords = torch.nonzero(obj.hard).cpu().numpy()
+    if len(coords) == 0:
+        raise ValueError("the lesion object has an empty hard mask")
+    lo, hi = coords.min(0) - margin, coords.max(0) + margin + 1
+    return LesionObject(_window(obj.image, lo, hi), _window(obj.label, lo, hi), _window(obj.hard, lo, hi),
+                        _window(obj.valid, lo, hi), obj.origin)

@@ -19,12 +19,11 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.transforms import AdjustContrast, Flip, GaussianSmooth, MapTransform, RandomizableTransform, Rotate, Zoom
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from monai_hsmix.core.lesion_objects import LesionObject, cut_lesion_object, lesion_instances
+from monai_hsmix.core.lesion_objects import LesionObject, cut_lesion_object, lesion_instances, reframe_lesion_object
 from monai_hsmix.core.paste_placement import find_placement, paste_object
 from monai_hsmix.core.soft_mask import BLEND_MODES, blend_weights, support_radius
 
@@ -312,12 +311,9 @@ class RandSoftCopyPaste(RandomizableTransform):
             if not bool(obj.hard.any()):
                 self._skip(SKIP_LESION_VANISHED, info)
                 continue
-            # room for the weight's full support around the (possibly grown) lesion
-            pad = [radius, radius] * spatial_dims
-            hard = F.pad(obj.hard[None].float(), pad)[0] > 0
-            valid = F.pad(obj.valid[None].float(), pad)[0] > 0
-            obj_img = F.pad(obj.image, pad)
-            obj_lbl = F.pad(obj.label[None].float(), pad)[0].to(obj.label.dtype)
+            # exactly the weight's support around the (possibly rotated or grown) lesion
+            obj = reframe_lesion_object(obj, radius)
+            hard, valid, obj_img, obj_lbl = obj.hard, obj.valid, obj.image, obj.label
             weight = blend_weights(hard, self.mode, self.alpha, self.num_rings, self.ring_width, self.sigma,
                                    self.connectivity, spatial_dims) * valid
             around, shift = None, None
