@@ -180,10 +180,10 @@ def _synthesize_case(index: int, cfg: SynthesisConfig, entries, root: Path) -> D
 
 
 def _rebase(value: Any, root: Path, out_dir: Path) -> Any:
-    """Paths of an original entry, rewritten relative to the output folder."""
+    """Relative paths of an original entry, rewritten relative to the output folder (absolute ones kept)."""
     if isinstance(value, list):
         return [_rebase(v, root, out_dir) for v in value]
-    if isinstance(value, str) and (root / value).exists():
+    if isinstance(value, str) and not os.path.isabs(value) and (root / value).exists():
         return os.path.relpath((root / value).resolve(), out_dir.resolve())
     return value
 
@@ -249,10 +249,23 @@ def add_paste_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> Non
     parser.add_argument("--label-values", type=float, nargs="+", required="label_values" not in d,
                         default=d.get("label_values"), help="lesion label values to paste")
     parser.add_argument("--mode", choices=("soft", "gaussian", "hard"), default=d["mode"])
+    helps = {
+        "alpha": "soft mask: weight factor per ring, in (0, 1)",
+        "num_rings": "soft mask: rings outside the lesion",
+        "ring_width": "soft mask: dilations per ring",
+        "sigma": "gaussian mode: blur std in voxels",
+        "s1": "pasted lesion must overlap the reference by more than this fraction",
+        "s2": "pasted lesion must overlap existing lesions by less than this fraction",
+        "max_tries": "positions drawn per lesion before skipping",
+        "num_lesions": "lesions pasted per case",
+        "min_lesion_voxels": "donor lesion components smaller than this are not used",
+    }
     for name, kind in (("alpha", float), ("num_rings", int), ("ring_width", int), ("sigma", float), ("s1", float),
                        ("s2", float), ("max_tries", int), ("num_lesions", int), ("min_lesion_voxels", int),
                        *((f"{n}_prob", float) for n in _PROBS)):
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=d[name])
+        help_text = helps.get(name, f"object-level {name[:-5]} probability")
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=d[name],
+                            help=f"{help_text} (default: %(default)s)")
 
 
 def paste_kwargs(args: argparse.Namespace) -> Dict[str, Any]:

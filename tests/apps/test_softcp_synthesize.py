@@ -154,3 +154,15 @@ def test_cases_without_any_valid_donor_are_counted_as_failed(tmp_path):
     assert summary["failed"] == 2 and summary["synthetic"] == 0
     ds = json.loads((tmp_path / "o" / "dataset.json").read_text())
     assert len(ds["training"]) == 4 and ds["softcp"]["failed"] == 2
+
+
+def test_absolute_paths_stay_absolute_and_relative_ones_are_rebased(tmp_path):
+    datalist = _write_dataset(tmp_path / "data", n=4)
+    ds = json.loads(datalist.read_text())
+    ds["training"][0]["label"] = str((tmp_path / "data" / ds["training"][0]["label"]).resolve())
+    datalist.write_text(json.dumps(ds))
+    out = tmp_path / "deeper" / "out"
+    app.main(_args(datalist, out))
+    written = json.loads((out / "dataset.json").read_text())["training"]
+    assert written[0]["label"] == ds["training"][0]["label"]
+    assert written[1]["label"] == "../../data/labelsTr/case1.nii.gz"
