@@ -24,7 +24,7 @@ from monai.transforms import AdjustContrast, Flip, GaussianSmooth, MapTransform,
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from monai_hsmix.core.lesion_objects import LesionObject, cut_lesion_object, lesion_instances, reframe_lesion_object
-from monai_hsmix.core.paste_placement import find_placement, paste_object
+from monai_hsmix.core.paste_placement import find_placement, paste_object, paste_region
 from monai_hsmix.core.soft_mask import BLEND_MODES, blend_weights, support_radius
 
 __all__ = [
@@ -157,6 +157,8 @@ class RandSoftCopyPaste(RandomizableTransform):
         self.num_lesions, self.min_lesion_voxels = int(num_lesions), int(min_lesion_voxels)
         self.flip_prob = _check_prob("flip_prob", flip_prob)
         self.rotate_prob = _check_prob("rotate_prob", rotate_prob)
+        if np.asarray(rotate_range).size not in (1, 3):
+            raise ValueError(f"rotate_range must be one angle or three (one per 3D axis), got {rotate_range}")
         self.rotate_range = rotate_range
         self.scale_prob = _check_prob("scale_prob", scale_prob)
         self.scale_range = _check_range("scale_range", scale_range, low=0.0)
@@ -296,7 +298,12 @@ class RandSoftCopyPaste(RandomizableTransform):
         info["applied"] = True
         out_img = main.clone() if main.is_floating_point() else main.to(torch.float32)
         out_lbl = main_lbl.clone()
-        values = torch.as_tensor(self.label_values, dtype=out_lbl.dtype if out_lbl.is_floating_point() else torch.float64)
+        if out_lbl.is_floating_point():
+            values = torch.as_tensor(self.label_values, dtype=out_lbl.dtype, device=out_lbl.device)
+        else:  # a non-integer value can never match an integer label: drop it rather than truncate it
+            whole = [int(v) for v in self.label_values if float(v).is_integer()]
+            values = torch.as_tensor(whole, dtype=out_lbl.dtype, device=out_lbl.device)
+        existing = torch.isin(out_lbl, values)
         components, ids = lesion_instances(donor_lbl, self.label_values, self.min_lesion_voxels)
         margin = self._context_margin(spatial_dims)
         radius = support_radius(self.mode, self.num_rings, self.ring_width, self.sigma)
@@ -321,7 +328,6 @@ class RandSoftCopyPaste(RandomizableTransform):
                 # the lesion's centroid lands within max_shift of where it was in the donor
                 around = np.floor(np.argwhere(components == instance).mean(0) + 0.5).astype(int)
                 shift = np.broadcast_to(np.asarray(self.max_shift, dtype=int), (spatial_dims,))
-            existing = torch.isin(out_lbl.to(values.dtype), values.to(out_lbl.device))
             placement = find_placement(hard, spatial, self.R, ref, existing, self.s1, self.s2, self.max_tries,
                                        around=around, max_shift=shift)
             if placement is None:
@@ -329,6 +335,8 @@ class RandSoftCopyPaste(RandomizableTransform):
                 continue
             paste_object(out_img, out_lbl, obj_img.to(out_img.device), obj_lbl.to(out_lbl.device),
                          hard.to(out_img.device), weight.to(out_img.device), placement.offset)
+            image_sl, patch_sl = paste_region(placement.offset, hard.shape, spatial)
+            existing[image_sl] |= hard[patch_sl].to(existing.device)
             self.num_pasted += 1
             info["pasted"] += 1
             info["placements"].append(placement)

@@ -135,6 +135,25 @@ def test_no_donor_lesion_and_absent_values_are_counted_skips():
     assert t2.num_pasted == 0 and t2.last_info["skip_reasons"] == [SKIP_NO_DONOR_LESION]
 
 
+def test_several_lesions_do_not_overlap_each_other():
+    img, lbl = _case(20, (16, 16), lesion=False)
+    donor, donor_lbl = _case(21, (16, 16))
+    for seed in range(5):  # a crowded image: later pastes must see the earlier ones
+        t = RandSoftCopyPaste((1, 2), num_lesions=5, s2=1e-9, mode="hard").set_random_state(seed)
+        _, out_lbl = t(img, lbl, donor, donor_lbl)
+        assert t.num_pasted + t.num_skipped == 5 and t.num_pasted >= 2
+        # each paste keeps the donor lesion's 25 voxels: none overwrote an earlier one
+        assert (out_lbl > 0).sum() == 25 * t.num_pasted
+
+
+def test_non_integer_label_value_never_matches_an_integer_label():
+    img, lbl = _case(22)
+    donor, donor_lbl = _case(23)
+    t = RandSoftCopyPaste((1.5,))
+    out, _ = t(img, lbl, donor, donor_lbl)
+    assert t.skip_reasons[SKIP_NO_DONOR_LESION] == 1
+
+
 def test_no_valid_place_is_counted_and_leaves_the_image():
     img, lbl = _case(10)
     donor, donor_lbl = _case(11)
@@ -178,6 +197,7 @@ def test_shape_mismatch_raises(call, match):
         {"max_tries": 0},
         {"max_shift": -1},
         {"noise_std": -1.0},
+        {"rotate_range": (0.1, 0.2)},
     ],
 )
 def test_bad_configuration_raises(kwargs):
