@@ -8,14 +8,14 @@ batch-like) and returns float32 weights in ``[0, 1]`` of the same shape, on the 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from monai.transforms import GaussianSmooth
 from monai.utils import convert_to_dst_type, convert_to_tensor
+from scipy import ndimage
 
 __all__ = ["BLEND_MODES", "SoftMask", "dilate", "soft_mask", "gaussian_mask", "blend_weights", "support_radius"]
 
@@ -85,7 +85,8 @@ def soft_mask(
 
     Ring ``k`` (1-based) is what ``k * ring_width`` dilations add to the mask compared with
     ``(k - 1) * ring_width`` dilations, so the weight is non-increasing with distance from the lesion
-    edge and the support is the mask dilated ``num_rings * ring_width`` times.
+    edge and the support is the mask dilated ``num_rings * ring_width`` times. (Dilating the lesion
+    is eroding the background, so the same rings come from eroding the complement.)
 
     Parameters
     ----------
