@@ -9,6 +9,10 @@ from monai_hsmix.transforms import (  # noqa: E402
     RandHSMixd,
     RandHSMixD,
     RandHSMixDict,
+    RandSoftCopyPaste,
+    RandSoftCopyPasted,
+    RandSoftCopyPasteD,
+    RandSoftCopyPasteDict,
 )
 
 __all__ = [
@@ -19,5 +23,9 @@ __all__ = [
     "RandHSMixD",
     "RandHSMixDict",
     "RandHSMixd",
+    "RandSoftCopyPaste",
+    "RandSoftCopyPasteD",
+    "RandSoftCopyPasteDict",
+    "RandSoftCopyPasted",
     "__version__",
 ]
