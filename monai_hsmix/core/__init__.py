@@ -1,0 +1,1 @@
+"""Pure functional code on arrays and tensors (no MONAI transform state)."""

@@ -1,0 +1,1 @@
+"""MONAI array and dictionary transforms."""
