@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--channels", type=int, choices=(1, 3), default=3, help="3: RGB; 1: grey (mean of RGB)")
     parser.add_argument("--base-features", type=int, default=32, help="generator width")
     parser.add_argument("--disc-features", type=int, default=32, help="discriminator width")
+    parser.add_argument("--no-residual", action="store_true", help="plain tanh generator output (the paper's), not input + correction")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--margin", type=float, default=1.0, help="triplet margin m (Eq. 3)")
     parser.add_argument("--lambda-l1", type=float, default=10.0, help="weight of the L1 term (Eq. 5)")
@@ -76,7 +77,10 @@ def load_tiles(data_dir: Optional[Path], channels: int, max_images: int = 0, num
 class TripletBatchSampler:
     """Draws (composite, masks, anchor, positive) batches from tiles with InsMix pasting.
 
-    The anchor is the crop before pasting; the positive another real crop of a random tile.
+    Anchor and positive are two further real crops (with nuclei) of random tiles, so the discriminator
+    learns to put real tissue close together and composites away from it. (An anchor equal to the crop
+    before pasting made the triplet degenerate: composite and anchor differ in a few pixels only, and
+    the discriminator collapsed to a constant with L_D stuck at the margin.)
     """
 
     def __init__(self, tiles: Sequence[Tile], crop_size: int, rng: np.random.RandomState, constraints: Optional[SSDConstraints] = None):
@@ -114,8 +118,8 @@ class TripletBatchSampler:
             out["image"].append(composite)
             out["mask_ori"].append((inst > 0)[None])
             out["mask_add"].append(added[None])
-            out["anchor"].append(image)
-            out["positive"].append(self._crop(require_nuclei=False)[0])
+            out["anchor"].append(self._crop(require_nuclei=True)[0])
+            out["positive"].append(self._crop(require_nuclei=True)[0])
         batch = {k: torch.from_numpy(np.stack(v)) for k, v in out.items()}
         for key in ("image", "anchor", "positive"):
             batch[key] = to_unit_range(batch[key], (0.0, 255.0))
@@ -133,8 +137,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def train(args: argparse.Namespace) -> Tuple[Path, List[Dict[str, float]]]:
-    """Run the training described by ``args``; return the checkpoint path and the logged losses."""
+def train(args: argparse.Namespace, tiles: Optional[Sequence[Tile]] = None) -> Tuple[Path, List[Dict[str, float]]]:
+    """Run the training described by ``args``; return the checkpoint path and the logged losses.
+
+    ``tiles`` (``(uint8 image, instances)`` pairs) replaces ``--data-dir`` when given.
+    """
     if args.steps < 1 or args.batch_size < 1:
         raise ValueError(f"--steps and --batch-size must be >= 1, got {args.steps}, {args.batch_size}")
     if args.crop_size < 32:
@@ -142,9 +149,11 @@ def train(args: argparse.Namespace) -> Tuple[Path, List[Dict[str, float]]]:
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     rng = np.random.RandomState(args.seed)
-    tiles = load_tiles(args.data_dir, args.channels, args.max_images, args.num_synthetic, args.seed)
+    if tiles is None:
+        tiles = load_tiles(args.data_dir, args.channels, args.max_images, args.num_synthetic, args.seed)
     sampler = TripletBatchSampler(tiles, args.crop_size, rng)
-    generator = SmoothGANGenerator(args.channels, args.base_features).to(device)
+    residual = not getattr(args, "no_residual", False)
+    generator = SmoothGANGenerator(args.channels, args.base_features, residual=residual).to(device)
     discriminator = PatchDiscriminator(args.channels, args.disc_features).to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr, betas=(0.5, 0.999))
@@ -153,6 +162,7 @@ def train(args: argparse.Namespace) -> Tuple[Path, List[Dict[str, float]]]:
         "base_features": args.base_features,
         "disc_features": args.disc_features,
         "softmax_scale": 10.0,
+        "residual": residual,
         "value_range": [0.0, 255.0],
         "crop_size": args.crop_size,
         "batch_size": args.batch_size,
@@ -206,9 +216,17 @@ def train(args: argparse.Namespace) -> Tuple[Path, List[Dict[str, float]]]:
     return path, history
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_hsmix.apps.train_smooth_gan",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return add_arguments(parser)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="python -m monai_hsmix.apps.train_smooth_gan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
-    train(parser.parse_args(argv))
+    train(build_parser().parse_args(argv))
     return 0
 
 

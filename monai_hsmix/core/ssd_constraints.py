@@ -79,16 +79,15 @@ def mask_centroid(mask: np.ndarray) -> Tuple[float, float]:
 
 
 def shape_factor(mask_o: np.ndarray, mask_t: np.ndarray) -> float:
-    """``|Mo xor Mt| / max(|Mo|, |Mt|)`` with both masks shifted so their rounded centroids coincide."""
+    """``|Mo xor Mt| / max(|Mo|, |Mt|)`` with ``Mt`` shifted by the rounded centroid difference onto ``Mo``."""
     mo, mt = np.asarray(mask_o, dtype=bool), np.asarray(mask_t, dtype=bool)
-    co = np.round(mask_centroid(mo)).astype(int)
-    ct = np.round(mask_centroid(mt)).astype(int)
-    # canvas origin at the common centroid: each mask's top-left lands at (-centroid)
-    lo = np.minimum(-co, -ct)
-    hi = np.maximum(np.array(mo.shape) - co, np.array(mt.shape) - ct)
-    size = hi - lo
-    canvas = np.zeros((2, *size), dtype=bool)
-    oo, ot = -co - lo, -ct - lo
+    # one integer shift from the centroid difference (rounding each centroid on its own can misalign
+    # exact translated copies by a pixel, e.g. 3.5 -> 4 but 8.5 -> 8)
+    shift = np.round(np.subtract(mask_centroid(mt), mask_centroid(mo))).astype(int)
+    lo = np.minimum(0, -shift)
+    hi = np.maximum(mo.shape, np.array(mt.shape) - shift)
+    canvas = np.zeros((2, *(hi - lo)), dtype=bool)
+    oo, ot = -lo, -shift - lo
     canvas[0, oo[0] : oo[0] + mo.shape[0], oo[1] : oo[1] + mo.shape[1]] = mo
     canvas[1, ot[0] : ot[0] + mt.shape[0], ot[1] : ot[1] + mt.shape[1]] = mt
     return float(np.logical_xor(canvas[0], canvas[1]).sum() / max(mo.sum(), mt.sum()))

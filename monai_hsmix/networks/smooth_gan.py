@@ -9,6 +9,10 @@ Generator ``G(x, Mo, Ma)``
     (``ELU(conv_f(h)) * sigmoid(conv_g(h))``), two stride-2 stages, three dilated gated convolutions
     (dilation 2, 4, 8) at 1/4 resolution, then the foreground similarity encoder and a nearest-upsampling
     decoder ending in ``tanh``.
+    Deviation (``residual=True``, the default): the decoder predicts a correction added to the input,
+    ``clamp(x + r, -1, 1)``, with the last convolution initialised to zero, so an untrained generator is
+    the identity and short CPU fits do not repaint nuclei in flat colour. ``residual=False`` gives the
+    plain ``tanh`` output.
 
 Foreground similarity encoder (FSE, Eq. 6-7)
     At 1/4 resolution, with feature vectors ``f_i``, query positions ``i`` inside ``Ma`` and key positions
@@ -127,12 +131,17 @@ class SmoothGANGenerator(nn.Module):
         Image channels (3 for RGB, 1 for grey).
     base_features
         Width of the first stage (doubles at each of the two downsamplings).
+    softmax_scale
+        ``kappa`` of the foreground similarity encoder.
+    residual
+        Predict a zero-initialised correction to the input instead of the image itself (see above).
     """
 
-    def __init__(self, channels: int = 3, base_features: int = 32, softmax_scale: float = 10.0):
+    def __init__(self, channels: int = 3, base_features: int = 32, softmax_scale: float = 10.0, residual: bool = True):
         super().__init__()
         f = base_features
         self.channels = channels
+        self.residual = residual
         self.encoder = nn.Sequential(
             GatedConv2d(channels + 2, f, 5),
             GatedConv2d(f, 2 * f, 3, stride=2),
@@ -150,8 +159,10 @@ class SmoothGANGenerator(nn.Module):
             nn.Upsample(scale_factor=2, mode="nearest"),
             GatedConv2d(2 * f, f, 3),
             nn.Conv2d(f, channels, 3, padding=1),
-            nn.Tanh(),
         )
+        if residual:
+            nn.init.zeros_(self.decoder[-1].weight)
+            nn.init.zeros_(self.decoder[-1].bias)
 
     def forward(self, image: torch.Tensor, mask_ori: torch.Tensor, mask_add: torch.Tensor) -> torch.Tensor:
         """Map a (B, C, H, W) image in [-1, 1] and (B, 1, H, W) masks to a (B, C, H, W) image in [-1, 1]."""
@@ -164,8 +175,8 @@ class SmoothGANGenerator(nn.Module):
         small_ori = F.max_pool2d(F.pad(mask_ori.to(image), pad), 4)
         small_add = F.max_pool2d(F.pad(mask_add.to(image), pad), 4)
         attended = self.fse(feats, small_ori, small_add)
-        out = self.decoder(self.fuse(torch.cat([feats, attended], dim=1)))
-        return out[..., :height, :width]
+        out = self.decoder(self.fuse(torch.cat([feats, attended], dim=1)))[..., :height, :width]
+        return (image + out).clamp(-1.0, 1.0) if self.residual else torch.tanh(out)
 
 
 def _sn_conv(in_channels: int, out_channels: int, stride: int) -> nn.Module:
@@ -284,6 +295,7 @@ def load_generator(
         channels=int(config["channels"]),
         base_features=int(config["base_features"]),
         softmax_scale=float(config.get("softmax_scale", 10.0)),
+        residual=bool(config.get("residual", True)),
     )
     generator.load_state_dict(payload["generator"])
     return generator.to(device).eval(), config
