@@ -28,7 +28,6 @@ def synthetic_nuclei(
     if size < 16 or n_nuclei < 0 or channels not in (1, 3):
         raise ValueError(f"need size >= 16, n_nuclei >= 0 and channels in (1, 3); got {size}, {n_nuclei}, {channels}")
     rng = np.random.RandomState(seed)
-    rows, cols = np.mgrid[0:size, 0:size]
     instances = np.zeros((size, size), dtype=np.int32)
     blocked = np.zeros((size, size), dtype=bool)
     next_id = 1
@@ -38,14 +37,18 @@ def synthetic_nuclei(
         a, b = rng.uniform(3.0, 7.0), rng.uniform(2.5, 5.0)
         cr, cc = rng.uniform(a + 2, size - a - 2, size=2)
         theta = rng.uniform(0, np.pi)
-        dr, dc = rows - cr, cols - cc
+        # draw the ellipse in a local window (+3 px margin for the no-touch ring)
+        r0, c0 = int(max(cr - a - 4, 0)), int(max(cc - a - 4, 0))
+        r1, c1 = int(min(cr + a + 5, size)), int(min(cc + a + 5, size))
+        dr, dc = np.mgrid[r0:r1, c0:c1] - np.array([cr, cc])[:, None, None]
         u = dr * np.cos(theta) + dc * np.sin(theta)
         v = -dr * np.sin(theta) + dc * np.cos(theta)
         mask = (u / a) ** 2 + (v / b) ** 2 <= 1.0
-        if mask.sum() < 10 or np.any(mask & blocked):
+        window = (slice(r0, r1), slice(c0, c1))
+        if mask.sum() < 10 or np.any(mask & blocked[window]):
             continue
-        instances[mask] = next_id
-        blocked |= ndimage.binary_dilation(mask, iterations=3)
+        instances[window][mask] = next_id
+        blocked[window] |= ndimage.binary_dilation(mask, iterations=3)
         next_id += 1
     stroma = ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), 2.0)
     stroma = (stroma - stroma.min()) / (np.ptp(stroma) + 1e-8)

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-top", type=int, default=None, help="crop origin (default: centre)")
     parser.add_argument("--crop-left", type=int, default=None)
     parser.add_argument("--checkpoint", type=Path, default=None, help="trained Smooth-GAN checkpoint (local path)")
-    parser.add_argument("--gan-steps", type=int, default=40, help="quick generator fit when no --checkpoint")
+    parser.add_argument("--gan-steps", type=int, default=20, help="quick generator fit when no --checkpoint")
     parser.add_argument("--max-paste-ratio", type=float, default=0.5)
     parser.add_argument("--patch-size", type=int, default=20)
     parser.add_argument("--shuffle-fraction", type=float, default=0.2)
@@ -75,8 +75,8 @@ def _generator(args, image: np.ndarray, instances: np.ndarray):
     crop = min(64, *image.shape[1:])
     with tempfile.TemporaryDirectory() as tmp:
         fit = SimpleNamespace(
-            steps=args.gan_steps, batch_size=4, crop_size=crop, channels=image.shape[0], base_features=16,
-            disc_features=16, lr=2e-4, margin=1.0, lambda_l1=10.0, device="auto", seed=args.seed,
+            steps=args.gan_steps, batch_size=2, crop_size=crop, channels=image.shape[0], base_features=8,
+            disc_features=8, lr=2e-4, margin=1.0, lambda_l1=10.0, device="auto", seed=args.seed,
             data_dir=None, max_images=0, num_synthetic=0, log_every=max(1, args.gan_steps), save_every=10**9,
             output=Path(tmp) / "g.pt",
         )  # fmt: skip
