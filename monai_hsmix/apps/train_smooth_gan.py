@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--margin", type=float, default=1.0, help="triplet margin m (Eq. 3)")
     parser.add_argument("--lambda-l1", type=float, default=10.0, help="weight of the L1 term (Eq. 5)")
+    parser.add_argument(
+        "--l1-region", choices=("all", "outside"), default="all",
+        help="L1 of Eq. 5 over the whole image (authors' code) or only outside the pasted nuclei",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=50)
@@ -169,6 +173,7 @@ def train(args: argparse.Namespace, tiles: Optional[Sequence[Tile]] = None) -> T
         "lr": args.lr,
         "margin": args.margin,
         "lambda_l1": args.lambda_l1,
+        "l1_region": getattr(args, "l1_region", "all"),
         "seed": args.seed,
         "data_dir": None if args.data_dir is None else str(args.data_dir),
         "num_tiles": len(tiles),
@@ -192,8 +197,9 @@ def train(args: argparse.Namespace, tiles: Optional[Sequence[Tile]] = None) -> T
         discriminator.requires_grad_(False)
         with torch.no_grad():
             d_anchor, d_positive = discriminator(batch["anchor"]), discriminator(batch["positive"])
+        l1_weight = 1.0 - batch["mask_add"] if getattr(args, "l1_region", "all") == "outside" else None
         loss_g, parts = generator_loss(
-            d_anchor, d_positive, discriminator(composite), generated, batch["image"], args.lambda_l1
+            d_anchor, d_positive, discriminator(composite), generated, batch["image"], args.lambda_l1, l1_weight
         )
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()

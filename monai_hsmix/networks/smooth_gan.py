@@ -28,12 +28,15 @@ Discriminator ``D``
     A PatchGAN (4x4 convolutions, strides 2-2-2-1-1, LeakyReLU 0.2) with spectral normalisation on every
     convolution; its patch map is used as an embedding.
 
-Losses (Eq. 3-5), with ``d(u, v)`` the mean squared difference of two patch maps, anchor ``a`` and
-positive ``p`` two real tiles, and the composite ``c = Ma * G(x) + (1 - Ma) * x``::
+Losses (Eq. 3-5), with ``d(u, v)`` the Euclidean distance between two flattened patch maps, anchor ``a``
+and positive ``p`` two real tiles, and the composite ``c = Ma * G(x) + (1 - Ma) * x``::
 
     L_D = max(0, d(D(a), D(p)) - d(D(a), D(c)) + m),    m = 1.0                     (3)
     L_adv = | d(D(a), D(c)) - d(D(a), D(p)) |                                       (4)
     L_G = L_adv + lambda * ||G(x) - x||_1,              lambda = 10                 (5)
+
+The L1 term is a mean over the whole image by default (the authors' released code); the training app's
+``--l1-region outside`` restricts it to pixels outside the pasted nuclei.
 
 At inference only the composite is used: pixels outside ``Ma`` are the input's, bit for bit.
 """
@@ -210,7 +213,9 @@ def compose(generated: torch.Tensor, image: torch.Tensor, mask_add: torch.Tensor
 
 
 def _patch_distance(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return (u - v).pow(2).flatten(1).mean(dim=1)
+    # Euclidean, as in a triplet margin loss: its gradient has unit norm whatever the scale of D's
+    # outputs (a mean of squares gave generator gradients below Adam's epsilon and G never moved)
+    return ((u - v).pow(2).flatten(1).sum(dim=1) + 1e-12).sqrt()
 
 
 def triplet_discriminator_loss(
@@ -232,10 +237,19 @@ def generator_loss(
     generated: torch.Tensor,
     image: torch.Tensor,
     lambda_l1: float = 10.0,
+    l1_weight: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, Dict[str, float]]:
-    """Eq. 5; returns the total and its parts as floats."""
+    """Eq. 5; returns the total and its parts as floats.
+
+    ``l1_weight`` (B, 1, H, W) restricts the L1 term to a region (e.g. ``1 - mask_add``: outside the
+    pasted nuclei); None averages it over the whole image, as in the authors' released code.
+    """
     adv = triplet_generator_loss(d_anchor, d_positive, d_fake)
-    l1 = F.l1_loss(generated, image)
+    if l1_weight is None:
+        l1 = F.l1_loss(generated, image)
+    else:
+        weight = l1_weight.to(generated).expand_as(generated)
+        l1 = ((generated - image).abs() * weight).sum() / weight.sum().clamp_min(1.0)
     total = adv + lambda_l1 * l1
     return total, {"g_adv": float(adv.detach()), "g_l1": float(l1.detach())}
 

@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> Path:
         generator, torch.from_numpy(result.image), torch.from_numpy(instances > 0), torch.from_numpy(result.pasted), (0, 255)
     ).numpy()
     final = perturb(harmonised)
+    change = np.abs(harmonised[:, result.pasted].astype(np.float64) - result.image[:, result.pasted]).mean() if result.pasted.any() else 0.0
 
     def show(x):
         return x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> Path:
         (show(image), f"original ({int(instances.max())} nuclei)"),
         (show(result.image), f"pasted (+{len(result.records)} nuclei)"),
         (show(perturbed), f"perturbed (bg shuffle {args.shuffle_fraction:g})"),
-        (show(final), f"harmonised + perturbed\n({g_name})"),
+        (show(final), f"harmonised + perturbed\n({g_name}; mean |G-x| {change:.2f})"),
         (_overlay(final, result.instances, result.pasted), "instances (green orig., yellow pasted)"),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), dpi=100)

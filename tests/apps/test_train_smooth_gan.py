@@ -11,6 +11,7 @@ from monai_hsmix.networks.smooth_gan import load_checkpoint, load_generator
 TINY = ["--steps", "3", "--batch-size", "2", "--crop-size", "32", "--base-features", "4", "--disc-features", "4", "--num-synthetic", "2", "--log-every", "1"]
 
 
+@pytest.mark.slow
 def test_cli_trains_a_few_cpu_steps_and_writes_a_loadable_checkpoint(tmp_path, capsys):
     out = tmp_path / "sg.pt"
     assert main([*TINY, "--device", "cpu", "--output", str(out)]) == 0
@@ -24,11 +25,12 @@ def test_cli_trains_a_few_cpu_steps_and_writes_a_loadable_checkpoint(tmp_path, c
     assert "L_D" in capsys.readouterr().out
 
 
-def test_single_channel_training(tmp_path):
-    args = build_parser().parse_args([*TINY, "--channels", "1", "--device", "cpu", "--output", str(tmp_path / "g.pt")])
-    path, history = train(args)
-    generator, _ = load_generator(path)
-    assert generator.channels == 1 and len(history) == 3
+@pytest.mark.slow
+def test_single_channel_training_with_l1_outside_pasted(tmp_path):
+    argv = [*TINY, "--steps", "2", "--channels", "1", "--l1-region", "outside", "--device", "cpu", "--output", str(tmp_path / "g.pt")]
+    path, history = train(build_parser().parse_args(argv))
+    generator, config = load_generator(path)
+    assert generator.channels == 1 and config["l1_region"] == "outside" and len(history) == 2
 
 
 def test_sampler_batches_are_in_range_and_masks_disjoint():
