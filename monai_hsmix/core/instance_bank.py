@@ -39,8 +39,8 @@ def to_instance_labels(label, name: str = "label") -> np.ndarray:
     ----------
     label
         (H, W) or (1, H, W) array/tensor: bool, integer, or float holding whole numbers >= 0. A label
-        whose values are only {0, 1} is treated as binary and split into 8-connected components;
-        otherwise each positive value is one instance.
+        with a single positive value ({0, 1}, or {0, 255} as masks are often saved) is treated as binary
+        and split into 8-connected components; otherwise each positive value is one instance.
     name
         Name used in error messages.
     """
@@ -61,7 +61,8 @@ def to_instance_labels(label, name: str = "label") -> np.ndarray:
     if arr.size and arr.max() > np.iinfo(np.int32).max:
         raise ValueError(f"{name} has ids above int32 range (max {arr.max()})")
     arr = arr.astype(np.int32)
-    if arr.size and arr.max() <= 1:
+    top = arr.max() if arr.size else 0
+    if top <= 1 or np.all((arr == 0) | (arr == top)):
         arr, _ = ndimage.label(arr, structure=_EIGHT_CONNECTED)
         arr = arr.astype(np.int32)
     return arr

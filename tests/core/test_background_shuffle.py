@@ -10,7 +10,7 @@ from monai_hsmix.core.background_shuffle import shuffle_background_patches
 def _patches(x: torch.Tensor, p: int) -> torch.Tensor:
     c, h, w = x.shape
     nh, nw = h // p, w // p
-    return x[:, : nh * p, : nw * p].reshape(c, nh, p, nw, p).permute(1, 3, 0, 2, 4).reshape(nh * nw, -1)
+    return x[:, : nh * p, : nw * p].reshape(c, nh, p, nw, p).permute(1, 3, 0, 2, 4).reshape(nh * nw, c * p * p)
 
 
 @settings(max_examples=30, deadline=None)

@@ -18,6 +18,14 @@ def test_binary_mask_is_split_into_eight_connected_components():
     assert labels[3, 3] == labels[1, 1] != labels[7, 7]
 
 
+def test_a_0_255_mask_is_binary_too():
+    mask = np.zeros((8, 8), dtype=np.uint8)
+    mask[:2, :2] = 255
+    mask[5:, 5:] = 255
+    labels = to_instance_labels(mask)
+    assert set(np.unique(labels)) == {0, 1, 2}
+
+
 def test_instance_map_keeps_its_ids_and_accepts_whole_float_and_channel_axis():
     inst = np.zeros((1, 6, 6), dtype=np.float32)
     inst[0, :2, :2] = 7

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from monai.data import MetaTensor
 from monai.transforms import Compose
 from scipy import ndimage
@@ -51,6 +53,16 @@ def test_dictionary_transform_outputs_image_instances_and_semantic_mask():
     assert out["pasted"].sum() > 0
     _check_output(image, inst, out["image"], out["label"], out["pasted"])
     assert len(t.mixer.last_records) == len(np.unique(out["label"][out["pasted"] > 0]))
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**20), binary=st.booleans(), size=st.integers(48, 96), fraction=st.floats(0.0, 1.0))
+def test_invariants_hold_for_any_seed(seed, binary, size, fraction):
+    image, inst, label = _sample(size=size, n=size // 8, seed=seed % 97, binary=binary)
+    t = RandInsMix(patch_size=8, shuffle_fraction=fraction).set_random_state(seed)
+    out_img, out_inst, pasted = t(image, label)
+    assert out_img.shape == image.shape and out_inst.shape == label.shape
+    _check_output(image, inst, out_img, out_inst, pasted)
 
 
 def test_metatensor_in_metatensor_out_with_meta_and_separate_instance_key():
