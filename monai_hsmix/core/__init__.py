@@ -1,12 +1,15 @@
 """Pure functional core: the papers' equations on tensors, with no randomness of their own.
 
 HSMix (``hsmix_equations``, ``segment_ops``, ``labels``, ``pairing``), Soft-CP (``soft_mask``,
-``lesion_objects``, ``paste_placement``) and InsMix building blocks.
+``lesion_objects``, ``paste_placement``) and InsMix
+(``instance_bank``, ``ssd_constraints``, ``instance_paste``, ``background_shuffle``).
 
 Random draws (pairings, Bernoulli uniforms, ratios) are passed in, so every function here is
 deterministic and testable on its own.
 """
 
+from monai_hsmix.core.instance_bank import InstanceBank
+from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.core.hsmix_equations import (
     HSMixOutput,
     blend,
@@ -23,6 +26,8 @@ from monai_hsmix.core.soft_mask import SoftMask, blend_weights, gaussian_mask, s
 
 __all__ = [
     "HSMixOutput",
+    "InstanceBank",
+    "SSDConstraints",
     "SoftMask",
     "blend",
     "blend_weights",

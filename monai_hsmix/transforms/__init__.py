@@ -1,6 +1,7 @@
 """MONAI transforms of this package (array and dictionary versions)."""
 
 from monai_hsmix.transforms.hsmix import RandHSMix, RandHSMixd, RandHSMixD, RandHSMixDict
+from monai_hsmix.transforms.insmix import RandInsMix, RandInsMixd, RandInsMixD, RandInsMixDict
 from monai_hsmix.transforms.hsmix_presets import HSMIX_PRESETS, HSMixPreset, get_preset
 from monai_hsmix.transforms.soft_copy_paste import (
     RandSoftCopyPaste,
@@ -17,6 +18,10 @@ __all__ = [
     "RandHSMixD",
     "RandHSMixDict",
     "RandHSMixd",
+    "RandInsMix",
+    "RandInsMixD",
+    "RandInsMixDict",
+    "RandInsMixd",
     "RandSoftCopyPaste",
     "RandSoftCopyPasteD",
     "RandSoftCopyPasteDict",
