@@ -25,7 +25,7 @@ import torch
 
 from monai_hsmix.core.instance_bank import InstanceBank
 from monai_hsmix.core.instance_paste import paste_instances
-from monai_hsmix.core.nuclei_data import list_monuseg_pairs, read_monuseg_pair, synthetic_nuclei
+from monai_hsmix.data.nuclei_data import list_monuseg_pairs, read_monuseg_pair, synthetic_nuclei
 from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.networks.smooth_gan import (
     PatchDiscriminator,

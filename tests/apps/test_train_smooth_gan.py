@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from monai_hsmix.apps.train_smooth_gan import TripletBatchSampler, build_parser, load_tiles, main, resolve_device, train
-from monai_hsmix.core.nuclei_data import synthetic_nuclei
+from monai_hsmix.data.nuclei_data import synthetic_nuclei
 from monai_hsmix.networks.smooth_gan import load_checkpoint, load_generator
 
 TINY = ["--steps", "3", "--batch-size", "2", "--crop-size", "32", "--base-features", "4", "--disc-features", "4", "--num-synthetic", "2", "--log-every", "1"]

@@ -4,7 +4,7 @@ import torch
 from scipy import ndimage
 
 from monai_hsmix.core.instance_bank import InstanceBank, NucleusTemplate, check_image_and_label, to_instance_labels
-from monai_hsmix.core.nuclei_data import synthetic_nuclei
+from monai_hsmix.data.nuclei_data import synthetic_nuclei
 
 
 def test_binary_mask_is_split_into_eight_connected_components():

@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from monai_hsmix.core.instance_bank import InstanceBank
 from monai_hsmix.core.instance_paste import paste_instances
-from monai_hsmix.core.nuclei_data import synthetic_nuclei
+from monai_hsmix.data.nuclei_data import synthetic_nuclei
 from monai_hsmix.core.ssd_constraints import SSDConstraints
 
 

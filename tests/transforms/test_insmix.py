@@ -8,7 +8,7 @@ from monai.transforms import Compose
 from scipy import ndimage
 
 from monai_hsmix.core.instance_bank import InstanceBank
-from monai_hsmix.core.nuclei_data import list_monuseg_pairs, read_monuseg_pair, synthetic_nuclei
+from monai_hsmix.data.nuclei_data import list_monuseg_pairs, read_monuseg_pair, synthetic_nuclei
 from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.networks.smooth_gan import PatchDiscriminator, SmoothGANGenerator, save_checkpoint
 from monai_hsmix.transforms.insmix import RandInsMix, RandInsMixd, RandInsMixD, RandInsMixDict
