@@ -266,13 +266,15 @@ def add_paste_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> Non
         help_text = helps.get(name, f"object-level {name[:-5]} probability")
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=d[name],
                             help=f"{help_text} (default: %(default)s)")
+    parser.add_argument("--no-confine-context", dest="confine_context", action="store_false",
+                        help="let the donor's soft rim extend outside the reference region")
 
 
 def paste_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
     """:class:`RandSoftCopyPaste` keyword arguments from options added by :func:`add_paste_arguments`."""
     kwargs = {name: getattr(args, name) for name in (
         "mode", "alpha", "num_rings", "ring_width", "sigma", "s1", "s2", "max_tries", "num_lesions",
-        "min_lesion_voxels", *(f"{n}_prob" for n in _PROBS))}
+        "min_lesion_voxels", "confine_context", *(f"{n}_prob" for n in _PROBS))}
     kwargs["label_values"] = [int(v) if float(v).is_integer() else float(v) for v in args.label_values]
     return kwargs
 

@@ -79,6 +79,10 @@ class RandSoftCopyPaste(RandomizableTransform):
         than ``s2`` (fractions of its volume). ``s1`` applies only when a reference is given.
     max_tries : int
         Positions drawn per lesion before the paste is skipped (and counted).
+    confine_context : bool
+        With a reference, keep the donor's surrounding context (the soft or blurred rim outside the
+        lesion) inside the reference region, so that e.g. donor brain tissue is never blended onto the
+        background beyond the main brain. The lesion itself is pasted whole either way.
     num_lesions : int
         Lesion instances pasted per call (each drawn independently from the donor's instances).
     min_lesion_voxels : int
@@ -124,6 +128,7 @@ class RandSoftCopyPaste(RandomizableTransform):
         s1: float = 0.8,
         s2: float = 0.1,
         max_tries: int = 50,
+        confine_context: bool = True,
         num_lesions: int = 1,
         min_lesion_voxels: int = 1,
         flip_prob: float = 0.0,
@@ -140,6 +145,7 @@ class RandSoftCopyPaste(RandomizableTransform):
         blur_sigma_range: Sequence[float] = (0.5, 1.0),
     ) -> None:
         RandomizableTransform.__init__(self, _check_prob("prob", prob))
+        self.confine_context = bool(confine_context)
         self.label_values = tuple(label_values) if not isinstance(label_values, (int, float)) else (label_values,)
         if len(self.label_values) == 0:
             raise ValueError("label_values must name at least one lesion label value")
@@ -248,6 +254,16 @@ class RandSoftCopyPaste(RandomizableTransform):
         info["skipped"] += 1
         info["skip_reasons"].append(reason)
 
+    @staticmethod
+    def _confine_to_reference(weight, hard, ref, offset, spatial) -> torch.Tensor:
+        """Zero the context weight where the paste position falls outside the reference."""
+        inside = torch.zeros(weight.shape, dtype=torch.bool, device=weight.device)
+        region = paste_region(offset, weight.shape, spatial)
+        if region is not None:
+            image_sl, patch_sl = region
+            inside[patch_sl] = ref[image_sl].to(weight.device)
+        return torch.where((hard > 0).to(weight.device) | inside, weight, torch.zeros_like(weight))
+
     def __call__(
         self,
         img: ArrayLike,
@@ -333,6 +349,8 @@ class RandSoftCopyPaste(RandomizableTransform):
             if placement is None:
                 self._skip(SKIP_NO_VALID_PLACE, info)
                 continue
+            if ref is not None and self.confine_context:
+                weight = self._confine_to_reference(weight, hard, ref, placement.offset, spatial)
             paste_object(out_img, out_lbl, obj_img.to(out_img.device), obj_lbl.to(out_lbl.device),
                          hard.to(out_img.device), weight.to(out_img.device), placement.offset)
             image_sl, patch_sl = paste_region(placement.offset, hard.shape, spatial)

@@ -70,6 +70,22 @@ def test_paste_invariants(seed, dims, mode, with_reference):
     support = ndimage.binary_dilation(pasted, np.ones((3,) * dims), iterations=radius) if radius else pasted
     changed = (out != img).any(0)
     assert not np.any(changed & ~support)
+    if with_reference:  # the donor's context never spills outside the reference anatomy
+        assert not np.any(changed & ~reference & ~pasted)
+
+
+@pytest.mark.parametrize("confine", [True, False])
+def test_context_is_confined_to_the_reference(confine):
+    img, lbl = np.zeros((1, 32, 32), np.float32), np.zeros((1, 32, 32), np.int64)
+    donor, donor_lbl = np.full((1, 32, 32), 5.0, np.float32), np.zeros((1, 32, 32), np.int64)
+    donor_lbl[0, 14:19, 14:19] = 1
+    reference = np.zeros((32, 32), bool)
+    reference[10:17, 10:17] = True  # barely larger than the 5x5 lesion: the rim must cross its edge
+    t = RandSoftCopyPaste((1,), num_rings=3, s1=0.99, max_tries=500, confine_context=confine).set_random_state(0)
+    out, out_lbl = t(img, lbl, donor, donor_lbl, reference)
+    assert t.last_info["pasted"] == 1
+    spill = (out[0] != 0) & ~reference & (out_lbl[0] == 0)
+    assert spill.any() != confine
 
 
 def test_blend_formula_in_place_without_object_transforms():
