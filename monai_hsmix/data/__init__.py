@@ -1,0 +1,1 @@
+"""Dataset readers (Synapse, BraTS), demo data generation and training-loop integration."""
