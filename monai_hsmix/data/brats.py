@@ -334,3 +334,18 @@ class LoadBratsCased(MapTransform):
         for key, arr in zip(self.keys, arrays):
             d[key] = MetaTensor(torch.from_numpy(np.ascontiguousarray(arr)), affine=torch.as_tensor(affine), meta=dict(meta))
         return d
+
+
+def regions_to_labels(regions):
+    """``(3, *spatial)`` WT, TC, ET masks -> ``(1, *spatial)`` BraTS2018 labels (2 oedema, 1 core, 4 enhancing).
+
+    Nested by construction: ET inside TC inside WT wins in that order, so a voxel predicted ET but
+    not WT still becomes 4. Works on numpy arrays and (Meta)Tensors.
+    """
+    if regions.shape[0] != 3:
+        raise ValueError(f"expected 3 region channels (WT, TC, ET), got shape {tuple(regions.shape)}")
+    wt, tc, et = ((regions[i : i + 1] > 0.5) * 1 for i in range(3))
+    out = wt * 2
+    out = out + tc * (1 - out)  # TC -> 1 (overrides 2)
+    out = out * (1 - et) + et * 4  # ET -> 4
+    return out
