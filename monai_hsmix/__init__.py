@@ -1,1 +1,23 @@
+"""monai_hsmix: HSMix, Soft-CP and InsMix mixing augmentations as MONAI transforms and bundles."""
+
 __version__ = "0.1.0"
+
+from monai_hsmix.data import HSMixCollate, HSMixPrepareBatch  # noqa: E402
+from monai_hsmix.transforms import (  # noqa: E402
+    HSMIX_PRESETS,
+    RandHSMix,
+    RandHSMixd,
+    RandHSMixD,
+    RandHSMixDict,
+)
+
+__all__ = [
+    "HSMIX_PRESETS",
+    "HSMixCollate",
+    "HSMixPrepareBatch",
+    "RandHSMix",
+    "RandHSMixD",
+    "RandHSMixDict",
+    "RandHSMixd",
+    "__version__",
+]

@@ -22,7 +22,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     modules = {}
     for name, help_text in SUBCOMMANDS.items():
-        modules[name] = importlib.import_module(f"monai_hsmix.preview.{name}")
+        module_name = f"monai_hsmix.preview.{name}"
+        try:
+            modules[name] = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # a figure module not shipped in this build; argparse lists only those present
         modules[name].add_arguments(sub.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
     path = modules[args.command].run(args)

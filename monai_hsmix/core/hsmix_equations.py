@@ -1,0 +1,171 @@
+"""HSMix (arXiv 2511.17614, Sec. 3, Algorithm 1) as pure tensor functions.
+
+Notation follows the paper: ``X1, Y1`` an image and its labels, ``X2, Y2`` its partner in the batch,
+``SP1, SP2`` their superpixel maps, ``SA1, SA2`` their saliency maps.
+
+* Eq. 1-2 (hard mixing): every superpixel of ``SP2`` is selected with probability ``p``; the union
+  is the binary mask ``Mh`` and ``Xh = X1 (1 - Mh) + X2 Mh``, ``Yh`` likewise.
+* Eq. 3-7 (soft mixing): ``SPm = SP1 (1 - Mh) + SP2 Mh`` (with the two label sets kept distinct),
+  ``SA21 = SA2 / (SA1 + SA2)``, ``Ms`` = mean of ``SA21`` over each superpixel of ``SPm``, and
+  ``Xs = X1 (1 - Ms) + X2 Ms``, ``Ys`` likewise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from monai_hsmix.core.segment_ops import segment_mean
+
+#: value of SA2 / (SA1 + SA2) where both saliencies are 0: neither image is more salient there
+EQUAL_SALIENCY_RATIO = 0.5
+
+
+def hard_mask_from_segments(segments: torch.Tensor, uniforms: torch.Tensor, p: float) -> torch.Tensor:
+    """Eq. 1: the union of the segments selected by Bernoulli(p) draws.
+
+    Parameters
+    ----------
+    segments : torch.Tensor
+        ``(B, *spatial)`` integer labels of the partner images' superpixels (``SP2``).
+    uniforms : torch.Tensor
+        ``(B, K)`` draws from U(0, 1) with ``K`` greater than every label; segment ``k`` of pair
+        ``b`` is selected when ``uniforms[b, k] < p``.
+    p : float
+        Selection probability in ``[0, 1]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, *spatial)`` float mask of 0 and 1 (``Mh``).
+    """
+    bsz = segments.shape[0]
+    flat = segments.reshape(bsz, -1).long()
+    if uniforms.shape[0] != bsz or uniforms.shape[1] <= int(flat.max()):
+        raise ValueError(f"uniforms {tuple(uniforms.shape)} must be (B, K) with K > every segment label")
+    selected = (uniforms < p).to(uniforms.dtype)
+    return selected.gather(1, flat).reshape(segments.shape)
+
+
+def mixed_segment_grid(segments1: torch.Tensor, segments2: torch.Tensor, hard_mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: ``SPm = SP1 (1 - Mh) + SP2 Mh`` with the labels of ``SP2`` shifted past those of ``SP1``.
+
+    Without the shift, superpixel ``k`` of ``SP1`` and superpixel ``k`` of ``SP2`` would merge into
+    one region of ``SPm`` and Eq. 5 would average saliency across two unrelated areas.
+    """
+    offset = int(segments1.max().item()) + 1
+    return torch.where(hard_mask > 0.5, segments2.long() + offset, segments1.long())
+
+
+def relative_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor) -> torch.Tensor:
+    """Eq. 4: ``SA21 = SA2 / (SA1 + SA2)``, :data:`EQUAL_SALIENCY_RATIO` where both are 0."""
+    total = saliency1 + saliency2
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, saliency2 / safe, torch.full_like(total, EQUAL_SALIENCY_RATIO))
+
+
+def soft_mask_from_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor) -> torch.Tensor:
+    """Eq. 4-5: the relative saliency averaged inside every superpixel of ``SPm`` (``Ms``)."""
+    return segment_mean(relative_saliency(saliency1, saliency2), mixed_segments)
+
+
+def blend(first: torch.Tensor, second: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 2 and 6-7: ``first (1 - mask) + second mask``, the mask broadcast over channels.
+
+    Parameters
+    ----------
+    first, second : torch.Tensor
+        ``(B, C, *spatial)``.
+    mask : torch.Tensor
+        ``(B, *spatial)`` values in ``[0, 1]``.
+    """
+    m = mask.unsqueeze(1).to(first.dtype)
+    # this form (not first + (second - first) * m) returns exactly first or second where m is 0 or 1
+    return first * (1 - m) + second * m
+
+
+@dataclass
+class HSMixOutput:
+    """Everything one HSMix call produces, for training and for inspection.
+
+    Attributes are ``(B, ...)`` tensors; the mixed images and labels keep their channel axis, the
+    masks and maps have none. ``partner[b]`` is the batch index of ``X2`` for pair ``b``. The soft
+    fields are ``None`` when only hard mixing was asked for (no saliency is computed then).
+    """
+
+    hard_image: torch.Tensor
+    hard_label: Optional[torch.Tensor]
+    soft_image: Optional[torch.Tensor]
+    soft_label: Optional[torch.Tensor]
+    hard_mask: torch.Tensor
+    soft_mask: Optional[torch.Tensor]
+    segments: torch.Tensor
+    partner_segments: torch.Tensor
+    mixed_segments: torch.Tensor
+    partner: torch.Tensor
+
+
+def hsmix_batch(
+    images: torch.Tensor,
+    labels: Optional[torch.Tensor],
+    partner: torch.Tensor,
+    segments: torch.Tensor,
+    uniforms: torch.Tensor,
+    p: float,
+    soft_mask: Optional[torch.Tensor] = None,
+    saliency: Optional[torch.Tensor] = None,
+) -> HSMixOutput:
+    """Hard and soft mixing of every image with its partner (Algorithm 1 for a batch).
+
+    Each image's superpixels and saliency are computed once for the batch; ``SP2`` and ``SA2`` are
+    gathered through ``partner`` rather than recomputed for every pair.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(B, C, *spatial)`` images.
+    labels : torch.Tensor, optional
+        ``(B, K, *spatial)`` label channels (one-hot or multi-label), mixed exactly like the images.
+    partner : torch.Tensor
+        ``(B,)`` int64 index of each image's partner.
+    segments : torch.Tensor
+        ``(B, *spatial)`` superpixel labels of every image.
+    uniforms : torch.Tensor
+        ``(B, K)`` U(0, 1) draws for the Bernoulli selection (see :func:`hard_mask_from_segments`).
+    p : float
+        Selection probability.
+    soft_mask : torch.Tensor, optional
+        ``(B, *spatial)`` ready-made ratio ``Ms`` (the Table 7 ablations: one Beta ratio per image, or
+        the pixel-wise saliency ratio). When omitted, Eq. 3-5 build it from ``saliency``.
+    saliency : torch.Tensor, optional
+        ``(B, *spatial)`` saliency of every image. With neither ``soft_mask`` nor ``saliency`` only
+        hard mixing is done.
+    """
+    partner = partner.to(images.device)
+    segments2 = segments[partner]
+    hard = hard_mask_from_segments(segments2, uniforms, p)
+    mixed = mixed_segment_grid(segments, segments2, hard)
+    if soft_mask is None and saliency is not None:
+        soft_mask = soft_mask_from_saliency(saliency, saliency[partner], mixed)
+    images2 = images[partner]
+    hard_image = blend(images, images2, hard)
+    soft_image = None if soft_mask is None else blend(images, images2, soft_mask)
+    hard_label = soft_label = None
+    if labels is not None:
+        labels2 = labels[partner]
+        hard_label = blend(labels, labels2, hard)
+        soft_label = None if soft_mask is None else blend(labels, labels2, soft_mask)
+    return HSMixOutput(
+        hard_image=hard_image,
+        hard_label=hard_label,
+        soft_image=soft_image,
+        soft_label=soft_label,
+        hard_mask=hard,
+        soft_mask=soft_mask,
+        segments=segments,
+        partner_segments=segments2,
+        mixed_segments=mixed,
+        partner=partner,
+    )
