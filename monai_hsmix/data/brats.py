@@ -263,7 +263,7 @@ def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str 
     Returns
     -------
     list of dict
-        ``{"path": npz file, "case": case name, "slice": z}`` for each kept slice.
+        ``{"path": npz file, "name": "<case>_sliceZZZ", "case": case name, "slice": z}`` per kept slice.
     """
     root = Path(dataset_dir)
     mods = _check_modalities(modalities, get_layout(layout))
@@ -298,13 +298,14 @@ def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str 
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     slices = json.loads(manifest.read_text())["slices"]
-    return [{"path": str(target / s["file"]), "case": s["case"], "slice": s["slice"]} for s in slices]
+    return [{"path": str(target / s["file"]), "name": s["file"][: -len(".npz")], "case": s["case"], "slice": s["slice"]}
+            for s in slices]
 
 
 def brats_volume_datalist(dataset_dir: PathLike, split: str = "val", layout: str = "brats2018",
                           val_fraction: float = 0.2, seed: int = 0) -> List[Dict[str, str]]:
-    """``[{"case_dir": folder, "case": name}]`` of whole volumes, for volume inference."""
-    return [{"case_dir": str(c), "case": c.name} for c in find_brats_cases(dataset_dir, layout, split, val_fraction, seed)]
+    """``[{"case_dir": folder, "name": case, "case": case}]`` of whole volumes, for volume inference."""
+    return [{"case_dir": str(c), "name": c.name, "case": c.name} for c in find_brats_cases(dataset_dir, layout, split, val_fraction, seed)]
 
 
 class LoadBratsCased(MapTransform):

@@ -152,19 +152,19 @@ def convert_btcv(
 
 def _listed_files(root: Path, list_file: str, folder: str, suffix: str, what: str) -> List[Dict[str, str]]:
     names = read_list_file(root / LIST_DIR / list_file)
-    items = [{"path": str(root / folder / f"{n}{suffix}"), "case": n} for n in names]
+    items = [{"path": str(root / folder / f"{n}{suffix}"), "name": n, "case": n.split("_slice")[0]} for n in names]
     for item in items:
         require_file(item["path"], f"{what} {item['case']} listed in {list_file}")
     return items
 
 
 def synapse_train_datalist(dataset_dir: PathLike, list_file: str = "train.txt") -> List[Dict[str, str]]:
-    """``[{"path": .../train_npz/<name>.npz, "case": <name>}]`` for every slice in the list file."""
+    """``[{"path": .../train_npz/<name>.npz, "name": <name>, "case": "caseXXXX"}]`` for every slice in the list file."""
     return _listed_files(Path(dataset_dir), list_file, "train_npz", ".npz", "training slice")
 
 
 def synapse_test_datalist(dataset_dir: PathLike, list_file: str = "test_vol.txt") -> List[Dict[str, str]]:
-    """``[{"path": .../test_vol_h5/<case>.npy.h5, "case": <case>}]`` for every case in the list file."""
+    """``[{"path": .../test_vol_h5/<case>.npy.h5, "name": <case>, "case": <case>}]`` for every case in the list file."""
     return _listed_files(Path(dataset_dir), list_file, "test_vol_h5", ".npy.h5", "test volume")
 
 
