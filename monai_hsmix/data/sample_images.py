@@ -21,7 +21,7 @@ def cardiac_phantom(size: int = 128, seed: int = 0) -> Tuple[np.ndarray, np.ndar
     Parameters
     ----------
     size : int
-        Side of the square image in pixels (at least 32).
+        Side of the square image in pixels (at least 16).
     seed : int
         Seed of the phantom's geometry, texture and noise.
 
@@ -32,8 +32,8 @@ def cardiac_phantom(size: int = 128, seed: int = 0) -> Tuple[np.ndarray, np.ndar
     label : numpy.ndarray
         ``(1, size, size)`` int64 class indices in ``0..3``.
     """
-    if size < 32:
-        raise ValueError(f"size must be at least 32, got {size}")
+    if size < 16:
+        raise ValueError(f"size must be at least 16, got {size}")
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) / size
     cy, cx = 0.5 + rng.uniform(-0.06, 0.06, size=2)

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label2", type=Path, help="label map of the second image")
     parser.add_argument("--slice", type=int, default=None, help="slice index along the last axis of 3D volumes "
                         "(default: the slice of image 1 with the most foreground)")
+    parser.add_argument("--crop", type=int, default=None, metavar="N",
+                        help="centre-crop (or zero-pad) both slices to N x N, for images of different sizes")
     parser.add_argument("--num-classes", type=int, default=None, help="number of classes (default: from the labels)")
     parser.add_argument("--preset", choices=sorted(HSMIX_PRESETS), default=None, help="the paper's settings for a dataset")
     parser.add_argument("--n-segments", type=int, nargs=2, metavar=("LMIN", "LMAX"), default=None)
@@ -71,9 +73,15 @@ def load_pair(args: argparse.Namespace) -> Tuple[np.ndarray, np.ndarray]:
         img, lab = _read(img_path), _read(lab_path)[:1]
         if img.shape[1:] != lab.shape[1:]:
             raise ValueError(f"{img_path} has spatial shape {img.shape[1:]} but {lab_path} has {lab.shape[1:]}")
-        pairs.append(_to_slice(img, np.round(lab), args.slice))
+        img, lab = _to_slice(img, np.round(lab), args.slice)
+        if args.crop:
+            from monai.transforms import ResizeWithPadOrCrop
+
+            fit = ResizeWithPadOrCrop((args.crop, args.crop))
+            img, lab = np.asarray(fit(img)), np.asarray(fit(lab))
+        pairs.append((img, lab))
     if pairs[0][0].shape != pairs[1][0].shape:
-        raise ValueError(f"the two images differ in shape: {pairs[0][0].shape} vs {pairs[1][0].shape}; resample them first")
+        raise ValueError(f"the two images differ in shape: {pairs[0][0].shape} vs {pairs[1][0].shape}; pass --crop N or resample them first")
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]).astype(np.int64)
 
 

@@ -49,7 +49,7 @@ def save_grid(panels: Sequence[Sequence[tuple]], path: Path, title: str = "") ->
     import matplotlib.pyplot as plt
 
     rows, cols = len(panels), max(len(r) for r in panels)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.45 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.75 * rows), squeeze=False)
     for r, row in enumerate(panels):
         for c in range(cols):
             ax = axes[r][c]

@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from monai_hsmix.core import labels_to_channels
+
+
+def test_index_labels_become_one_hot():
+    lab = torch.tensor([[[[0, 1], [2, 3]]]])
+    out = labels_to_channels(lab, num_classes=4)
+    assert out.shape == (1, 4, 2, 2) and out.dtype == torch.float32
+    assert torch.equal(out.argmax(1), lab[:, 0])
+    assert torch.equal(out.sum(1), torch.ones(1, 2, 2))
+
+
+def test_one_hot_and_multilabel_pass_through():
+    one_hot = torch.nn.functional.one_hot(torch.randint(0, 3, (2, 5, 5)), 3).movedim(-1, 1)
+    assert torch.equal(labels_to_channels(one_hot, num_classes=3), one_hot.float())
+    multi = torch.zeros(2, 3, 5, 5)
+    multi[:, :, 1:3, 1:3] = 1  # overlapping channels, as BraTS WT/TC/ET
+    assert torch.equal(labels_to_channels(multi, multilabel=True), multi)
+
+
+@pytest.mark.parametrize(
+    "labels, kwargs, message",
+    [
+        (torch.zeros(1, 1, 4, 4), {}, "num_classes is required"),
+        (torch.full((1, 1, 4, 4), 4.0), {"num_classes": 4}, r"\[0, 3\]"),
+        (-torch.ones(1, 1, 4, 4), {"num_classes": 4}, r"\[0, 3\]"),
+        (torch.full((1, 1, 4, 4), 0.5), {"num_classes": 4}, "integer"),
+        (torch.full((1, 1, 4, 4), float("nan")), {"num_classes": 4}, "NaN"),
+        (torch.ones(1, 3, 4, 4), {}, "sum to 1"),
+        (torch.ones(1, 3, 4, 4) / 3, {"num_classes": 4}, "3 channels but num_classes=4"),
+        (torch.full((1, 2, 4, 4), 2.0), {"multilabel": True}, r"\[0, 1\]"),
+        (torch.zeros(4, 4), {"num_classes": 2}, "B, C"),
+        (torch.zeros(1, 1, 4, 4), {"num_classes": 1}, "at least 2"),
+    ],
+)
+def test_bad_labels_raise_with_the_reason(labels, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        labels_to_channels(labels, **kwargs)

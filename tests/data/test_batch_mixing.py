@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+from monai.data import DataLoader, Dataset
+from monai.engines import SupervisedTrainer
+from monai.networks.nets import UNet
+
+from monai_hsmix import HSMixCollate, HSMixPrepareBatch, RandHSMixd
+from monai_hsmix.data import cardiac_batch
+
+
+def _dataset(n=16, size=32):
+    images, labels = cardiac_batch(n, size, seed=0)
+    return Dataset([{"image": images[i], "label": labels[i]} for i in range(n)])
+
+
+def _mixer():
+    return RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(8, 16), compactness=0.1,
+                      mode="hard", backend="reference", return_masks=True)
+
+
+def _partners(loader):
+    return [b["hsmix_partner"].tolist() + [b["hsmix_hard_mask"].sum().item()] for b in loader]
+
+
+def test_each_worker_draws_different_numbers():
+    loader = DataLoader(_dataset(), batch_size=4, shuffle=False, num_workers=2, collate_fn=HSMixCollate(_mixer()))
+    torch.manual_seed(0)
+    draws = _partners(loader)
+    # batches 0/2 come from worker 0 and 1/3 from worker 1; identical streams would repeat the same draws
+    assert draws[0] != draws[1] and draws[2] != draws[3]
+    torch.manual_seed(0)
+    assert _partners(loader) == draws  # reproducible under the global seed
+
+
+def test_collate_in_the_main_process_uses_the_transform_state():
+    mixer = _mixer().set_random_state(3)
+    loader = DataLoader(_dataset(8), batch_size=4, num_workers=0, collate_fn=HSMixCollate(mixer))
+    first = _partners(loader)
+    mixer.set_random_state(3)
+    assert _partners(loader) == first
+
+
+def test_prepare_batch_trains_a_network_on_mixed_soft_labels():
+    loader = DataLoader(_dataset(8), batch_size=4)
+    net = UNet(2, 1, 4, channels=(4, 8), strides=(2,))
+    seen = []
+
+    def loss(pred, target):
+        seen.append((pred.shape[0], target.shape))
+        return torch.nn.functional.cross_entropy(pred, target)  # probability targets
+
+    prepare = HSMixPrepareBatch(RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=8, compactness=0.1,
+                                           backend="reference"))
+    trainer = SupervisedTrainer(device=torch.device("cpu"), max_epochs=1, train_data_loader=loader, network=net,
+                                optimizer=torch.optim.SGD(net.parameters(), 0.1), loss_function=loss,
+                                prepare_batch=prepare)
+    trainer.run()
+    assert seen == [(8, (8, 4, 32, 32))] * 2
+    assert np.isfinite(trainer.state.output[0]["loss"])
+
+
+def test_prepare_batch_reports_missing_keys_and_wrong_types():
+    prepare = HSMixPrepareBatch(None)
+    with pytest.raises(KeyError, match="label"):
+        prepare({"image": torch.zeros(2, 1, 4, 4)})
+    with pytest.raises(TypeError, match="dictionary"):
+        prepare([torch.zeros(1)])
+    images, labels = prepare({"image": np.zeros((2, 1, 4, 4)), "label": np.zeros((2, 1, 4, 4))}, torch.device("cpu"))
+    assert images.shape == (2, 1, 4, 4) and isinstance(labels, torch.Tensor)
+    with pytest.raises(TypeError, match="callable"):
+        HSMixCollate(None)

@@ -1,0 +1,234 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor, decollate_batch, list_data_collate
+
+from monai_hsmix import HSMIX_PRESETS, RandHSMix, RandHSMixd, RandHSMixD, RandHSMixDict
+from monai_hsmix.backends import available_backends
+from monai_hsmix.data import cardiac_batch, cardiac_volume
+
+
+@pytest.fixture(params=available_backends())
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def batch():
+    images, labels = cardiac_batch(4, 48, seed=3)
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def make(backend, **kw):
+    opts = dict(num_classes=4, n_segments=(20, 40), compactness=0.1, p=0.3, backend=backend)
+    opts.update(kw)
+    return RandHSMix(**opts)
+
+
+@pytest.mark.parametrize("mode, include_original, factor", [("both", False, 2), ("hard", False, 1), ("soft", False, 1),
+                                                            ("random", False, 1), ("both", True, 3), ("hard", True, 2)])
+def test_output_sizes_per_mode(batch, backend, mode, include_original, factor):
+    images, labels = batch
+    x, y = make(backend, mode=mode, include_original=include_original)(images, labels)
+    assert x.shape == (4 * factor,) + images.shape[1:]
+    assert y.shape == (4 * factor, 4) + images.shape[2:]
+    assert torch.allclose(y.sum(1), torch.ones_like(y[:, 0]), atol=1e-5)
+    if include_original:
+        assert torch.equal(x[:4], images)
+
+
+def test_hard_then_soft_order_and_pixel_sources(batch, backend):
+    images, labels = batch
+    mix = make(backend)
+    mix.set_random_state(5)
+    x, y, res = mix(images, labels, return_masks=True)
+    partner = res.partner
+    hard = x[:4]
+    is_x1 = hard == images
+    is_x2 = hard == images[partner]
+    assert bool((is_x1 | is_x2).all())
+    assert 0 < float(res.hard_mask.mean()) < 1
+    assert torch.allclose(x[4:], images * (1 - res.soft_mask[:, None]) + images[partner] * res.soft_mask[:, None])
+
+
+def test_same_seed_same_output_and_different_seed_differs(batch, backend):
+    images, labels = batch
+    a = make(backend).set_random_state(11)(images, labels)
+    b = make(backend).set_random_state(11)(images, labels)
+    c = make(backend).set_random_state(12)(images, labels)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+def test_prob_zero_returns_images_unchanged_and_labels_as_channels(batch, backend):
+    images, labels = batch
+    x, y = make(backend, prob=0.0)(images, labels)
+    assert x is images
+    assert y.shape == (4, 4) + images.shape[2:] and torch.equal(y.argmax(1), labels[:, 0])
+
+
+def test_batch_of_one_is_returned_unmixed_and_logged_once(batch, backend, caplog):
+    images, labels = batch
+    mix = make(backend)
+    with caplog.at_level(logging.WARNING, logger="monai_hsmix"):
+        x1, _ = mix(images[:1], labels[:1])
+        mix(images[:1], labels[:1])
+    assert x1 is not None and torch.equal(x1, images[:1])
+    assert sum("at least 2 samples" in r.message for r in caplog.records) == 1
+
+
+def test_any_batch_size_works(backend):
+    images, labels = cardiac_batch(3, 32, seed=1)
+    x, y = make(backend)(images, labels)
+    assert isinstance(x, np.ndarray) and x.shape == (6, 1, 32, 32) and x.dtype == np.float32
+    assert isinstance(y, np.ndarray) and y.shape == (6, 4, 32, 32)
+
+
+def test_metatensor_batch_keeps_per_sample_meta(backend):
+    images, labels = cardiac_batch(3, 32, seed=2)
+    samples = [
+        {"image": MetaTensor(torch.from_numpy(images[i]), meta={"filename_or_obj": f"case{i}.nii.gz"}),
+         "label": MetaTensor(torch.from_numpy(labels[i]), meta={"filename_or_obj": f"label{i}.nii.gz"})}
+        for i in range(3)
+    ]
+    collated = list_data_collate(samples)
+    out = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(10, 20), compactness=0.1, backend=backend)(collated)
+    assert isinstance(out["image"], MetaTensor) and isinstance(out["label"], MetaTensor)
+    names = [s.meta["filename_or_obj"] for s in decollate_batch(out["image"])]
+    assert names == [f"case{i}.nii.gz" for i in range(3)] * 2
+    assert out["image"].affine.shape == (6, 4, 4)
+
+
+def test_dictionary_transform_mixes_every_key_with_the_same_masks(batch, backend):
+    images, labels = batch
+    mix = RandHSMixd(["image", "image2", "label"], "label", num_classes=4, n_segments=(20, 30), compactness=0.1,
+                     backend=backend, return_masks=True)
+    out = mix({"image": images, "image2": images * 3 + 1, "label": labels, "other": "kept"})
+    assert torch.allclose(out["image2"], out["image"] * 3 + 1, atol=1e-5)
+    assert out["other"] == "kept"
+    for key in ("hsmix_hard_mask", "hsmix_soft_mask", "hsmix_segments", "hsmix_mixed_segments"):
+        assert out[key].shape == (4, 1) + images.shape[2:]
+    assert out["hsmix_partner"].shape == (4,)
+    assert RandHSMixD is RandHSMixd and RandHSMixDict is RandHSMixd
+
+
+def test_dictionary_missing_keys(batch, backend):
+    images, _ = batch
+    mix = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=10, backend=backend, allow_missing_keys=True)
+    out = mix({"image": images})
+    assert out["image"].shape[0] == 8
+    with pytest.raises(KeyError):
+        RandHSMixd(["image", "label"], "label", num_classes=4, backend=backend)({"image": images})
+
+
+def test_hard_only_never_computes_saliency(batch, backend):
+    images, labels = batch
+    mix = make(backend, mode="hard")
+
+    def forbidden(_):
+        raise AssertionError("saliency computed for hard-only mixing")
+
+    mix._saliency_fn = forbidden
+    mix(images, labels)
+
+
+def test_ablation_switches(batch, backend):
+    images, labels = batch
+    _, _, grid = make(backend, hard_region="grid", mode="hard").set_random_state(0)(images, labels, return_masks=True)
+    seg = grid.partner_segments[0]
+    cell = seg == seg[0, 0]
+    rows, cols = cell.nonzero().T
+    assert bool(cell[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all())  # square cells
+    _, _, beta = make(backend, soft_ratio="beta", mode="soft").set_random_state(0)(images, labels, return_masks=True)
+    per_image = beta.soft_mask.flatten(1)
+    assert torch.allclose(per_image, per_image[:, :1].expand_as(per_image))
+    assert per_image[:, 0].unique().numel() > 1
+    _, _, pix = make(backend, soft_ratio="pixel", mode="soft").set_random_state(0)(images, labels, return_masks=True)
+    _, _, sup = make(backend, soft_ratio="superpixel", mode="soft").set_random_state(0)(images, labels, return_masks=True)
+    assert pix.soft_mask.unique().numel() > sup.soft_mask.unique().numel()
+
+
+def test_multilabel_channels_are_mixed_as_given(batch, backend):
+    images, labels = batch
+    multi = torch.cat([(labels > 0), (labels > 1), (labels > 2)], 1).float()  # nested, overlapping channels
+    _, y = make(backend, num_classes=None, multilabel=True)(images, multi)
+    assert y.shape == (8, 3) + images.shape[2:]
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_three_dimensional_volumes(backend):
+    vols = [cardiac_volume(24, 8, seed=s) for s in range(2)]
+    images = torch.from_numpy(np.stack([v[0] for v in vols]))
+    labels = torch.from_numpy(np.stack([v[1] for v in vols]))
+    x, y, res = make(backend, n_segments=(10, 20), spacing=(1.0, 1.0, 2.0))(images, labels, return_masks=True)
+    assert x.shape == (4, 1, 24, 24, 8) and y.shape == (4, 4, 24, 24, 8)
+    assert torch.isfinite(x).all() and torch.isfinite(res.soft_mask).all()
+
+
+def test_constant_and_integer_images(backend):
+    const = torch.full((2, 1, 24, 24), 7, dtype=torch.uint8)
+    labels = torch.zeros(2, 1, 24, 24, dtype=torch.long)
+    x, y = make(backend, n_segments=8)(const, labels)
+    assert x.dtype == torch.float32 and torch.all(x == 7)
+    assert torch.isfinite(y).all()
+
+
+def test_presets_match_the_paper():
+    expected = {"glas": ((200, 400), 10, 0.3), "monuseg": ((300, 500), 10, 0.3), "isic2017": ((30, 80), 10, 0.3),
+                "brats2018": ((50, 150), 0.003, 0.3), "synapse": ((200, 400), 0.1, 0.3)}
+    assert {k: (v.n_segments, v.compactness, v.p) for k, v in HSMIX_PRESETS.items()} == expected
+    mix = RandHSMixd.from_preset("synapse", ["image", "label"], "label", num_classes=9, p=0.5)
+    assert mix.mixer.n_segments == (200, 400) and mix.mixer.compactness == 0.1 and mix.mixer.p == 0.5
+    assert RandHSMix.from_preset("BraTS2018", multilabel=True).compactness == 0.003
+    with pytest.raises(ValueError, match="unknown HSMix preset"):
+        RandHSMix.from_preset("kits19")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"n_segments": (50, 10)}, "lmin <= lmax"), ({"n_segments": 0}, "lmin <= lmax"), ({"n_segments": (1, 2, 3)}, "pair"),
+     ({"p": 1.5}, "p must be"), ({"p": -0.1}, "p must be"), ({"prob": 2}, "prob"), ({"compactness": 0}, "compactness"),
+     ({"mode": "mix"}, "mode"), ({"hard_region": "hex"}, "hard_region"), ({"soft_ratio": "x"}, "soft_ratio"),
+     ({"backend": "cuda-magic"}, "unknown backend"), ({"beta_alpha": 0}, "beta_alpha"), ({"num_classes": 0}, "num_classes"),
+     ({"spacing": (1.0, -1.0)}, "spacing"), ({"max_num_iter": 0}, "max_num_iter")],
+)
+def test_bad_settings_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RandHSMix(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "images, labels, message",
+    [(torch.rand(2, 1, 16, 16), torch.zeros(2, 1, 16, 15), "does not match"),
+     (torch.rand(2, 1, 16, 16), torch.zeros(3, 1, 16, 16), "does not match"),
+     (torch.rand(2, 1, 16, 16), torch.full((2, 1, 16, 16), 4), r"\[0, 3\]"),
+     (torch.rand(1, 16, 16), torch.zeros(1, 16, 16), "must be a batch"),
+     (torch.rand(2, 1, 4, 16, 16, 3), torch.zeros(2, 1, 4, 16, 16, 3), "must be a batch"),
+     (torch.full((2, 1, 16, 16), float("nan")), torch.zeros(2, 1, 16, 16), "NaN"),
+     (torch.full((2, 1, 16, 16), float("inf")), torch.zeros(2, 1, 16, 16), "infinite")],
+)
+def test_bad_batches_raise(images, labels, message):
+    with pytest.raises(ValueError, match=message):
+        RandHSMix(num_classes=4, n_segments=4, backend="reference")(images, labels)
+
+
+def test_index_labels_without_num_classes_raise(batch):
+    images, labels = batch
+    with pytest.raises(ValueError, match="num_classes is required"):
+        RandHSMix(n_segments=4, backend="reference")(images, labels)
+    with pytest.raises(ValueError, match="label_keys"):
+        RandHSMixd(["image"], "label")
+    with pytest.raises(TypeError, match="numpy array, torch tensor"):
+        RandHSMix(num_classes=4)([[0.0]], None)
+
+
+def test_pasted_area_follows_p():
+    images, labels = cardiac_batch(8, 64, seed=7)
+    areas = []
+    for p in (0.1, 0.5):
+        mix = RandHSMix(num_classes=4, n_segments=(60, 80), compactness=0.1, p=p, mode="hard", backend="reference")
+        mix.set_random_state(0)
+        areas.append(float(np.mean([mix(images, labels, return_masks=True)[2].hard_mask.mean() for _ in range(3)])))
+    assert abs(areas[0] - 0.1) < 0.06 and abs(areas[1] - 0.5) < 0.1
