@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import torch
+from ignite.engine import Events
 
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
@@ -82,3 +83,11 @@ class TrainingCheckpoint:
         if _is_main_process():
             CheckpointSaver(save_dir=self.save_dir, save_dict=objects, file_prefix="last",
                             save_interval=self.save_interval, n_saved=1, epoch_level=True).attach(engine)
+            # the saver prunes only files it wrote itself: drop those of the run we resumed from
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
+
+    def _prune(self, engine) -> None:
+        newest = latest_checkpoint(self.save_dir)
+        for path in Path(self.save_dir).iterdir():
+            if path != newest and _LAST.match(path.name):
+                path.unlink()
