@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -77,7 +78,10 @@ def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 8, network: s
     print(f"[demo] BraTS2018-layout demo data: {data_dir}", flush=True)
     png = write_preview(data_dir, out / "hsmix_preview.png", seed) if preview else None
     run_dir = out / ("brats2018_hsmix" if use_hsmix else "brats2018_baseline")
+    # a fresh run each time: the bundle would otherwise resume from the previous demo's checkpoint
+    shutil.rmtree(run_dir, ignore_errors=True)
     overrides = dict(bundle_root=str(bundle), output_dir=str(run_dir), dataset_dir=str(data_dir),
+                     prepared_dir=str(out / "prepared"),
                      img_size=img_size, network_name=network, network_kwargs=_network_kwargs(network),
                      use_hsmix=use_hsmix, max_epochs=epochs, val_interval=1, batch_size=batch_size,
                      val_batch_size=32, num_workers=0, learning_rate=learning_rate, log_every=5, seed=seed,
