@@ -132,3 +132,29 @@ def test_bundle_run_with_a_missing_modality_names_the_file(demo_roots, tmp_path)
         err = err.__cause__ or err.__context__
     dataset_errors = [e for e in chain if isinstance(e, DatasetError)]
     assert dataset_errors and f"{case.name}_t1ce.nii.gz" in str(dataset_errors[0])
+
+
+def test_tracking_settings_patch_the_trainer_and_validator(demo_roots, tmp_path, capsys):
+    """``--tracking mlflow`` adds handlers at the standard ids with MLflow's loss transform; mlflow itself is
+    not installed here, so a StatsHandler stands in for MLFlowHandler with the same settings."""
+    import copy
+
+    from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS
+
+    settings = copy.deepcopy(DEFAULT_MLFLOW_SETTINGS)
+    probe = {"_target_": "StatsHandler", "name": "tracking_probe", "iteration_log": True, "epoch_log": False}
+    settings["configs"] = {
+        "trainer": dict(probe, tag_name="probe_loss",
+                        output_transform=settings["configs"]["trainer"]["output_transform"]),
+        "validator": dict(probe, iteration_log=False, epoch_log=True),
+        "save_execute_config": False,
+    }
+    bundle = "brats2018_hsmix"
+    wf = ConfigWorkflow(config_file=configs(bundle, "train"), workflow_type=None, tracking=settings,
+                        **tiny_overrides(bundle, demo_roots[bundle], tmp_path))
+    wf.initialize()
+    wf.run()
+    out = capsys.readouterr().out
+    assert "Iter: 2/2 -- probe_loss: " in out  # a scalar loss reached the tracking handler
+    # the validator's epoch metrics are reported twice: by the bundle's StatsHandler and by the probe
+    assert out.count("Epoch[1] Metrics -- val_hd95") == 2
