@@ -240,7 +240,8 @@ class SoftDiceBCELoss(_SoftDiceLoss):
         if self.pos_weight is not None:
             if self.pos_weight.numel() != input.shape[1]:
                 raise ValueError(
-                    f"SoftDiceBCELoss: pos_weight has {self.pos_weight.numel()} entries, input {input.shape[1]} channels"
+                    f"SoftDiceBCELoss: pos_weight has {self.pos_weight.numel()} entries, "
+                    f"input {input.shape[1]} channels"
                 )
             pos_weight = self.pos_weight.to(input).reshape(-1, *([1] * (input.dim() - 2)))
         return F.binary_cross_entropy_with_logits(input, target, pos_weight=pos_weight, reduction=self.reduction)

@@ -344,15 +344,16 @@ class TransUNet(nn.Module):
           ``Transformer/encoder_norm``): HWIO kernels become OIHW, dense kernels are transposed, the
           separate query/key/value kernels are stacked into ``qkv``.
 
-        Two adaptations are applied to every format and listed in ``report.adapted``: position
-        embeddings lose a class token if they have one and are resized bilinearly to this model's
-        ``img_size / 16`` grid; a stem kernel with another number of input channels (3 for ImageNet) is
-        replaced by its mean over input channels, copied into every channel. The stem standardises its
-        weights, so a grey image (all channels equal) then gets, in each output channel, the response
-        the original stem gives to that grey image repeated over RGB times a positive per-filter factor
-        (the ratio of the two kernels' standard deviations), which the following group norm largely
-        absorbs; no rescaling can make it exact. Any other tensor whose shape differs (e.g. a
-        ``head`` with another number of classes) is skipped and reported as mismatched.
+        The timm and npz position embeddings lose their class token. Two adaptations are applied to
+        every format and listed in ``report.adapted``: a square grid of position embeddings is resized
+        bilinearly to this model's ``img_size / 16`` grid; a stem kernel with another number of input
+        channels (3 for ImageNet) is replaced by its mean over input channels, copied into every
+        channel. The stem standardises its weights, so a grey image (all channels equal) then gets, in
+        each output channel, the response the original stem gives to that grey image repeated over RGB
+        times a positive per-filter factor (the ratio of the two kernels' standard deviations), which
+        the following group norm largely absorbs; no rescaling can make it exact. Any other tensor
+        whose shape differs (e.g. a ``head`` with another number of classes) is skipped and reported
+        as mismatched.
 
         Returns
         -------
@@ -389,7 +390,9 @@ class TransUNet(nn.Module):
                 f"{len(report.mismatched)} keys had other shapes, {len(report.unexpected)} were unknown "
                 f"(first: {(report.mismatched + report.unexpected)[:5]})"
             )
-        logger.info("TransUNet: loaded %d of %d tensors from %s (%s)", len(report.loaded), len(self.state_dict()), file, fmt)
+        logger.info(
+            "TransUNet: loaded %d of %d tensors from %s (%s)", len(report.loaded), len(self.state_dict()), file, fmt
+        )
         for what in ("adapted", "missing", "unexpected", "mismatched"):
             keys = getattr(report, what)
             if keys:
@@ -417,7 +420,8 @@ class TransUNet(nn.Module):
             filtered[key] = value.to(dtype=want.dtype)
         result = self.load_state_dict(filtered, strict=False)
         report.loaded = sorted(filtered)
-        report.missing = sorted(result.missing_keys)
+        # MONAI's TransformerBlock always owns a cross-attention norm that a self-attention ViT never uses
+        report.missing = sorted(k for k in result.missing_keys if ".norm_cross_attn." not in k)
         return report
 
     def _adapt(self, key: str, value: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -441,17 +445,11 @@ def _check_img_size(img_size: int | Sequence[int]) -> tuple[int, int]:
 
 
 def _resize_position_embeddings(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor | None:
-    """Drop a class token if present and resize a square grid of embeddings to ``grid`` (bilinear)."""
-    n = pos.shape[1]
+    """Resize a square grid of position embeddings to ``grid`` (bilinear); None if it is not square."""
+    n, dim = pos.shape[1], pos.shape[2]
     side = math.isqrt(n)
     if side * side != n:
-        side = math.isqrt(n - 1)
-        if side * side != n - 1:
-            return None
-        pos = pos[:, 1:]
-    if (side, side) == grid:
-        return pos
-    dim = pos.shape[2]
+        return None
     as_image = pos.reshape(1, side, side, dim).permute(0, 3, 1, 2).float()
     resized = F.interpolate(as_image, size=grid, mode="bilinear", align_corners=False)
     return resized.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim).to(pos.dtype)
@@ -483,7 +481,7 @@ _TIMM_RULES = [
     (r"patch_embed\.backbone\.stages\.(\d+)\.blocks\.(\d+)\.(conv|norm)([123])\.(weight|bias)",
      r"resnet.stages.\1.\2.\3\4.\5"),
     (r"patch_embed\.proj\.(weight|bias)", r"embeddings.patch_embeddings.\1"),
-    (r"pos_embed", _POS_KEY),
+    (r"pos_embed", _POS_KEY),  # the class token is dropped in _from_timm
     (r"blocks\.(\d+)\.(norm1|norm2|attn\.qkv)\.(weight|bias)", r"blocks.\1.\2.\3"),
     (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"blocks.\1.attn.out_proj.\2"),
     (r"blocks\.(\d+)\.mlp\.fc([12])\.(weight|bias)", r"blocks.\1.mlp.linear\2.\3"),
@@ -497,84 +495,98 @@ def _from_timm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key, value in state.items():
         for pattern, replacement in _TIMM_RULES:
             if re.fullmatch(pattern, key):
-                out[re.sub(pattern, replacement, key)] = value
+                name = re.sub(pattern, replacement, key)
+                out[name] = _strip_class_token(value) if name == _POS_KEY else value
                 break
         else:
             out[f"timm:{key}"] = value
     return out
 
 
-def _hwio_to_oihw(kernel: np.ndarray) -> torch.Tensor:
+def _strip_class_token(pos: torch.Tensor) -> torch.Tensor:
+    """timm and Google ViTs prepend a class token to a square grid of position embeddings; drop it."""
+    n = pos.shape[1]
+    has_token = math.isqrt(n) ** 2 != n and math.isqrt(n - 1) ** 2 == n - 1
+    return pos[:, 1:] if has_token else pos
+
+
+def _conv(kernel: np.ndarray) -> torch.Tensor:  # HWIO -> OIHW
     return torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
 
 
+def _dense(kernel: np.ndarray) -> torch.Tensor:  # (in, out) -> (out, in)
+    return torch.from_numpy(np.ascontiguousarray(kernel.T))
+
+
+def _heads_to_dense(kernel: np.ndarray) -> torch.Tensor:  # out-projection (heads, head_dim, out) -> (out, in)
+    return _dense(kernel.reshape(-1, kernel.shape[-1]))
+
+
+def _vector(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array.reshape(-1)))
+
+
+def _position(array: np.ndarray) -> torch.Tensor:
+    return _strip_class_token(torch.from_numpy(np.ascontiguousarray(array)))
+
+
+_UNIT = r"block(\d+)/unit(\d+)/"
+_LAYER = r"Transformer/encoderblock_(\d+)/"
+_PARAM = {"kernel": "weight", "scale": "weight", "bias": "bias"}
+
+
+def _unit(m: re.Match) -> str:
+    return f"resnet.stages.{int(m[1]) - 1}.{int(m[2]) - 1}."
+
+
+# (pattern, our key from the match, array conversion); the attention q/k/v kernels are stacked separately
+_NPZ_RULES = [
+    (r"conv_root/kernel", lambda m: _ROOT_KEY, _conv),
+    (r"gn_root/(scale|bias)", lambda m: f"resnet.root.norm.{_PARAM[m[1]]}", _vector),
+    (_UNIT + r"conv([123])/kernel", lambda m: _unit(m) + f"conv{m[3]}.weight", _conv),
+    (_UNIT + r"gn([123])/(scale|bias)", lambda m: _unit(m) + f"norm{m[3]}.{_PARAM[m[4]]}", _vector),
+    (_UNIT + r"conv_proj/kernel", lambda m: _unit(m) + "shortcut.conv.weight", _conv),
+    (_UNIT + r"gn_proj/(scale|bias)", lambda m: _unit(m) + f"shortcut.norm.{_PARAM[m[3]]}", _vector),
+    (r"embedding/kernel", lambda m: "embeddings.patch_embeddings.weight", _conv),
+    (r"embedding/bias", lambda m: "embeddings.patch_embeddings.bias", _vector),
+    (r"Transformer/posembed_input/pos_embedding", lambda m: _POS_KEY, _position),
+    (r"Transformer/encoder_norm/(scale|bias)", lambda m: f"norm.{_PARAM[m[1]]}", _vector),
+    (_LAYER + r"LayerNorm_0/(scale|bias)", lambda m: f"blocks.{m[1]}.norm1.{_PARAM[m[2]]}", _vector),
+    (_LAYER + r"LayerNorm_2/(scale|bias)", lambda m: f"blocks.{m[1]}.norm2.{_PARAM[m[2]]}", _vector),
+    (_LAYER + r"MlpBlock_3/Dense_([01])/kernel", lambda m: f"blocks.{m[1]}.mlp.linear{int(m[2]) + 1}.weight", _dense),
+    (_LAYER + r"MlpBlock_3/Dense_([01])/bias", lambda m: f"blocks.{m[1]}.mlp.linear{int(m[2]) + 1}.bias", _vector),
+    (_LAYER + r"MultiHeadDotProductAttention_1/out/kernel", lambda m: f"blocks.{m[1]}.attn.out_proj.weight",
+     _heads_to_dense),
+    (_LAYER + r"MultiHeadDotProductAttention_1/out/bias", lambda m: f"blocks.{m[1]}.attn.out_proj.bias", _vector),
+]
+_QKV = re.compile(_LAYER + r"MultiHeadDotProductAttention_1/(query|key|value)/(kernel|bias)")
+
+
 def _from_google_npz(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Rename and reshape the arrays of Google's ``R50+ViT-B_16.npz`` into this module's keys."""
+    """Rename and reshape the arrays of Google's ``R50+ViT-B_16.npz``; unknown arrays keep their name."""
     out: dict[str, torch.Tensor] = {}
-    attention: dict[str, dict[str, np.ndarray]] = {}
+    qkv: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     for key, array in arrays.items():
-        m = re.fullmatch(r"block(\d+)/unit(\d+)/(conv|gn)(\d|_proj)/(kernel|scale|bias)", key)
+        m = _QKV.fullmatch(key)
         if m:
-            stage, unit, kind, idx, part = m.groups()
-            prefix = f"resnet.stages.{int(stage) - 1}.{int(unit) - 1}."
-            name = f"shortcut.{'conv' if kind == 'conv' else 'norm'}" if idx == "_proj" else (
-                f"conv{idx}" if kind == "conv" else f"norm{idx}")
-            out[prefix + name + ("." + _npz_param(part))] = (
-                _hwio_to_oihw(array) if part == "kernel" else torch.from_numpy(array.reshape(-1).copy()))
+            # (hidden, heads, head_dim) -> (heads * head_dim, hidden): heads-major, as MONAI splits qkv
+            qkv.setdefault((m[1], m[3]), {})[m[2]] = (
+                array.reshape(array.shape[0], -1).T if m[3] == "kernel" else array.reshape(-1))
             continue
-        m = re.fullmatch(r"Transformer/encoderblock_(\d+)/(.+)/(kernel|scale|bias)", key)
-        if m:
-            layer, module, part = m.groups()
-            prefix = f"blocks.{layer}."
-            if module.startswith("MultiHeadDotProductAttention_1/"):
-                attention.setdefault(layer, {})[module.split("/")[-1] + "/" + part] = array
-            elif module in ("LayerNorm_0", "LayerNorm_2"):
-                out[prefix + ("norm1." if module == "LayerNorm_0" else "norm2.") + _npz_param(part)] = (
-                    torch.from_numpy(array.copy()))
-            elif module in ("MlpBlock_3/Dense_0", "MlpBlock_3/Dense_1"):
-                linear = "mlp.linear1." if module.endswith("0") else "mlp.linear2."
-                out[prefix + linear + _npz_param(part)] = torch.from_numpy(
-                    np.ascontiguousarray(array.T) if part == "kernel" else array.copy())
-            else:
-                out[f"npz:{key}"] = torch.from_numpy(np.asarray(array).copy())
-            continue
-        simple = {
-            "conv_root/kernel": _ROOT_KEY,
-            "gn_root/scale": "resnet.root.norm.weight",
-            "gn_root/bias": "resnet.root.norm.bias",
-            "embedding/kernel": "embeddings.patch_embeddings.weight",
-            "embedding/bias": "embeddings.patch_embeddings.bias",
-            "Transformer/posembed_input/pos_embedding": _POS_KEY,
-            "Transformer/encoder_norm/scale": "norm.weight",
-            "Transformer/encoder_norm/bias": "norm.bias",
-        }
-        if key in simple:
-            tensor = _hwio_to_oihw(array) if key.endswith("kernel") and array.ndim == 4 else torch.from_numpy(
-                array.copy())
-            out[simple[key]] = tensor
-        else:  # cls token, classifier head, pre-logits: no counterpart here
-            out[f"npz:{key}"] = torch.from_numpy(np.asarray(array).copy())
-    for layer, parts in attention.items():
-        prefix = f"blocks.{layer}.attn."
-        if all(f"{n}/kernel" in parts for n in ("query", "key", "value")):
-            hidden = parts["query/kernel"].shape[0]
-            # (hidden, heads, head_dim) -> (heads * head_dim, hidden); heads-major like MONAI's qkv layout
-            out[prefix + "qkv.weight"] = torch.from_numpy(
-                np.concatenate([parts[f"{n}/kernel"].reshape(hidden, -1).T for n in ("query", "key", "value")]))
-        if all(f"{n}/bias" in parts for n in ("query", "key", "value")):
-            out[prefix + "qkv.bias"] = torch.from_numpy(
-                np.concatenate([parts[f"{n}/bias"].reshape(-1) for n in ("query", "key", "value")]))
-        if "out/kernel" in parts:
-            kernel = parts["out/kernel"]
-            out[prefix + "out_proj.weight"] = torch.from_numpy(
-                np.ascontiguousarray(kernel.reshape(-1, kernel.shape[-1]).T))
-        if "out/bias" in parts:
-            out[prefix + "out_proj.bias"] = torch.from_numpy(parts["out/bias"].copy())
+        for pattern, name, convert in _NPZ_RULES:
+            m = re.fullmatch(pattern, key)
+            if m:
+                out[name(m)] = convert(array)
+                break
+        else:  # class token, classifier head, pre-logits: no counterpart here
+            out[f"npz:{key}"] = torch.from_numpy(np.array(array))
+    for (layer, part), parts in qkv.items():
+        name = f"blocks.{layer}.attn.qkv.{_PARAM[part]}"
+        if len(parts) == 3:
+            out[name] = torch.from_numpy(np.concatenate([parts[n] for n in ("query", "key", "value")]))
+        else:
+            out[f"npz:{name} (incomplete: {sorted(parts)})"] = torch.empty(0)
     return out
-
-
-def _npz_param(part: str) -> str:
-    return {"kernel": "weight", "scale": "weight", "bias": "bias"}[part]
 
 
 def _summarise(keys: Sequence[str], limit: int = 8) -> str:

@@ -17,7 +17,12 @@ TINY = {
 
 @pytest.mark.parametrize(
     "name, cls, in_channels, out_channels",
-    [("unet", UNet, 1, 9), ("swinunetr", SwinUNETR, 4, 3), ("transunet", TransUNet, 3, 2), ("TransUNet", TransUNet, 1, 2)],
+    [
+        ("unet", UNet, 1, 9),
+        ("swinunetr", SwinUNETR, 4, 3),
+        ("transunet", TransUNet, 3, 2),
+        ("TransUNet", TransUNet, 1, 2),
+    ],
 )
 def test_builds_and_runs(name, cls, in_channels, out_channels):
     torch.manual_seed(0)

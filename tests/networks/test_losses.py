@@ -193,7 +193,8 @@ def test_bce_is_linear_in_the_target(alpha, seed):
     a, b = brats_like(seed), brats_like(seed + 1)
     logits = torch.randn(a.shape, generator=torch.Generator().manual_seed(seed))
     bce = SoftDiceBCELoss(lambda_dice=0.0)
-    torch.testing.assert_close(bce(logits, alpha * a + (1 - alpha) * b), alpha * bce(logits, a) + (1 - alpha) * bce(logits, b))
+    mixed = alpha * a + (1 - alpha) * b
+    torch.testing.assert_close(bce(logits, mixed), alpha * bce(logits, a) + (1 - alpha) * bce(logits, b))
 
 
 def test_bce_pos_weight_weights_positives_per_label():
