@@ -80,11 +80,20 @@ class TrainingCheckpoint:
             self.resumed_from = last
             self.logger.info(f"resuming training from {last}")
             CheckpointLoader(load_path=str(last), load_dict=objects, map_location=self.map_location).attach(engine)
+            engine.add_event_handler(Events.STARTED, self._warn_if_finished)
         if _is_main_process():
             CheckpointSaver(save_dir=self.save_dir, save_dict=objects, file_prefix="last",
                             save_interval=self.save_interval, n_saved=1, epoch_level=True).attach(engine)
             # the saver prunes only files it wrote itself: drop those of the run we resumed from
             engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
+
+    def _warn_if_finished(self, engine) -> None:
+        if engine.state.max_epochs is not None and engine.state.epoch >= engine.state.max_epochs:
+            self.logger.warning(
+                f"{self.resumed_from} already reached epoch {engine.state.epoch} of max_epochs "
+                f"{engine.state.max_epochs}: nothing left to train (raise max_epochs, or pass resume=False "
+                "to start over)"
+            )
 
     def _prune(self, engine) -> None:
         newest = latest_checkpoint(self.save_dir)

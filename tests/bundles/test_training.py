@@ -117,6 +117,14 @@ def test_interrupted_run_resumes_from_its_checkpoint(demo_roots, tmp_path):
     assert (tmp_path / "models" / "last_checkpoint_epoch=3.pt").is_file()
     assert not ckpt.exists(), "old training checkpoints are not pruned"
 
+    # re-running the finished run restores it and trains nothing more
+    wf3 = make_workflow(bundle, ["train"], **opts)
+    trainer3 = wf3.parser.get_parsed_content("train#trainer")
+    ran = []
+    trainer3.add_event_handler(Events.ITERATION_COMPLETED, lambda engine: ran.append(engine.state.iteration))
+    wf3.run()
+    assert ran == [] and trainer3.state.epoch == 3
+
 
 def test_bundle_run_with_a_missing_modality_names_the_file(demo_roots, tmp_path):
     data = tmp_path / "data"
