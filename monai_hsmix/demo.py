@@ -58,7 +58,7 @@ def write_preview(data_dir: Path, out_png: Path, seed: int) -> Path:
     out_png.parent.mkdir(parents=True, exist_ok=True)
     preview_main(["hsmix", "--image1", str(files[0][0]), "--label1", str(files[0][1]),
                   "--image2", str(files[1][0]), "--label2", str(files[1][1]), "--slice", str(z),
-                  "--num-classes", "5", "--preset", "brats2018", "--seed", str(seed), "--output", str(out_png)])
+                  "--num-classes", "5", "--preset", "brats2018", "--zscore", "--seed", str(seed), "--output", str(out_png)])
     return out_png
 
 
