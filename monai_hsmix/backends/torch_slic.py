@@ -137,16 +137,15 @@ def torch_slic(
         return torch.zeros((0,) + spatial, dtype=torch.long, device=images.device)
     layout = _Layout(spatial, counts, spacing, images.device)
     colour = _scaled_colour(images, float(compactness))
-    rel, absolute, ref = layout.tile_pixels(colour)
+    fine, inside, ref = layout.tile_pixels(colour)
     centres = layout.initial_centres(colour)
-    fine = rel
     if max_num_iter > 1:
-        rel, absolute = layout.sample_for_means(rel, absolute)
-    absolute = absolute.contiguous()
-    for _ in range(max_num_iter - 1):
-        centres = layout.update(rel, absolute, ref, centres)
+        rel, absolute = layout.sample_for_means(fine, inside, ref)
+        for _ in range(max_num_iter - 1):
+            centres = layout.update(rel, absolute, ref, centres)
+        del rel, absolute
     labels = layout.untile(layout.labels_of(fine, ref, centres))
-    del rel, absolute, fine  # the voxel features are the largest arrays: free them before clean-up
+    del fine, inside  # the voxel features are the largest arrays: free them before clean-up
     labels = _absorb_specks(labels, colour, centres, layout)
     min_size = (0.5 * math.prod(spatial) / layout.n_seeds.double()).floor().long().to(images.device)
     labels = _merge_small_fragments(labels, colour, min_size)
@@ -268,15 +267,15 @@ class _Layout:
 
         Returns
         -------
-        rel : ``(B * tiles, F + 2, t**ndim)``
+        rel : ``(B * tiles, F + 2 + 2 * ndim, t**ndim)``
             Rows: colour relative to the tile's first voxel, position inside the tile (scaled), 1,
-            squared norm of those two: with :meth:`_candidates`, one product is a squared distance.
-            Relative features keep the expanded squares small, so float32 cancellation is harmless.
-        absolute : ``(B * tiles, t**ndim, F + 1)``
-            Rows: colour, scaled position, 1; the sums of these give the new centres.
+            squared norm of those two, cell-shift indicators: with :meth:`_candidates`, one
+            product is a squared distance. Relative features keep the expanded squares small, so
+            float32 cancellation is harmless. Padding voxels (beyond the image) are all zero.
+        inside : ``(B * tiles, 1, t**ndim)``
+            1 for voxels of the image, 0 for padding.
         ref : ``(B * tiles, F)``
             What ``rel`` is relative to: the first voxel's colour and the tile origin (scaled).
-        Padding voxels (beyond the image) are zero everywhere, so they never count in a mean.
         """
         b, c = colour.shape[:2]
         nd, t = self.ndim, self.t
@@ -317,12 +316,14 @@ class _Layout:
             norm.addcmul_(rel[:, r], rel[:, r])
         self._shift_rows(rel[:, f + 2 :])
         rel.mul_(inside)
-        absolute = torch.empty(b * self.n_tiles, f + 1, t**nd, dtype=dt, device=dev)
-        absolute[:, :c] = x
-        torch.add(coords, origin[:, :, None], out=absolute[:, c:f])
-        absolute[:, f] = 1
-        absolute.mul_(inside)
-        return rel, absolute.transpose(1, 2), ref
+        return rel, inside, ref
+
+    @staticmethod
+    def _absolute(rel: torch.Tensor, inside: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """``(tiles, voxels, F + 1)`` rows (colour, scaled position, 1) whose sums give centres."""
+        f = ref.shape[1]
+        absolute = torch.cat([(rel[:, :f] + ref[:, :, None]) * inside, inside], dim=1)
+        return absolute.transpose(1, 2).contiguous()
 
     def _tile_field(self, per_axis_values, combine):
         """Combine per-axis ``(B, tiles_d * t)`` values into ``(B * tiles, 1, t**ndim)``."""
@@ -344,8 +345,8 @@ class _Layout:
                 one_axis[d] = (self.cell_shift[d] == u).to(out.dtype)
                 out[:, 2 * d + u : 2 * d + u + 1] = self._tile_field(one_axis, torch.mul)
 
-    def sample_for_means(self, rel: torch.Tensor, absolute: torch.Tensor):
-        """Voxels for the k-means iterations before the last (the last assignment uses all).
+    def sample_for_means(self, rel: torch.Tensor, inside: torch.Tensor, ref: torch.Tensor):
+        """Voxel rows (distance rows, mean rows) for the k-means iterations before the last.
 
         Centres are means, which every other voxel along each axis (a quarter in 2D, an eighth
         in 3D) estimates well once cells are 4 voxels wide. The sample is the voxels with even
@@ -353,15 +354,16 @@ class _Layout:
         are simply strided; otherwise the unsampled voxels of sampled images get zero weight.
         """
         if not bool(self.sampled.any()):
-            return rel, absolute
-        nd, t = self.ndim, self.t
+            return rel, self._absolute(rel, inside, ref)
+        t = self.t
         if bool(self.sampled.all()) and t % 2 == 0:
-            return self._strided(rel, 2), self._strided(absolute, 1)
+            rel = self._strided(rel, 2)
+            return rel, self._absolute(rel, self._strided(inside, 2), ref)
         even = [(torch.arange(n * t, device=self.device) % 2 == 0)[None] for n in self.tiles_per_axis]
         keep = self._tile_field(even, torch.logical_and).reshape(self.b, self.n_tiles, 1, -1)
         keep = keep | ~self.sampled.reshape(-1, 1, 1, 1)
-        weight = keep.reshape(self.b * self.n_tiles, -1, 1).to(absolute.dtype)
-        return rel, absolute * weight
+        weight = keep.reshape(self.b * self.n_tiles, 1, -1).to(inside.dtype)
+        return rel, self._absolute(rel, inside * weight, ref)
 
     def _strided(self, pix: torch.Tensor, voxel_axis: int) -> torch.Tensor:
         """Voxels with even coordinates inside every (even-sized) tile."""
@@ -572,10 +574,16 @@ def _merge_targets(comp, colour, size, small, limit) -> torch.Tensor:
     firsts, seconds = [], []
     for lo, hi in _neighbour_pairs(len(spatial), spatial):
         a, c = comp[lo], comp[hi]
-        touching = ((small_voxel[lo] | small_voxel[hi]) & (a != c)).nonzero(as_tuple=True)
-        firsts.append(a[touching])
-        seconds.append(c[touching])
-    first, second = torch.cat(firsts), torch.cat(seconds)
+        touching = (small_voxel[lo] | small_voxel[hi]) & (a != c)
+        # masked_select keeps no index arrays around (4 per pair in 3D with as_tuple indexing)
+        firsts.append(torch.masked_select(a, touching))
+        seconds.append(torch.masked_select(c, touching))
+        del touching
+    # a boundary between two components runs along many voxel pairs: keep each pair of
+    # components once, which shrinks every later array from voxel pairs to component pairs
+    pair = torch.unique(torch.cat(firsts) * k + torch.cat(seconds))
+    del firsts, seconds
+    first, second = torch.div(pair, k, rounding_mode="floor"), torch.remainder(pair, k)
     channels = [torch.bincount(flat, weights=colour[:, ch].reshape(-1), minlength=k) for ch in range(colour.shape[1])]
     colour_sum = torch.stack(channels, dim=1).to(colour.dtype)
     ids = torch.arange(k, device=comp.device)
