@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", type=int, default=None, metavar="N",
                         help="centre-crop (or zero-pad) both slices to N x N, for images of different sizes")
     parser.add_argument("--zscore", action="store_true",
-                        help="z-score each image over its non-zero pixels first (as the BraTS pipeline does; the "
-                             "brats2018 preset's compactness assumes such intensities)")
+                        help="z-score each image over its non-zero pixels first, as the BraTS pipeline prepares "
+                             "its slices (display and saliency then match what training sees)")
     parser.add_argument("--num-classes", type=int, default=None, help="number of classes (default: from the labels)")
     parser.add_argument("--preset", choices=sorted(HSMIX_PRESETS), default=None, help="the paper's settings for a dataset")
     parser.add_argument("--n-segments", type=int, nargs=2, metavar=("LMIN", "LMAX"), default=None)
