@@ -9,6 +9,14 @@ from monai_hsmix.transforms import (  # noqa: E402
     RandHSMixd,
     RandHSMixD,
     RandHSMixDict,
+    RandInsMix,
+    RandInsMixd,
+    RandInsMixD,
+    RandInsMixDict,
+    RandSoftCopyPaste,
+    RandSoftCopyPasted,
+    RandSoftCopyPasteD,
+    RandSoftCopyPasteDict,
 )
 
 __all__ = [
@@ -19,5 +27,13 @@ __all__ = [
     "RandHSMixD",
     "RandHSMixDict",
     "RandHSMixd",
+    "RandInsMix",
+    "RandInsMixD",
+    "RandInsMixDict",
+    "RandInsMixd",
+    "RandSoftCopyPaste",
+    "RandSoftCopyPasteD",
+    "RandSoftCopyPasteDict",
+    "RandSoftCopyPasted",
     "__version__",
 ]

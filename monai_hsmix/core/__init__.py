@@ -1,9 +1,15 @@
 """Pure functional core: the papers' equations on tensors, with no randomness of their own.
 
+HSMix (``hsmix_equations``, ``segment_ops``, ``labels``, ``pairing``), Soft-CP (``soft_mask``,
+``lesion_objects``, ``paste_placement``) and InsMix
+(``instance_bank``, ``ssd_constraints``, ``instance_paste``, ``background_shuffle``).
+
 Random draws (pairings, Bernoulli uniforms, ratios) are passed in, so every function here is
 deterministic and testable on its own.
 """
 
+from monai_hsmix.core.instance_bank import InstanceBank
+from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.core.hsmix_equations import (
     HSMixOutput,
     blend,
@@ -16,10 +22,16 @@ from monai_hsmix.core.hsmix_equations import (
 from monai_hsmix.core.labels import labels_to_channels
 from monai_hsmix.core.pairing import random_derangement
 from monai_hsmix.core.segment_ops import segment_mean, square_grid_segments
+from monai_hsmix.core.soft_mask import SoftMask, blend_weights, gaussian_mask, soft_mask
 
 __all__ = [
     "HSMixOutput",
+    "InstanceBank",
+    "SSDConstraints",
+    "SoftMask",
     "blend",
+    "blend_weights",
+    "gaussian_mask",
     "hard_mask_from_segments",
     "hsmix_batch",
     "labels_to_channels",
@@ -27,6 +39,7 @@ __all__ = [
     "random_derangement",
     "relative_saliency",
     "segment_mean",
+    "soft_mask",
     "soft_mask_from_saliency",
     "square_grid_segments",
 ]

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the slice of image 1 with the most foreground)")
     parser.add_argument("--crop", type=int, default=None, metavar="N",
                         help="centre-crop (or zero-pad) both slices to N x N, for images of different sizes")
+    parser.add_argument("--zscore", action="store_true",
+                        help="z-score each image over its non-zero pixels first, as the BraTS pipeline prepares "
+                             "its slices (display and saliency then match what training sees)")
     parser.add_argument("--num-classes", type=int, default=None, help="number of classes (default: from the labels)")
     parser.add_argument("--preset", choices=sorted(HSMIX_PRESETS), default=None, help="the paper's settings for a dataset")
     parser.add_argument("--n-segments", type=int, nargs=2, metavar=("LMIN", "LMAX"), default=None)
@@ -85,8 +88,20 @@ def load_pair(args: argparse.Namespace) -> Tuple[np.ndarray, np.ndarray]:
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]).astype(np.int64)
 
 
+def _zscore(images: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(images, dtype=np.float32)
+    for i, img in enumerate(images):
+        inside = img != 0
+        if inside.any():
+            vals = img[inside]
+            out[i][inside] = (vals - vals.mean()) / (vals.std() if vals.std() > 0 else 1.0)
+    return out
+
+
 def run(args: argparse.Namespace) -> Path:
     images, labels = load_pair(args)
+    if args.zscore:
+        images = _zscore(images)
     num_classes = args.num_classes or max(int(labels.max()) + 1, 2)
     settings = dict(HSMIX_PRESETS[args.preset].as_kwargs()) if args.preset else {"n_segments": (60, 120), "compactness": 0.1, "p": 0.3}
     for key, value in (("n_segments", args.n_segments), ("compactness", args.compactness), ("p", args.p)):

@@ -69,7 +69,9 @@ class RandHSMix(RandomizableTransform):
     n_segments : int or (int, int)
         Superpixel count, drawn per image from ``U(lmin, lmax)`` (inclusive).
     compactness : float
-        SLIC compactness, in scikit-image's sense (relative to the image's intensity units).
+        SLIC compactness, in scikit-image's sense: each image is min-max scaled to ``[0, 1]`` over
+        all its channels before clustering, so the value does not depend on intensity units; small
+        values follow intensity edges, large values give regular, grid-like superpixels.
     p : float
         Probability that a superpixel of ``X2`` is pasted in hard mixing.
     mode : {"both", "hard", "soft", "random"}

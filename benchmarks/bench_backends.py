@@ -1,0 +1,74 @@
+"""Reference (scikit-image + OpenCV) against torch superpixel and saliency backends.
+
+Runs both backends in one process on the same batches and prints, per configuration, the time per
+image of SLIC and saliency, the speed-up, and the extra peak memory of each call.
+
+    python benchmarks/bench_backends.py            # 2D on 1 and 2 threads, then 3D
+    python benchmarks/bench_backends.py --quick    # smaller batches, fewer repeats
+    python benchmarks/bench_backends.py --device cuda
+"""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import torch
+
+from bench_common import parse_args, batch_2d, batch_3d, best_time, extra_peak_memory, load_note, mib
+from monai_hsmix.backends import resolve_backend
+
+# (name, batch maker, shape args, n_segments range, compactness) with the paper's presets:
+# synapse (200-400, 0.1) for 2D slices, brats2018 (50-150, 0.003) for volumes
+CONFIGS_2D = [("2D B4 C4 224", batch_2d, (4, 4, 224)), ("2D B4 C1 224", batch_2d, (4, 1, 224))]
+CONFIG_3D = ("3D B2 C4 128^3", batch_3d, (2, 4, 128))
+
+
+def run_config(name, maker, shape, segments, compactness, device, threads, repeats):
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    images, _ = maker(*shape)
+    images = images.to(device)
+    b = images.shape[0]
+    rng = np.random.default_rng(0)
+    counts = torch.as_tensor(rng.integers(segments[0], segments[1] + 1, size=b), device=device)
+    print(f"\n{name}, {threads} thread(s), device {device}, {load_note()}")
+    results = {}
+    for backend in ("reference", "torch"):
+        slic, saliency = resolve_backend(backend)
+        calls = {
+            "slic": lambda: slic(images, counts, compactness),
+            "saliency": lambda: saliency(images),
+        }
+        for what, fn in calls.items():
+            seconds = best_time(fn, device, repeats)
+            memory = extra_peak_memory(fn, device)
+            results[backend, what] = seconds
+            print(f"  {backend:9s} {what:8s} {1000 * seconds / b:9.2f} ms/image   extra peak {mib(memory)}")
+    for what in ("slic", "saliency"):
+        ratio = results["reference", what] / results["torch", what]
+        print(f"  speed-up {what:8s} torch vs reference: {ratio:.1f}x")
+    both_ref = results["reference", "slic"] + results["reference", "saliency"]
+    both_torch = results["torch", "slic"] + results["torch", "saliency"]
+    print(f"  slic + saliency: reference {1000 * both_ref / b:.2f} ms/image, torch {1000 * both_torch / b:.2f} ms/image, {both_ref / both_torch:.1f}x")
+
+
+def main(argv=None) -> int:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    device = torch.device(args.device)
+    repeats = 2 if args.quick else 5
+    print(f"torch {torch.__version__}, OpenCV {cv2.__version__}")
+    for threads in (1, 2):
+        for name, maker, shape in CONFIGS_2D:
+            run_config(name, maker, shape, (200, 400), 0.1, device, threads, repeats)
+    if not args.no_3d:
+        name, maker, shape = CONFIG_3D
+        if args.quick:
+            name, shape = "3D B2 C4 64^3 (quick)", (2, 4, 64)
+        run_config(name, maker, shape, (50, 150), 0.003, device, args.threads_3d, 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

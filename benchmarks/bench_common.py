@@ -1,0 +1,158 @@
+"""Shared pieces of the benchmark scripts: test batches, timing and peak-memory measurement."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import torch
+
+# benchmark the checkout these scripts live in, whatever is installed in the environment
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monai_hsmix.data.sample_images import cardiac_batch, cardiac_volume  # noqa: E402
+
+
+def modalities(image: np.ndarray, channels: int) -> np.ndarray:
+    """``(B, 1, ...)`` phantom -> ``(B, channels, ...)`` with differently contrasted copies, like MRI sequences."""
+    maps = [image, image**2, np.sqrt(image), 1.0 - image]
+    return np.concatenate(maps[:channels], axis=1).astype(np.float32)
+
+
+def batch_2d(batch: int, channels: int, size: int, seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    images, labels = cardiac_batch(batch, size, seed)
+    return torch.from_numpy(modalities(images, channels)), torch.from_numpy(labels)
+
+
+def batch_3d(batch: int, channels: int, size: int, seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    pairs = [cardiac_volume(size, size, seed + i) for i in range(batch)]
+    images = np.stack([p[0] for p in pairs])
+    labels = np.stack([p[1] for p in pairs])
+    return torch.from_numpy(modalities(images, channels)), torch.from_numpy(labels)
+
+
+def load_note() -> str:
+    """The 1-minute load average against the core count: timings on a shared machine need it."""
+    try:
+        one, _, _ = os.getloadavg()
+        return f"load average {one:.2f} on {os.cpu_count()} cores"
+    except OSError:
+        return "load average unknown"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Smallest wall time of ``repeats`` calls after one warm-up call (seconds)."""
+    _mmap_threshold(32 * 2**20)
+    fn()
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _RssSampler:
+    """Peak resident memory of this process while a call runs, sampled every millisecond."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(0.001)
+
+    def __enter__(self) -> "_RssSampler":
+        self.peak = _rss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+
+def _mmap_threshold(nbytes: int) -> None:
+    """Set glibc's mmap threshold (allocations above it get their own mapping, freed to the OS).
+
+    Timing runs use a high threshold so temporaries are recycled from the heap, as glibc's
+    adaptive default does once warmed up (a low one would add page faults to every large
+    temporary). Memory runs use a low one so the sampled RSS follows live memory instead of
+    everything the heap has kept.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def _release_free_heap() -> None:
+    """Hand freed heap pages back to the OS, so that reused memory shows up in the RSS again."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def extra_peak_memory(fn: Callable[[], object], device: torch.device) -> Optional[int]:
+    """Bytes the call needs above what was allocated before it (CUDA allocator or process RSS).
+
+    On the CPU this samples the resident set size every millisecond, with glibc serving large
+    blocks by mmap and freed heap pages handed back first: it counts every allocator (torch,
+    numpy, OpenCV); peaks shorter than a millisecond can be missed.
+    """
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        _sync(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    if not os.path.exists("/proc/self/statm"):
+        return None
+    _mmap_threshold(128 * 2**10)
+    _release_free_heap()
+    with _RssSampler() as sampler:
+        before = sampler.peak
+        fn()
+    return max(sampler.peak - before, 0)
+
+
+def mib(nbytes: Optional[int]) -> str:
+    return "n/a" if nbytes is None else f"{nbytes / 2**20:.1f} MiB"
+
+
+def parse_args(description: str, argv=None) -> argparse.Namespace:
+    """Command line shared by the benchmark scripts."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", default="cpu", help="torch device of the batches (default cpu)")
+    parser.add_argument("--quick", action="store_true", help="small 3D volume and fewer repeats")
+    parser.add_argument("--no-3d", action="store_true", help="skip the 3D configuration")
+    parser.add_argument("--threads-3d", type=int, default=1, help="torch/OpenCV threads for the 3D run (default 1)")
+    return parser.parse_args(argv)

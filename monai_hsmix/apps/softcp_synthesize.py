@@ -1,0 +1,315 @@
+"""Offline Soft-CP: write synthetic cases for a whole dataset and an updated datalist.
+
+Reads a Decathlon-style ``dataset.json`` (or any datalist JSON with a list of ``{"image", "label"}``
+entries, where ``image`` is one NIfTI file, possibly 4D with channels last, or a list of 3D files, one
+per channel), pastes lesions from a donor case into a main case, and writes ``n_real / ratio``
+synthetic cases plus a ``dataset.json`` listing the real and the synthetic cases::
+
+    python -m monai_hsmix.apps.softcp_synthesize --datalist Task/dataset.json --output-dir out \\
+        --label-values 1 2 --reference-label-values 1 --ratio 3 --seed 0
+
+Each case is seeded from ``(seed, case index)`` alone, files are written atomically and a case's JSON
+sidecar is written last, so an interrupted run resumes where it stopped without rewriting finished
+cases, and a resumed run produces the same files as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import nibabel as nib
+import numpy as np
+from tqdm import tqdm
+
+from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
+
+__all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments", "paste_kwargs", "main"]
+
+SYNTH_IMAGES, SYNTH_LABELS, SYNTH_META = "imagesSyn", "labelsSyn", "metaSyn"
+
+
+@dataclass
+class SynthesisConfig:
+    """Everything one synthesis run needs; ``paste`` holds :class:`RandSoftCopyPaste` parameters."""
+
+    datalist: Path
+    output_dir: Path
+    data_root: Optional[Path] = None
+    section: str = "training"
+    ratio: float = 3.0
+    seed: int = 0
+    image_key: str = "image"
+    label_key: str = "label"
+    reference_key: Optional[str] = None
+    reference_label_values: Optional[Sequence[float]] = None
+    donor_tries: int = 5
+    progress: bool = True
+    paste: Dict[str, Any] = field(default_factory=dict)
+
+
+# ---- NIfTI I/O ------------------------------------------------------------------------------------
+def load_image_channels(paths: Union[str, List[str]], root: Path = Path(".")) -> Tuple[np.ndarray, List[nib.Nifti1Image]]:
+    """``(C, X, Y, Z)`` float32 and the NIfTI objects it came from."""
+    files = paths if isinstance(paths, list) else [paths]
+    nifti = [nib.load(str(root / p)) for p in files]
+    arrays = []
+    for img in nifti:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        # a single 4D file keeps channels last, as the Decathlon does
+        arrays.extend([data[..., c] for c in range(data.shape[-1])] if data.ndim == 4 else [data])
+    return np.ascontiguousarray(np.stack(arrays)), nifti
+
+
+def load_label_map(path: str, root: Path = Path(".")) -> Tuple[np.ndarray, nib.Nifti1Image]:
+    img = nib.load(str(root / path))
+    # NIfTI data come Fortran-ordered; C order avoids a copy at every later tensor conversion
+    return np.ascontiguousarray(np.asarray(img.dataobj).round().astype(np.int64)), img
+
+
+def _save_atomic(array: np.ndarray, like: nib.Nifti1Image, path: Path, dtype) -> None:
+    header = like.header.copy()
+    header.set_data_dtype(dtype)
+    out = nib.Nifti1Image(np.asarray(array).astype(dtype), like.affine, header)
+    out.header.set_slope_inter(1.0, 0.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
+    nib.save(out, str(partial))
+    os.replace(partial, path)  # a file either is complete or is not there
+
+
+def _write_json_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
+    partial.write_text(json.dumps(obj, indent=2))
+    os.replace(partial, path)
+
+
+# ---- planning -------------------------------------------------------------------------------------
+def _read_datalist(cfg: SynthesisConfig) -> Tuple[Dict[str, Any], List[Dict[str, Any]], Path]:
+    with open(cfg.datalist) as f:
+        full = json.load(f)
+    entries = full if isinstance(full, list) else full.get(cfg.section)
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{cfg.datalist} has no non-empty list of entries under {cfg.section!r}")
+    for i, e in enumerate(entries):
+        for key in (cfg.image_key, cfg.label_key) + ((cfg.reference_key,) if cfg.reference_key else ()):
+            if not isinstance(e, dict) or key not in e:
+                raise ValueError(f"entry {i} of {cfg.section!r} has no {key!r} key: {e!r}")
+    if len(entries) < 2:
+        raise ValueError("Soft-CP needs at least 2 labelled cases (a main and a donor)")
+    root = Path(cfg.data_root) if cfg.data_root is not None else Path(cfg.datalist).parent
+    return ({} if isinstance(full, list) else full), entries, root
+
+
+def num_synthetic(n_real: int, ratio: float) -> int:
+    """Synthetic cases for a ``ratio``:1 real:synthetic split (at least 1)."""
+    if not ratio > 0:
+        raise ValueError(f"ratio (real per synthetic case) must be positive, got {ratio}")
+    return max(1, int(round(n_real / ratio)))
+
+
+def _case_files(index: int, entry_image: Union[str, List[str]]) -> Tuple[List[str], str, str]:
+    stem = f"syn_{index:05d}"
+    if isinstance(entry_image, list):
+        images = [f"{SYNTH_IMAGES}/{stem}_{c:02d}_{Path(p).name}" for c, p in enumerate(entry_image)]
+    else:
+        images = [f"{SYNTH_IMAGES}/{stem}.nii.gz"]
+    return images, f"{SYNTH_LABELS}/{stem}.nii.gz", f"{SYNTH_META}/{stem}.json"
+
+
+def _finished(out_dir: Path, meta_rel: str) -> Optional[Dict[str, Any]]:
+    meta_path = out_dir / meta_rel
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError:
+        return None
+    files = meta.get("files", [])
+    return meta if all((out_dir / f).is_file() for f in files) else None
+
+
+def _synthesize_case(index: int, cfg: SynthesisConfig, entries, root: Path) -> Dict[str, Any]:
+    rng = np.random.RandomState(np.random.SeedSequence([cfg.seed, index]).generate_state(1)[0])
+    main_idx = int(rng.randint(len(entries)))
+    others = [j for j in range(len(entries)) if j != main_idx]
+    donors = [others[j] for j in rng.permutation(len(others))[: cfg.donor_tries]]
+    main = entries[main_idx]
+    image, image_nifti = load_image_channels(main[cfg.image_key], root)
+    label, label_nifti = load_label_map(main[cfg.label_key], root)
+    reference = None
+    if cfg.reference_key:
+        reference = np.asarray(nib.load(str(root / main[cfg.reference_key])).dataobj) != 0
+    if cfg.reference_label_values:
+        derived = np.isin(label, np.asarray(cfg.reference_label_values))
+        reference = derived if reference is None else reference & derived
+    paster = RandSoftCopyPaste(prob=1.0, **cfg.paste)
+    paster.set_random_state(int(rng.randint(2**31 - 1)))
+    images_rel, label_rel, meta_rel = _case_files(index, main[cfg.image_key])
+    meta: Dict[str, Any] = {"index": index, "main": main_idx, "donor": None, "tried_donors": [], "pasted": 0}
+    for donor_idx in donors:
+        donor_image, _ = load_image_channels(entries[donor_idx][cfg.image_key], root)
+        donor_label, _ = load_label_map(entries[donor_idx][cfg.label_key], root)
+        if donor_image.shape[0] != image.shape[0]:
+            raise ValueError(f"case {donor_idx} has {donor_image.shape[0]} channels, case {main_idx} {image.shape[0]}")
+        meta["tried_donors"].append(donor_idx)
+        out_image, out_label = paster(image, label, donor_image, donor_label, reference)
+        if paster.last_info["pasted"] > 0:
+            meta.update(donor=donor_idx, pasted=paster.last_info["pasted"],
+                        offsets=[list(p.offset) for p in paster.last_info["placements"]])
+            break
+    else:
+        meta.update(failed=True, skip_reasons=dict(paster.skip_reasons), files=[])
+        _write_json_atomic(meta, cfg.output_dir / meta_rel)
+        return meta
+    if len(images_rel) == 1 and len(image_nifti) == 1 and image_nifti[0].ndim == 4:
+        _save_atomic(np.moveaxis(out_image, 0, -1), image_nifti[0], cfg.output_dir / images_rel[0], np.float32)
+    else:
+        for c, (rel, like) in enumerate(zip(images_rel, image_nifti)):
+            _save_atomic(out_image[c], like, cfg.output_dir / rel, np.float32)
+    _save_atomic(out_label, label_nifti, cfg.output_dir / label_rel, label_nifti.get_data_dtype())
+    meta["files"] = [*images_rel, label_rel]
+    _write_json_atomic(meta, cfg.output_dir / meta_rel)  # last: marks the case finished
+    return meta
+
+
+def _rebase(value: Any, root: Path, out_dir: Path) -> Any:
+    """Relative paths of an original entry, rewritten relative to the output folder (absolute ones kept)."""
+    if isinstance(value, list):
+        return [_rebase(v, root, out_dir) for v in value]
+    if isinstance(value, str) and not os.path.isabs(value) and (root / value).exists():
+        return os.path.relpath((root / value).resolve(), out_dir.resolve())
+    return value
+
+
+def synthesize(cfg: SynthesisConfig) -> Dict[str, Any]:
+    """Run (or resume) a synthesis; returns a summary and writes ``output_dir/dataset.json``."""
+    full, entries, root = _read_datalist(cfg)
+    if int(cfg.donor_tries) < 1:
+        raise ValueError(f"donor_tries must be >= 1, got {cfg.donor_tries}")
+    RandSoftCopyPaste(prob=1.0, **cfg.paste)  # fail on a bad configuration before any work
+    cfg.output_dir = Path(cfg.output_dir)
+    cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (SYNTH_IMAGES, SYNTH_LABELS, SYNTH_META):
+        # leftovers of an interrupted run: never complete, never listed
+        for stale in (cfg.output_dir / folder).glob(".partial-*"):
+            stale.unlink()
+    n_syn = num_synthetic(len(entries), cfg.ratio)
+    summary = {"real": len(entries), "synthetic": 0, "failed": 0, "resumed": 0, "written": 0}
+    synthetic_entries = []
+    bar = tqdm(range(n_syn), desc="Soft-CP synthesis", unit="case", disable=not cfg.progress)
+    for index in bar:
+        meta_rel = _case_files(index, entries[0][cfg.image_key])[2]
+        meta = _finished(cfg.output_dir, meta_rel)
+        if meta is not None:
+            summary["resumed"] += 1
+        else:
+            meta = _synthesize_case(index, cfg, entries, root)
+            summary["written"] += 1
+        if meta.get("failed"):
+            summary["failed"] += 1
+            continue
+        summary["synthetic"] += 1
+        main = entries[meta["main"]]
+        new = {k: _rebase(v, root, cfg.output_dir) for k, v in main.items()}
+        image_files = [f for f in meta["files"] if f.startswith(SYNTH_IMAGES)]
+        new[cfg.image_key] = image_files if isinstance(main[cfg.image_key], list) else image_files[0]
+        new[cfg.label_key] = meta["files"][-1]
+        new.update(synthetic=True, softcp_main=meta["main"], softcp_donor=meta["donor"])
+        synthetic_entries.append(new)
+        bar.set_postfix(synthetic=summary["synthetic"], failed=summary["failed"])
+    real = [{k: _rebase(v, root, cfg.output_dir) for k, v in e.items()} for e in entries]
+    out = dict(full)
+    out[cfg.section] = real + synthetic_entries
+    if "numTraining" in out and cfg.section == "training":
+        out["numTraining"] = len(out[cfg.section])
+    out["softcp"] = {"ratio": cfg.ratio, "seed": cfg.seed, "real": len(real), "synthetic": len(synthetic_entries),
+                     "failed": summary["failed"], "paste": cfg.paste}
+    _write_json_atomic(out, cfg.output_dir / "dataset.json")
+    summary["datalist"] = str(cfg.output_dir / "dataset.json")
+    return summary
+
+
+_PROBS = ("flip", "rotate", "scale", "gamma", "noise", "blur")
+
+
+def add_paste_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> None:
+    """Command-line options for the :class:`RandSoftCopyPaste` parameters; ``defaults`` overrides
+    defaults by destination name (e.g. ``num_rings=6``); ``label_values`` given there makes the option
+    optional."""
+    d = dict(mode="soft", alpha=0.7, num_rings=5, ring_width=1, sigma=2.0, s1=0.8, s2=0.1, max_tries=50,
+             num_lesions=1, min_lesion_voxels=1, **{f"{n}_prob": 0.0 for n in _PROBS})
+    d.update(defaults)
+    parser.add_argument("--label-values", type=float, nargs="+", required="label_values" not in d,
+                        default=d.get("label_values"), help="lesion label values to paste")
+    parser.add_argument("--mode", choices=("soft", "gaussian", "hard"), default=d["mode"])
+    helps = {
+        "alpha": "soft mask: weight factor per ring, in (0, 1)",
+        "num_rings": "soft mask: rings outside the lesion",
+        "ring_width": "soft mask: dilations per ring",
+        "sigma": "gaussian mode: blur std in voxels",
+        "s1": "pasted lesion must overlap the reference by more than this fraction",
+        "s2": "pasted lesion must overlap existing lesions by less than this fraction",
+        "max_tries": "positions drawn per lesion before skipping",
+        "num_lesions": "lesions pasted per case",
+        "min_lesion_voxels": "donor lesion components smaller than this are not used",
+    }
+    for name, kind in (("alpha", float), ("num_rings", int), ("ring_width", int), ("sigma", float), ("s1", float),
+                       ("s2", float), ("max_tries", int), ("num_lesions", int), ("min_lesion_voxels", int),
+                       *((f"{n}_prob", float) for n in _PROBS)):
+        help_text = helps.get(name, f"object-level {name[:-5]} probability")
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=d[name],
+                            help=f"{help_text} (default: %(default)s)")
+    parser.add_argument("--no-confine-context", dest="confine_context", action="store_false",
+                        help="let the donor's soft rim extend outside the reference region")
+
+
+def paste_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
+    """:class:`RandSoftCopyPaste` keyword arguments from options added by :func:`add_paste_arguments`."""
+    kwargs = {name: getattr(args, name) for name in (
+        "mode", "alpha", "num_rings", "ring_width", "sigma", "s1", "s2", "max_tries", "num_lesions",
+        "min_lesion_voxels", "confine_context", *(f"{n}_prob" for n in _PROBS))}
+    kwargs["label_values"] = [int(v) if float(v).is_integer() else float(v) for v in args.label_values]
+    return kwargs
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.softcp_synthesize", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datalist", required=True, type=Path, help="dataset.json or datalist JSON")
+    p.add_argument("--output-dir", required=True, type=Path)
+    p.add_argument("--data-root", type=Path, help="folder the datalist's paths are relative to (default: its folder)")
+    p.add_argument("--section", default="training", help="datalist key holding the cases (default: training)")
+    p.add_argument("--ratio", type=float, default=3.0, help="real cases per synthetic case (the paper: about 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-key", default="image")
+    p.add_argument("--label-key", default="label")
+    p.add_argument("--reference-key", help="entry key of a reference mask file (e.g. a brain mask)")
+    p.add_argument("--reference-label-values", type=float, nargs="+",
+                   help="label values of the main case forming the reference (e.g. 1 for kidney)")
+    p.add_argument("--donor-tries", type=int, default=5, help="donors tried per case before it counts as failed")
+    add_paste_arguments(p)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    paste = paste_kwargs(args)
+    cfg = SynthesisConfig(args.datalist, args.output_dir, args.data_root, args.section, args.ratio, args.seed,
+                          args.image_key, args.label_key, args.reference_key, args.reference_label_values,
+                          args.donor_tries, not args.no_progress, paste)
+    summary = synthesize(cfg)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

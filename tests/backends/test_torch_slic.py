@@ -1,0 +1,213 @@
+"""Torch SLIC: quality against scikit-image on ACDC, 3D behaviour, invariants and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+from monai_hsmix.backends.reference import skimage_slic
+from monai_hsmix.backends.torch_slic import torch_slic
+
+
+def _centre_crop(a: np.ndarray, size: int) -> np.ndarray:
+    h0 = (a.shape[0] - size) // 2
+    w0 = (a.shape[1] - size) // 2
+    return a[h0 : h0 + size, w0 : w0 + size]
+
+
+def _acdc_slices(acdc_dir, size: int = 160):
+    nib = pytest.importorskip("nibabel")
+    images, labels = [], []
+    for f in sorted((acdc_dir / "imagesTr").glob("*frame01.nii.gz"))[:4]:
+        vol = np.asarray(nib.load(str(f)).dataobj, dtype=np.float32)
+        lab = np.asarray(nib.load(str(acdc_dir / "labelsTr" / f.name)).dataobj)
+        z = vol.shape[2] // 2
+        images.append(_centre_crop(vol[:, :, z], size))
+        labels.append(_centre_crop(lab[:, :, z], size).astype(np.int64))
+    return torch.from_numpy(np.stack(images))[:, None], np.stack(labels)
+
+
+def _boundaries(labels: np.ndarray) -> np.ndarray:
+    """Pixels whose right or lower neighbour has another label."""
+    edge = np.zeros(labels.shape, dtype=bool)
+    edge[:-1] |= labels[:-1] != labels[1:]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    return edge
+
+
+def boundary_recall(segments: np.ndarray, truth: np.ndarray, tolerance: int = 2) -> float:
+    """Fraction of ground-truth boundary pixels within ``tolerance`` pixels of a segment boundary."""
+    truth_edge = _boundaries(truth)
+    near = ndimage.binary_dilation(_boundaries(segments), structure=np.ones((2 * tolerance + 1,) * 2, dtype=bool))
+    return float((truth_edge & near).sum() / max(truth_edge.sum(), 1))
+
+
+def _seed_count(spatial, n_segments: int) -> int:
+    """Seeds on scikit-image's grid (2D images are volumes of depth 1 there)."""
+    from skimage.util import regular_grid
+
+    grid = (1,) + tuple(spatial) if len(spatial) == 2 else tuple(spatial)
+    return int(np.prod([len(range(size)[sl]) for size, sl in zip(grid, regular_grid(grid, n_segments))]))
+
+
+def _components_per_label(labels: np.ndarray) -> int:
+    return max(ndimage.label(labels == v)[1] for v in np.unique(labels))
+
+
+@pytest.mark.parametrize("compactness", [0.1, 10.0])
+def test_boundary_recall_and_count_on_acdc(acdc_dir, compactness):
+    images, truth = _acdc_slices(acdc_dir)
+    n = torch.tensor([100, 150, 200, 250])
+    ours = torch_slic(images, n, compactness)
+    ref = skimage_slic(images, n, compactness)
+    recall_ours = np.mean([boundary_recall(ours[i].numpy(), truth[i]) for i in range(len(n))])
+    recall_ref = np.mean([boundary_recall(ref[i].numpy(), truth[i]) for i in range(len(n))])
+    assert recall_ours >= 0.95 * recall_ref
+    for i, requested in enumerate(n.tolist()):
+        achieved = int(ours[i].max()) + 1
+        assert 0.75 * requested <= achieved <= 1.25 * requested, (requested, achieved)
+        assert _components_per_label(ours[i].numpy()) == 1
+
+
+def test_piecewise_constant_image_is_cut_along_its_edges():
+    img = torch.zeros(1, 2, 48, 48)
+    img[:, 0, :20] = 1.0
+    img[:, 1, :, 30:] = 1.0
+    seg = torch_slic(img, torch.tensor([36]), 0.1)[0].numpy()
+    truth = (img[0, 0] * 2 + img[0, 1]).long().numpy()
+    # at low compactness no superpixel may straddle a colour edge
+    for v in np.unique(seg):
+        assert len(np.unique(truth[seg == v])) == 1
+    assert boundary_recall(seg, truth, tolerance=0) == 1.0
+
+
+def test_per_image_segment_counts_are_honoured():
+    g = torch.Generator().manual_seed(0)
+    img = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 96, 96, generator=g), 5, 1, 2)
+    seg = torch_slic(img.expand(3, -1, -1, -1), torch.tensor([16, 64, 144]), 10.0)
+    counts = [int(seg[i].max()) + 1 for i in range(3)]
+    assert counts[0] < counts[1] < counts[2]
+    for c, requested in zip(counts, (16, 64, 144)):
+        assert 0.75 * requested <= c <= 1.25 * requested
+
+
+def test_3d_supervoxels_are_coherent_and_spacing_changes_shapes(acdc_dir):
+    nib = pytest.importorskip("nibabel")
+    f = sorted((acdc_dir / "imagesTr").glob("*frame01.nii.gz"))[0]
+    vol = np.asarray(nib.load(str(f)).dataobj, dtype=np.float32)
+    h0, w0 = vol.shape[0] // 2 - 32, vol.shape[1] // 2 - 32
+    x = torch.from_numpy(np.ascontiguousarray(vol[h0 : h0 + 64, w0 : w0 + 64]))[None, None]
+    iso = torch_slic(x, torch.tensor([120]), 0.1)[0].numpy()
+    count = iso.max() + 1
+    assert 0.5 * 120 <= count <= 1.5 * 120
+    assert _components_per_label(iso) == 1  # 6-connected supervoxels
+    # thick slices: weighting the slice axis by its spacing makes supervoxels span fewer slices
+    thick = torch_slic(x, torch.tensor([120]), 0.1, spacing=(1.0, 1.0, 8.0))[0].numpy()
+
+    def mean_slices_per_label(seg):
+        return np.mean([len(np.unique(np.nonzero(seg == v)[2])) for v in np.unique(seg)])
+
+    assert mean_slices_per_label(thick) < 0.8 * mean_slices_per_label(iso)
+
+
+def test_matches_reference_contract_in_3d():
+    g = torch.Generator().manual_seed(3)
+    x = torch.nn.functional.avg_pool3d(torch.rand(2, 2, 20, 24, 16, generator=g), 3, 1, 1)
+    n = torch.tensor([8, 30])
+    ours, ref = torch_slic(x, n, 1.0), skimage_slic(x, n, 1.0)
+    assert ours.shape == ref.shape == (2, 20, 24, 16) and ours.dtype == ref.dtype == torch.int64
+    for i in range(2):
+        assert 0.5 * (int(ref[i].max()) + 1) <= int(ours[i].max()) + 1 <= 1.5 * (int(ref[i].max()) + 1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    b=st.integers(1, 3),
+    c=st.integers(1, 3),
+    h=st.integers(1, 24),
+    w=st.integers(1, 24),
+    depth=st.sampled_from([None, 1, 5]),
+    compactness=st.sampled_from([0.01, 1.0, 10.0, 100.0]),
+    constant=st.booleans(),
+    data=st.data(),
+)
+def test_property_contract(b, c, h, w, depth, compactness, constant, data):
+    shape = (b, c, h, w) if depth is None else (b, c, h, w, depth)
+    seed = data.draw(st.integers(0, 10_000))
+    x = torch.zeros(shape) if constant else torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+    n = torch.tensor(data.draw(st.lists(st.integers(1, 60), min_size=b, max_size=b)))
+    seg = torch_slic(x, n, compactness)
+    assert seg.shape == (b,) + shape[2:] and seg.dtype == torch.int64 and seg.device == x.device
+    for i in range(b):
+        ids = torch.unique(seg[i])
+        assert torch.equal(ids, torch.arange(len(ids)))  # contiguous from 0
+        # components below half the nominal size (voxels / seeds) are merged, so every
+        # remaining one holds at least that many voxels
+        voxels = int(np.prod(shape[2:]))
+        min_size = max(int(0.5 * voxels / _seed_count(shape[2:], int(n[i]))), 1)
+        assert len(ids) <= voxels // min_size
+        assert _components_per_label(seg[i].numpy()) == 1
+    assert torch.equal(seg, torch_slic(x, n, compactness))  # deterministic
+
+
+def test_accepts_other_input_types_and_scales():
+    x = torch.rand(2, 1, 32, 32, dtype=torch.float64) * 1000 + 5
+    n = [10, 20]
+    a = torch_slic(x, torch.tensor(n), 1.0)
+    # intensities are min-max scaled per image, so units do not matter
+    torch.testing.assert_close(a, torch_slic((x - 5) / 1000, torch.tensor(n), 1.0))
+    assert torch.equal(a, torch_slic(x.float(), n, 1.0))
+    assert torch_slic(x[:0], torch.zeros(0, dtype=torch.long), 1.0).shape == (0, 32, 32)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(images=torch.rand(1, 8, 8)), ValueError),
+        (dict(images=np.zeros((1, 1, 8, 8))), TypeError),
+        (dict(n_segments=torch.tensor([4, 4])), ValueError),
+        (dict(n_segments=torch.tensor([0])), ValueError),
+        (dict(n_segments=torch.tensor([2.5])), ValueError),
+        (dict(compactness=0.0), ValueError),
+        (dict(compactness=float("inf")), ValueError),
+        (dict(spacing=(1.0,)), ValueError),
+        (dict(spacing=(1.0, -1.0)), ValueError),
+        (dict(max_num_iter=0), ValueError),
+        (dict(images=torch.full((1, 1, 8, 8), float("nan"))), ValueError),
+    ],
+)
+def test_bad_input_raises(kwargs, error):
+    args = dict(images=torch.rand(1, 1, 8, 8), n_segments=torch.tensor([4]), compactness=1.0)
+    args.update(kwargs)
+    with pytest.raises(error):
+        torch_slic(**args)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_runs_on_the_input_device():
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 64, 64, generator=g), 5, 1, 2)
+    n = torch.tensor([20, 50])
+    seg = torch_slic(x.cuda(), n.cuda(), 10.0)
+    assert seg.device.type == "cuda" and seg.dtype == torch.int64
+    cpu = torch_slic(x, n, 10.0)
+    # float rounding differs between devices, so compare partitions loosely
+    for i in range(2):
+        assert abs(int(seg[i].max()) - int(cpu[i].max())) <= 0.25 * int(cpu[i].max())
+        assert (seg[i].cpu() == cpu[i]).float().mean() > 0.5
+    vol = torch.rand(1, 1, 16, 16, 16)
+    assert torch_slic(vol.cuda(), torch.tensor([8]), 1.0).device.type == "cuda"
+
+
+def test_auto_backend_resolves_to_torch():
+    from monai_hsmix.backends import available_backends, resolve_backend
+    from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
+
+    assert "torch" in available_backends()
+    assert resolve_backend("auto") == (torch_slic, torch_fine_grained_saliency)
+    assert resolve_backend("torch") == resolve_backend("auto")

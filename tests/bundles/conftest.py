@@ -1,0 +1,58 @@
+"""Tiny demo datasets and overrides shared by the bundle tests (64 px-ish volumes, tiny networks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from monai_hsmix.bundle_utils import bundle_dir
+from monai_hsmix.data.demo_data import make_demo_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+IMG = 32
+# SwinUNETR with instance norm needs >= 64 px (a 1x1 bottleneck cannot be instance-normalised)
+IMG_FOR = {"swinunetr": 64}
+TINY_NETWORKS = {
+    "unet": {"channels": [4, 8, 16, 32, 64], "num_res_units": 0},
+    "swinunetr": {"feature_size": 12, "depths": [1, 1, 1, 1]},
+    "transunet": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "mlp_dim": 64, "resnet_layers": [1, 1, 1],
+                  "decoder_channels": [32, 16, 8, 8]},
+}
+DATASET = {"synapse_hsmix": "synapse", "brats2018_hsmix": "brats2018"}
+
+
+@pytest.fixture(scope="session")
+def demo_roots(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundle_demo")
+    return {
+        "synapse_hsmix": make_demo_dataset("synapse", root / "synapse", seed=0, size=32, depth=4),
+        "brats2018_hsmix": make_demo_dataset("brats2018", root / "brats", seed=0, size=40, depth=6),
+    }
+
+
+def configs(bundle: str, *names: str):
+    folder = bundle_dir(bundle) / "configs"
+    return [str(folder / f"{n}.yaml") for n in names]
+
+
+def tiny_overrides(bundle: str, dataset_dir, output_dir, network: str = "unet", **extra) -> dict:
+    """Overrides for a run of a few seconds: 32 px, tiny network, 2 iterations of batch 2, one epoch."""
+    out = dict(bundle_root=str(bundle_dir(bundle)), dataset_dir=str(dataset_dir), output_dir=str(output_dir),
+               img_size=IMG_FOR.get(network, IMG), network_name=network, network_kwargs=TINY_NETWORKS[network], max_epochs=1,
+               batch_size=2, val_batch_size=4, num_workers=0, log_every=1, sw_batch_size=8, val_interval=1)
+    out["train#trainer#epoch_length"] = 2
+    if bundle == "brats2018_hsmix":
+        out["val_fraction"] = 0.25
+    out.update(extra)
+    return out
+
+
+@pytest.fixture
+def subprocess_env():
+    """Environment for child processes that import this checkout's monai_hsmix, single-threaded."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    env["OMP_NUM_THREADS"] = "1"
+    return env

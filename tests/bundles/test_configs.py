@@ -1,0 +1,101 @@
+"""Every bundle config parses, metadata validates offline, and the ids MONAI's tooling expects exist."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from monai.bundle import ConfigParser, verify_metadata
+from monai.bundle.utils import DEFAULT_HANDLERS_ID
+
+from monai_hsmix.bundle_utils import BUNDLES, bundle_dir
+
+from .conftest import configs
+
+SCHEMA = bundle_dir(BUNDLES[0]).parents[1] / "monai_hsmix" / "bundle_schema" / "meta_schema.json"
+CONFIG_SETS = [("train",), ("train", "evaluate"), ("train", "multi_gpu_train"), ("inference",)]
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_layout_is_complete(bundle):
+    root = bundle_dir(bundle)
+    for rel in ("configs/metadata.json", "configs/train.yaml", "configs/evaluate.yaml", "configs/inference.yaml",
+                "configs/multi_gpu_train.yaml", "configs/logging.conf", "docs/README.md", "LICENSE"):
+        assert (root / rel).is_file(), rel
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+@pytest.mark.parametrize("names", CONFIG_SETS, ids="+".join)
+def test_configs_parse_and_reference_only_defined_ids(bundle, names):
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, *names))
+    parser.read_meta(str(bundle_dir(bundle) / "configs" / "metadata.json"))
+    parser.parse()  # raises on a malformed config
+    # every '@ref' resolves to an id of the merged config
+    for item_id in parser.ref_resolver.items:
+        cfg = parser.ref_resolver.items[item_id].get_config()
+        if isinstance(cfg, str):
+            for ref in parser.ref_resolver.find_refs_in_config(cfg, item_id):
+                assert ref in parser.ref_resolver.items, f"{names}: {item_id} refers to undefined {ref}"
+    for key in ("bundle_root", "device", "dataset_dir", "output_dir", "network_def", "network"):
+        assert key in parser, key
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_tracking_handlers_attach_to_the_standard_ids(bundle):
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, "train"))
+    for role in ("trainer", "validator"):
+        ids = DEFAULT_HANDLERS_ID[role]
+        assert isinstance(parser[ids["id"]], dict) and isinstance(parser[ids["handlers"]], list)
+    infer = ConfigParser()
+    infer.read_config(configs(bundle, "inference"))
+    assert isinstance(infer[DEFAULT_HANDLERS_ID["evaluator"]["handlers"]], list)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_logging_handlers_are_last_for_multi_gpu_slicing(bundle):
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, "train"))
+    targets = [h["_target_"] for h in parser["train#handlers"]]
+    assert targets[-2:] == ["StatsHandler", "TensorBoardStatsHandler"]
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_use_hsmix_switch_builds_the_trainer_with_or_without_mixing(bundle):
+    for flag in (True, False):
+        parser = ConfigParser()
+        parser.read_config(configs(bundle, "train"))
+        parser["use_hsmix"] = flag
+        prepare = parser.get_parsed_content("train#prepare_batch")
+        assert (prepare.transform is not None) is flag
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_metadata_verifies_offline_and_bad_metadata_fails(bundle, tmp_path):
+    meta = bundle_dir(bundle) / "configs" / "metadata.json"
+    verify_metadata(meta_file=str(meta), filepath=str(SCHEMA))
+    broken = json.loads(meta.read_text())
+    bad = copy.deepcopy(broken)
+    del bad["network_data_format"]["inputs"]["image"]["num_channels"]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="num_channels"):
+        verify_metadata(meta_file=str(tmp_path / "bad.json"), filepath=str(SCHEMA))
+    bad = dict(broken, version="one")
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="'one' does not match"):
+        verify_metadata(meta_file=str(tmp_path / "bad.json"), filepath=str(SCHEMA))
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_metadata_channels_match_the_config(bundle):
+    meta = json.loads((bundle_dir(bundle) / "configs" / "metadata.json").read_text())
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, "train"))
+    fmt = meta["network_data_format"]
+    assert fmt["inputs"]["image"]["num_channels"] == parser.get_parsed_content("in_channels")
+    out_key = "num_classes" if "num_classes" in parser else "out_channels"
+    assert fmt["outputs"]["pred"]["num_channels"] == parser.get_parsed_content(out_key)
+    assert isinstance(parser.get_parsed_content("device"), torch.device)

@@ -1,0 +1,40 @@
+"""npz loading for the slice datasets: channel handling and errors naming the file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monai_hsmix.data.io import DatasetError, LoadNpzd, read_list_file
+
+
+def test_load_npzd_adds_a_channel_only_when_missing(tmp_path):
+    path = tmp_path / "s.npz"
+    np.savez(path, image=np.ones((2, 5, 6), np.float16), label=np.arange(30).reshape(5, 6))
+    out = LoadNpzd(["image", "label"], dtypes={"label": np.int64})({"path": str(path), "case": "x"})
+    assert out["image"].shape == (2, 5, 6) and out["image"].dtype == np.float32
+    assert out["label"].shape == (1, 5, 6) and out["label"].dtype == np.int64
+    assert out["case"] == "x"
+
+
+def test_load_npzd_errors_name_the_file(tmp_path):
+    path = tmp_path / "s.npz"
+    np.savez(path, image=np.ones((5, 6)))
+    with pytest.raises(DatasetError, match=r"s\.npz lacks keys \['label'\]"):
+        LoadNpzd(["image", "label"])({"path": str(path)})
+    np.savez(path, image=np.ones((1, 1, 5, 6)))
+    with pytest.raises(DatasetError, match=r"s\.npz.*shape"):
+        LoadNpzd("image")({"path": str(path)})
+    path.write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match=r"cannot read .*s\.npz"):
+        LoadNpzd("image")({"path": str(path)})
+    with pytest.raises(DatasetError, match=r"missing\.npz"):
+        LoadNpzd("image")({"path": str(tmp_path / "missing.npz")})
+    with pytest.raises(KeyError, match="path"):
+        LoadNpzd("image")({"image": 1})
+
+
+def test_read_list_file_strips_blank_lines(tmp_path):
+    path = tmp_path / "l.txt"
+    path.write_text("a\n\n b \n")
+    assert read_list_file(path) == ["a", "b"]
