@@ -103,12 +103,19 @@ def _write_json(path: Path, payload: Dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _differences(stored: Any, now: Any, prefix: str = "") -> List[str]:
+    if isinstance(stored, dict) and isinstance(now, dict):
+        return [d for k in sorted(set(stored) | set(now)) for d in _differences(stored.get(k), now.get(k), f"{prefix}{k}.")]
+    return [] if stored == now else [f"{prefix[:-1]}: stored {stored!r}, now {now!r}"]
+
+
 def _check_same_settings(path: Path, settings: Dict[str, Any]) -> None:
     stored = json.loads(path.read_text()).get("settings")
     if stored != settings:
+        changed = "; ".join(_differences(stored or {}, settings))
         raise SettingsMismatchError(
-            f"{path} was produced with other settings than this command; use another --out or the same options.\n"
-            f"stored: {json.dumps(stored, sort_keys=True)}\nnow:    {json.dumps(settings, sort_keys=True)}"
+            f"{path} was produced with other settings than this command ({changed}); "
+            "use another --out or the same options"
         )
 
 

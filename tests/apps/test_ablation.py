@@ -112,4 +112,5 @@ def test_resume_with_other_settings_refuses(tiny_decathlon, first_sweep, tmp_pat
     with pytest.raises(SystemExit) as info:
         _run(tiny_decathlon, tmp_path, "--lr", "0.1")
     assert info.value.code == 2
-    assert "other settings" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "other settings" in err and "train.lr: stored 0.005, now 0.1" in err
