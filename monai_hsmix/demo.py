@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m monai_hsmix.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", type=Path, default=Path("demo_output"))
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--network", default="unet", choices=("unet", "swinunetr", "transunet"))
     p.add_argument("--img-size", type=int, default=64, help="centre-crop side of the training slices")
     p.add_argument("--batch-size", type=int, default=8)
@@ -62,7 +62,7 @@ def write_preview(data_dir: Path, out_png: Path, seed: int) -> Path:
     return out_png
 
 
-def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 8, network: str = "unet", img_size: int = 64,
+def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 30, network: str = "unet", img_size: int = 64,
              batch_size: int = 8, learning_rate: float = 3e-3, use_hsmix: bool = True, seed: int = 0,
              preview: bool = True) -> Dict[str, Dict[str, float]]:
     """Run the demo and return ``{metric: {"WT": v, "TC": v, "ET": v, "mean": v}}``."""
