@@ -27,8 +27,9 @@ def skimage_slic(
     Parameters
     ----------
     images : torch.Tensor
-        ``(B, C, H, W)`` or ``(B, C, H, W, D)`` float tensor. Intensities are used as they are:
-        ``compactness`` is relative to their units, exactly as in ``skimage.segmentation.slic``.
+        ``(B, C, H, W)`` or ``(B, C, H, W, D)`` float tensor, passed on without colour conversion;
+        ``skimage.segmentation.slic`` min-max scales it to ``[0, 1]`` over all channels, so
+        ``compactness`` does not depend on intensity units.
     n_segments : torch.Tensor
         ``(B,)`` integer tensor, the requested number of segments for each image.
     compactness : float
