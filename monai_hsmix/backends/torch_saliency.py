@@ -29,7 +29,7 @@ from typing import List
 
 import torch
 
-from monai_hsmix.backends.intensity import channels_to_uint8_range
+from monai_hsmix.backends.intensity import all_finite, channels_to_uint8_range
 
 __all__ = ["torch_fine_grained_saliency"]
 
@@ -64,7 +64,7 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"images need at least one channel and one voxel, got shape {tuple(images.shape)}")
     if images.shape[0] == 0:
         return torch.zeros(images.shape[:1] + images.shape[2:], dtype=torch.float32, device=images.device)
-    if not bool(torch.isfinite(images).all()):
+    if not all_finite(images):
         raise ValueError("images contain NaN or infinite values")
     b, c = images.shape[:2]
     spatial = tuple(images.shape[2:])
