@@ -513,46 +513,47 @@ def _neighbour_pairs(ndim: int, spatial):
 def _connected_components(labels: torch.Tensor) -> torch.Tensor:
     """Component id per voxel: the smallest batch-global flat index in its connected component.
 
-    Along each axis, a line of voxels splits into runs of equal labels; taking the minimum id over
-    every run, axis after axis, spreads ids across whole runs at once, and pointer jumping
-    (``comp = comp[comp]``) shortcuts the remaining chains. Superpixels are compact, so a few
-    rounds reach the fixed point.
+    Runs of equal labels along the last (contiguous) axis are the graph's nodes, several times
+    fewer than voxels. Two runs in neighbouring lines along another axis are joined when they
+    overlap with equal labels; each such pair is found once, at the first voxel of the overlap,
+    where one of the two runs starts. Components of that graph come from hooking every root to
+    the smallest root across its edges and pointer jumping (``comp = comp[comp]``) to the fixed
+    point; the smallest node of a component holds its smallest voxel, the first of its run.
     """
     spatial = labels.shape[1:]
     total = labels.numel()
     device = labels.device
-    ids = torch.arange(total, device=device)
-    runs = []
-    for d in range(len(spatial)):
-        perm = [i for i in range(labels.ndim) if i != d + 1] + [d + 1]
-        lab = labels.permute(perm).reshape(-1)
-        starts = torch.ones(total, dtype=torch.bool, device=device)
-        starts[1:] = lab[1:] != lab[:-1]
-        starts[:: spatial[d]] = True
-        run = starts.cumsum(0).sub_(1)
-        del starts
-        n = int(run[-1]) + 1 if total else 0
-        if d + 1 != labels.ndim - 1:
-            # back to the original voxel order (a permuted copy, no index array)
-            back = [perm.index(i) for i in range(labels.ndim)]
-            run = run.view([labels.shape[i] for i in perm]).permute(back).reshape(-1)
-        runs.append((run, n))
-    comp = ids
+    flat = labels.reshape(-1)
+    start = torch.ones(total, dtype=torch.bool, device=device)
+    start[1:] = flat[1:] != flat[:-1]
+    start[:: spatial[-1]] = True
+    node = start.cumsum(0).sub_(1).view(labels.shape)
+    first_voxel = start.nonzero().squeeze(1)
+    start = start.view(labels.shape)
+    firsts, seconds = [], []
+    for lo, hi in list(_neighbour_pairs(len(spatial), spatial))[:-1]:
+        joined = (labels[lo] == labels[hi]) & (start[lo] | start[hi])
+        firsts.append(torch.masked_select(node[lo], joined))
+        seconds.append(torch.masked_select(node[hi], joined))
+        del joined
+    del start
+    a, c = torch.cat(firsts), torch.cat(seconds)
+    del firsts, seconds
+    comp = torch.arange(first_voxel.numel(), device=device)
     while True:
-        prev = comp
-        for run, n in runs:
-            low = torch.full((n,), total, dtype=comp.dtype, device=device)
-            low = low.scatter_reduce_(0, run, comp, reduce="amin").gather(0, run)
-            # hook whole trees, not just voxels: every voxel's current root also takes the run's
-            # minimum, as in union-find, so trees merge in a few rounds
-            hooked = comp.scatter_reduce(0, comp, low, reduce="amin")
-            torch.minimum(hooked, low, out=hooked)
-            del low
-            comp = hooked.gather(0, hooked)
-            del hooked
-        comp = comp.gather(0, comp)
-        if torch.equal(comp, prev):
-            return comp.reshape(labels.shape)
+        ca, cc = comp.gather(0, a), comp.gather(0, c)
+        low = torch.minimum(ca, cc)
+        hooked = comp.scatter_reduce(0, ca, low, reduce="amin").scatter_reduce_(0, cc, low, reduce="amin")
+        del ca, cc, low
+        while True:
+            jumped = hooked.gather(0, hooked)
+            if torch.equal(jumped, hooked):
+                break
+            hooked = jumped
+        if torch.equal(hooked, comp):
+            break
+        comp = hooked
+    return first_voxel.gather(0, comp).gather(0, node.reshape(-1)).view(labels.shape)
 
 
 def _merge_small_fragments(labels: torch.Tensor, colour: torch.Tensor, min_size: torch.Tensor) -> torch.Tensor:
