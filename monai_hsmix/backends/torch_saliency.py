@@ -99,18 +99,24 @@ def _saliency(gray: torch.Tensor) -> torch.Tensor:
     # max(-d, 0) over the scales; both come from the sums of d and |d| (in place, no scratch)
     sum_d = torch.zeros_like(gray)
     sum_abs = torch.zeros_like(gray)
+    # every scale reuses the same buffers: fresh image-sized arrays cost page faults each time
+    boxes = [torch.empty_like(integral), torch.empty_like(integral)]
+    mean = boxes[0] if acc == torch.float32 else torch.empty_like(gray)
+    whole_levels = torch.empty(gray.shape, dtype=torch.int32, device=gray.device)
     for n in SCALES:
         box = integral
-        for axis in range(1, gray.ndim):
-            box = _box_along(box, axis, n)
+        for i, axis in enumerate(range(1, gray.ndim)):
+            box = _box_along(box, axis, n, out=boxes[i % 2])
         # surround = box without the centre, subtracted before any rounding to float
         surround = box.sub_(centre_acc)
-        mean = surround if acc == torch.float32 else surround.to(torch.float32)
+        mean = mean.copy_(surround) if acc != torch.float32 else surround
         mean.div_(_surround_count(gray.shape, n, gray.device))
-        diff = torch.sub(gray, mean, out=mean).trunc_()
+        diff = torch.sub(gray, mean, out=mean)
+        # truncation toward zero through int32 (|d| <= 255): several times faster than trunc_
+        diff.copy_(whole_levels.copy_(diff))
         sum_d.add_(diff)
         sum_abs.add_(diff.abs_())
-        del box, surround, mean, diff
+    del boxes, mean, whole_levels, box, surround, diff
     del integral, centre_acc
     # integers below 2**24 throughout: the halves are exact
     on = torch.add(sum_abs, sum_d).mul_(0.5)
@@ -148,16 +154,15 @@ def _surround_count(shape, n: int, device) -> torch.Tensor:
     return torch.addcmul(minus_one, head, counts[-1])
 
 
-def _box_along(csum: torch.Tensor, axis: int, n: int) -> torch.Tensor:
+def _box_along(csum: torch.Tensor, axis: int, n: int, out: torch.Tensor) -> torch.Tensor:
     """Sums over ``[i - n + 1, i + n]`` (clipped to the axis) from the cumulative sum along ``axis``.
 
     With ``C`` the inclusive cumulative sum, the box at ``i`` is ``C[min(i + n, S - 1)] - C[i - n]``
     (the second term only where ``i >= n``). The axis splits at ``n`` and ``S - n`` into ranges
-    where both terms are plain slices, each written once.
+    where both terms are plain slices, each written once into ``out`` (not ``csum``).
     """
     size = csum.shape[axis]
     m = min(n, size)
-    out = torch.empty_like(csum)
     cuts = sorted({0, m, size - m, size})
     for a, b in zip(cuts[:-1], cuts[1:]):
         part = out.narrow(axis, a, b - a)
