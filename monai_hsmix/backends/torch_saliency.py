@@ -125,8 +125,9 @@ def _saliency(gray: torch.Tensor) -> torch.Tensor:
     on8 = _rescale_to_255(on)
     off8 = _rescale_to_255(off)
     top = torch.maximum(_spatial_max(on8), _spatial_max(off8))
-    mixed = torch.where(top > 0, 255.0 * (on8 + off8) / top.clamp_min(1), torch.zeros_like(on8))
-    return mixed.floor_().clamp_(max=255) / 255.0
+    # in place; where the larger maximum is 0 both maps are all 0 and so is the result
+    mixed = on8.add_(off8).mul_(255.0).div_(top.clamp_min(1))
+    return mixed.floor_().clamp_(max=255).div_(255.0)
 
 
 def _surround_count(shape, n: int, device) -> torch.Tensor:
@@ -199,6 +200,7 @@ def _spatial_max(x: torch.Tensor) -> torch.Tensor:
 
 
 def _rescale_to_255(x: torch.Tensor) -> torch.Tensor:
-    """Truncated ``255 * x / max(x)`` per map (0 for an all-zero map)."""
+    """Truncated ``255 * x / max(x)`` per map (0 for an all-zero map), in place on ``x >= 0``."""
     top = _spatial_max(x)
-    return torch.where(top > 0, 255.0 * (x / top.clamp_min(1)), torch.zeros_like(x)).floor_()
+    # an all-zero map divided by 1 stays 0: no masking needed
+    return x.div_(top.clamp_min(1)).mul_(255.0).floor_()
