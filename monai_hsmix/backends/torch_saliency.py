@@ -12,8 +12,9 @@ step so the maps agree with it (up to float rounding of a few levels in a thousa
 3. the on and off sums are each rescaled to ``0..255`` by their image maximum (truncated), added,
    rescaled so that the larger of the two maxima maps to 255, truncated, and divided by 255.
 
-Box sums come from cumulative sums (integral images), one axis at a time, so every scale costs a
-few passes over the image whatever its window size. For 5D input the same steps run in 3D: the
+Box sums are differences of one integral image (cumulative sums along every axis, computed once
+and shared by all scales), so every scale costs a few passes over the image whatever its window
+size. For 5D input the same steps run in 3D: the
 binomial kernel and the boxes extend along the third axis (cubes of ``2n`` voxels), which is the
 natural generalisation of the centre-surround operator and gives true 3D saliency.
 
@@ -28,7 +29,7 @@ from typing import List
 
 import torch
 
-from monai_hsmix.backends.intensity import channels_to_uint8_range
+from monai_hsmix.backends.intensity import all_finite, channels_to_uint8_range
 
 __all__ = ["torch_fine_grained_saliency"]
 
@@ -63,7 +64,7 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"images need at least one channel and one voxel, got shape {tuple(images.shape)}")
     if images.shape[0] == 0:
         return torch.zeros(images.shape[:1] + images.shape[2:], dtype=torch.float32, device=images.device)
-    if not bool(torch.isfinite(images).all()):
+    if not all_finite(images):
         raise ValueError("images contain NaN or infinite values")
     b, c = images.shape[:2]
     spatial = tuple(images.shape[2:])
@@ -83,100 +84,115 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
 def _saliency(gray: torch.Tensor) -> torch.Tensor:
     """``(N, *spatial)`` integer levels in float32 -> ``(N, *spatial)`` saliency in ``[0, 1]``."""
     gray = _binomial_blur(_binomial_blur(gray))
-    # box sums of integer levels must be exact: float32 while the whole image sums below 2**31,
-    # else integers
+    # box sums of integer levels must be exact: float32 while the whole image sums below 2**24,
+    # else integers (int32 differences of the integral image stay exact while boxes fit in it)
     whole = 255 * math.prod(gray.shape[1:])
     acc = torch.float32 if whole < 2**24 else torch.int32 if whole < 2**31 else torch.int64
-    boxes = _BoxSums(gray.to(acc))
-    # everything per scale happens in the boxes' axis order; one permutation back at the end
-    centre = gray.permute(boxes.order).contiguous()
-    on = torch.zeros_like(centre)
-    off = torch.zeros_like(centre)
-    scratch = torch.empty_like(centre)
+    centre_acc = gray.to(acc)
+    # one integral image serves every scale: a box sum is a difference along each axis in turn
+    # (differences and cumulative sums along different axes commute), so no scale needs a
+    # cumulative sum or a transposed copy of its own
+    integral = centre_acc
+    for axis in range(1, gray.ndim):
+        integral = integral.cumsum(axis, dtype=acc)
+    # with d the truncated centre-surround difference, on = sum of max(d, 0) and off = sum of
+    # max(-d, 0) over the scales; both come from the sums of d and |d| (in place, no scratch)
+    sum_d = torch.zeros_like(gray)
+    sum_abs = torch.zeros_like(gray)
+    # every scale reuses the same buffers: fresh image-sized arrays cost page faults each time
+    boxes = [torch.empty_like(integral), torch.empty_like(integral)]
+    mean = boxes[0] if acc == torch.float32 else torch.empty_like(gray)
+    whole_levels = torch.empty(gray.shape, dtype=torch.int32, device=gray.device)
     for n in SCALES:
-        total, area = boxes(n)
-        # in place on fresh buffers: this loop is most of the work
-        mean = total.to(centre.dtype, copy=True) if total.dtype != centre.dtype else total
-        mean.sub_(centre).div_((area - 1).clamp_min(1).to(centre.dtype))
-        diff = torch.sub(centre, mean, out=mean)
-        on.add_(torch.clamp(diff, min=0, out=scratch).floor_())
-        off.add_(diff.neg_().clamp_min_(0).floor_())
-    back = [boxes.order.index(d) for d in range(gray.ndim)]
-    on8 = _rescale_to_255(on.permute(back))
-    off8 = _rescale_to_255(off.permute(back))
+        box = integral
+        for i, axis in enumerate(range(1, gray.ndim)):
+            box = _box_along(box, axis, n, out=boxes[i % 2])
+        # surround = box without the centre, subtracted before any rounding to float
+        surround = box.sub_(centre_acc)
+        mean = mean.copy_(surround) if acc != torch.float32 else surround
+        mean.div_(_surround_count(gray.shape, n, gray.device))
+        diff = torch.sub(gray, mean, out=mean)
+        # truncation toward zero through int32 (|d| <= 255): several times faster than trunc_
+        diff.copy_(whole_levels.copy_(diff))
+        sum_d.add_(diff)
+        sum_abs.add_(diff.abs_())
+    del boxes, mean, whole_levels, box, surround, diff
+    del integral, centre_acc
+    # integers below 2**24 throughout: the halves are exact
+    on = torch.add(sum_abs, sum_d).mul_(0.5)
+    off = sum_abs.sub_(sum_d).mul_(0.5)
+    del sum_d
+    on8 = _rescale_to_255(on)
+    off8 = _rescale_to_255(off)
     top = torch.maximum(_spatial_max(on8), _spatial_max(off8))
-    mixed = torch.where(top > 0, 255.0 * (on8 + off8) / top.clamp_min(1), torch.zeros_like(on8))
-    return mixed.floor_().clamp_(max=255) / 255.0
+    # in place; where the larger maximum is 0 both maps are all 0 and so is the result
+    mixed = on8.add_(off8).mul_(255.0).div_(top.clamp_min(1))
+    return mixed.floor_().clamp_(max=255).div_(255.0)
 
 
-def _reflect_index(size: int, shift: int, device) -> torch.Tensor:
-    """Indices of ``i + shift`` mirrored at the borders without repeating the edge voxel."""
-    idx = torch.arange(size, device=device) + shift
-    if size == 1:
-        return torch.zeros_like(idx)
-    idx = torch.where(idx < 0, -idx, idx)
-    return torch.where(idx > size - 1, 2 * (size - 1) - idx, idx)
+def _surround_count(shape, n: int, device) -> torch.Tensor:
+    """Voxels of every box ``[i - n + 1, i + n]`` (clipped) but the centre, broadcastable to ``shape``.
 
-
-def _binomial_blur(x: torch.Tensor) -> torch.Tensor:
-    """``[1, 2, 1]`` smoothing along every spatial axis, rounded to the nearest level (half up)."""
-    acc = x
-    for axis in range(1, x.ndim):
-        size = x.shape[axis]
-        left = acc.index_select(axis, _reflect_index(size, -1, x.device))
-        right = acc.index_select(axis, _reflect_index(size, 1, x.device))
-        acc = left + 2 * acc + right
-    weight = 4 ** (x.ndim - 1)
-    return torch.floor((acc + weight // 2) / weight)
-
-
-def _box_along_last(csum: torch.Tensor, n: int) -> torch.Tensor:
-    """Sums over ``[i - n + 1, i + n]`` (clipped to the axis) from the cumulative sum ``csum``.
-
-    With ``C`` the inclusive cumulative sum along the last axis, the box at ``i`` is
-    ``C[min(i + n, S - 1)] - C[i - n]`` (the second term only where ``i >= n``): three slice
-    operations, no padding. (Cumulative sums run along the last, contiguous axis, which torch does
-    several times faster than along the others.)
+    Per-axis counts multiply on small tensors; only the last factor (and the ``- 1``) runs over
+    every voxel, in float32, where the counts are exact integers (as in a cast of the integer
+    product for any image below 2**24 voxels).
     """
-    size = csum.shape[-1]
+    counts = []
+    for axis in range(1, len(shape)):
+        size = shape[axis]
+        i = torch.arange(size, device=device)
+        count = (i + n + 1).clamp(max=size) - (i - n + 1).clamp(min=0)
+        view: List[int] = [1] * len(shape)
+        view[axis] = -1
+        counts.append(count.to(torch.float32).reshape(view))
+    head = counts[0]
+    for count in counts[1:-1]:
+        head = head * count
+    if len(counts) == 1:
+        return (head - 1).clamp_min(1)
+    # an axis longer than one voxel makes every count at least 2; a one-voxel image has none
+    minus_one = torch.full((), -1.0 if math.prod(shape[1:]) > 1 else 0.0, device=device)
+    return torch.addcmul(minus_one, head, counts[-1])
+
+
+def _box_along(csum: torch.Tensor, axis: int, n: int, out: torch.Tensor) -> torch.Tensor:
+    """Sums over ``[i - n + 1, i + n]`` (clipped to the axis) from the cumulative sum along ``axis``.
+
+    With ``C`` the inclusive cumulative sum, the box at ``i`` is ``C[min(i + n, S - 1)] - C[i - n]``
+    (the second term only where ``i >= n``). The axis splits at ``n`` and ``S - n`` into ranges
+    where both terms are plain slices, each written once into ``out`` (not ``csum``).
+    """
+    size = csum.shape[axis]
     m = min(n, size)
-    out = torch.empty_like(csum)
-    out[..., : size - m] = csum[..., m:]
-    out[..., size - m :] = csum[..., size - 1 :]
-    if size > m:
-        out[..., m:] -= csum[..., : size - m]
+    cuts = sorted({0, m, size - m, size})
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        part = out.narrow(axis, a, b - a)
+        upper = csum.narrow(axis, a + m, b - a) if a < size - m else csum.narrow(axis, size - 1, 1).expand_as(part)
+        if a >= m:
+            torch.sub(upper, csum.narrow(axis, a - m, b - a), out=part)
+        else:
+            part.copy_(upper)
     return out
 
 
-class _BoxSums:
-    """Box sums of ``x`` (``(N, *spatial)``) at any scale, one axis at a time, last axis first.
+def _binomial_blur(x: torch.Tensor) -> torch.Tensor:
+    """``[1, 2, 1]`` smoothing along every spatial axis, rounded to the nearest level (half up).
 
-    Each axis in turn is moved last before its cumulative sum, so results come in the axis order
-    ``order`` (the spatial axes reversed). The last axis's cumulative sum is shared by all scales.
+    Each axis is mirrored by one voxel (without repeating the edge voxel) and smoothed as two
+    passes of neighbour sums, ``[1, 1] * [1, 1]``; the weights stay integers, so this is exact.
     """
-
-    def __init__(self, x: torch.Tensor):
-        self.x = x
-        self.first = x.cumsum(-1, dtype=x.dtype)
-        self.order = [0] + list(range(x.ndim - 1, 0, -1))
-
-    def __call__(self, n: int):
-        x = self.x
-        total = _box_along_last(self.first, n)
-        current = list(range(x.ndim))
-        for axis in range(x.ndim - 2, 0, -1):
-            perm = [current.index(d) for d in current if d != axis] + [current.index(axis)]
-            current = [current[p] for p in perm]
-            total = _box_along_last(total.permute(perm).contiguous().cumsum(-1, dtype=x.dtype), n)
-        area = torch.ones((), dtype=torch.int64, device=x.device)
-        for pos, axis in enumerate(current[1:], start=1):
-            size = x.shape[axis]
-            i = torch.arange(size, device=x.device)
-            count = (i + n + 1).clamp(max=size) - (i - n + 1).clamp(min=0)
-            shape: List[int] = [1] * x.ndim
-            shape[pos] = -1
-            area = area * count.reshape(shape)
-        return total, area
+    acc = x
+    for axis in range(1, x.ndim):
+        size = x.shape[axis]
+        if size == 1:
+            acc = acc * 4  # the mirror of a single voxel is itself
+            continue
+        padded = torch.cat([acc.narrow(axis, 1, 1), acc, acc.narrow(axis, size - 2, 1)], dim=axis)
+        pairs = padded.narrow(axis, 0, size + 1) + padded.narrow(axis, 1, size + 1)
+        del padded
+        acc = pairs.narrow(axis, 0, size) + pairs.narrow(axis, 1, size)
+    weight = 4 ** (x.ndim - 1)
+    return acc.add_(weight // 2).div_(weight).floor_()
 
 
 def _spatial_max(x: torch.Tensor) -> torch.Tensor:
@@ -184,6 +200,7 @@ def _spatial_max(x: torch.Tensor) -> torch.Tensor:
 
 
 def _rescale_to_255(x: torch.Tensor) -> torch.Tensor:
-    """Truncated ``255 * x / max(x)`` per map (0 for an all-zero map)."""
+    """Truncated ``255 * x / max(x)`` per map (0 for an all-zero map), in place on ``x >= 0``."""
     top = _spatial_max(x)
-    return torch.where(top > 0, 255.0 * (x / top.clamp_min(1)), torch.zeros_like(x)).floor_()
+    # an all-zero map divided by 1 stays 0: no masking needed
+    return x.div_(top.clamp_min(1)).mul_(255.0).floor_()

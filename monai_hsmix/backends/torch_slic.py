@@ -46,6 +46,8 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
+from monai_hsmix.backends.intensity import all_finite
+
 __all__ = ["torch_slic"]
 
 
@@ -96,7 +98,7 @@ def _validate(images: torch.Tensor, n_segments, compactness, spacing, max_num_it
         spacing = tuple(float(s) for s in spacing)
         if len(spacing) != ndim or not all(math.isfinite(s) and s > 0 for s in spacing):
             raise ValueError(f"spacing must be {ndim} finite positive numbers, got {spacing}")
-    if not bool(torch.isfinite(images).all()):
+    if not all_finite(images):
         raise ValueError("images contain NaN or infinite values")
     return counts, spacing
 
@@ -162,7 +164,7 @@ def _scaled_colour(images: torch.Tensor, compactness: float) -> torch.Tensor:
     # scikit-image leaves a constant image at 0 instead of dividing by a zero range
     span = torch.where(span > 0, span, torch.ones_like(span))
     view = (b,) + (1,) * (x.ndim - 1)
-    return (x - lo.view(view)) / (span.view(view) * compactness)
+    return (x - lo.view(view)).div_(span.view(view) * compactness)  # in place: one image-sized array
 
 
 class _Layout:
@@ -178,6 +180,7 @@ class _Layout:
 
     max_tile = {2: 16, 3: 8}
     chunk_elements = 1 << 18  # distance entries computed at once: 1 MiB, stays in cache
+    candidate_group_elements = 1 << 20  # candidate-row entries built at once: 4 MiB
 
     def __init__(self, spatial, counts, spacing, device):
         ndim = len(spatial)
@@ -283,12 +286,11 @@ class _Layout:
         pad = []
         for d in reversed(range(nd)):
             pad += [0, self.tiles_per_axis[d] * t - self.spatial[d]]
-        x = torch.nn.functional.pad(colour, pad)
+        # padded only where the tiles overrun the image (a padded copy is as large as the input)
+        x = torch.nn.functional.pad(colour, pad) if any(pad) else colour
         view = [b, c]
         for n in self.tiles_per_axis:
             view += [n, t]
-        perm = [0] + [2 + 2 * d for d in range(nd)] + [1] + [3 + 2 * d for d in range(nd)]
-        x = x.reshape(view).permute(perm).reshape(b * self.n_tiles, c, t**nd)
         inside = torch.ones((1,) + tuple(self.tiles_per_axis) + (t,) * nd, dtype=dt, device=dev)
         local = []
         for d in range(nd):
@@ -302,12 +304,18 @@ class _Layout:
         inside = inside.reshape(1, self.n_tiles, 1, t**nd).expand(b, -1, -1, -1).reshape(b * self.n_tiles, 1, -1)
         scale = self.coord_scale.to(device=dev, dtype=dt).repeat_interleave(self.n_tiles, dim=0)
         origin = self.origin.to(device=dev, dtype=dt).repeat(b, 1) * scale
-        ref = torch.cat([x[:, :, 0], origin], dim=1)
+        # every tile's first voxel lies inside the image
+        corner = colour[(slice(None), slice(None)) + (slice(None, None, t),) * nd]
+        ref = torch.cat([corner.movedim(1, -1).reshape(b * self.n_tiles, c), origin], dim=1)
         coords = torch.stack(local)[None] * scale[:, :, None]
         f = c + nd
         # filled in place: these are the largest arrays of the whole computation
         rel = torch.empty(b * self.n_tiles, f + 2 + 2 * nd, t**nd, dtype=dt, device=dev)
-        torch.sub(x, ref[:, :c, None], out=rel[:, :c])
+        # the colours go straight from image to tile layout, with no intermediate tiled copy
+        tiled = rel[:, :c].view([b] + self.tiles_per_axis + [c] + [t] * nd)
+        tiled.permute([0, 1 + nd] + [a for d in range(nd) for a in (1 + d, 2 + nd + d)]).copy_(x.view(view))
+        del x, tiled
+        rel[:, :c] -= ref[:, :c, None]
         rel[:, c:f] = coords
         rel[:, f] = 1
         norm = rel[:, f + 1]
@@ -392,11 +400,12 @@ class _Layout:
         cen = torch.cat([col, pos * scale], dim=-1).reshape(b * self.k, c + nd)
         return cen * self.valid[:, None]
 
-    def _candidates(self, ref: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """``(B * tiles, M, F + 2)`` rows such that ``rows @ rel`` is the squared distance."""
-        cen = centres.index_select(0, self.cand_global.reshape(-1)).reshape(self.cand.shape + (centres.shape[1],))
+    def _candidates(self, ref: torch.Tensor, centres: torch.Tensor, tiles: slice) -> torch.Tensor:
+        """``(tiles, M, F + 2 + 2 * ndim)`` rows such that ``rows @ rel`` is the squared distance."""
+        cand_global, penalty = self.cand_global[tiles], self.penalty[tiles]
+        cen = centres.index_select(0, cand_global.reshape(-1)).reshape(cand_global.shape + (centres.shape[1],))
         rel = cen - ref[:, None]
-        rows = [-2 * rel, (rel.square().sum(dim=2) + self.penalty)[..., None], torch.ones_like(self.penalty)[..., None]]
+        rows = [-2 * rel, (rel.square().sum(dim=2) + penalty)[..., None], torch.ones_like(penalty)[..., None]]
         return torch.cat(rows + [self.shift_penalty.expand(rel.shape[0], -1, -1)], dim=2)
 
     def _nearest(self, rel: torch.Tensor, cand: torch.Tensor):
@@ -413,9 +422,19 @@ class _Layout:
             yield sl, keys.amin(dim=1).bitwise_and_((1 << bits) - 1).long()
 
     def labels_of(self, rel: torch.Tensor, ref: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """``(B * tiles, voxels)`` padded-grid label of every voxel's nearest candidate."""
-        cand = self._candidates(ref, centres)
-        return torch.cat([self.cand[sl].gather(1, j) for sl, j in self._nearest(rel, cand)])
+        """``(B * tiles, voxels)`` padded-grid label (``int32``) of every voxel's nearest candidate."""
+        # filled chunk by chunk (no list of chunks to concatenate); labels are below K, small.
+        # Candidate rows are built for groups of tiles: for a whole 3D batch they would take
+        # about half the memory of ``rel`` itself
+        out = torch.empty(rel.shape[0], rel.shape[2], dtype=torch.int32, device=rel.device)
+        group = max(1, self.candidate_group_elements // (self.m * (ref.shape[1] + 2 + 2 * self.ndim)))
+        for start in range(0, rel.shape[0], group):
+            tiles = slice(start, start + group)
+            cand = self._candidates(ref[tiles], centres, tiles)
+            part, ids = out[tiles], self.cand[tiles]
+            for sl, j in self._nearest(rel[tiles], cand):
+                part[sl] = ids[sl].gather(1, j)
+        return out
 
     def update(self, rel, absolute, ref, centres) -> torch.Tensor:
         """One k-means iteration: assign voxels, move every centre to the mean of its voxels."""
@@ -491,43 +510,59 @@ def _neighbour_pairs(ndim: int, spatial):
         yield tuple(lo), tuple(hi)
 
 
+def _where_both(a: torch.Tensor, c: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``a[mask]`` and ``c[mask]`` for a sparse mask over strided views.
+
+    One ``nonzero`` serves both selections (twice as fast as two ``masked_select`` scans of
+    strided views on the CPU); the index arrays are as small as the selection.
+    """
+    where = mask.nonzero().unbind(1)
+    return a[where], c[where]
+
+
 def _connected_components(labels: torch.Tensor) -> torch.Tensor:
     """Component id per voxel: the smallest batch-global flat index in its connected component.
 
-    Along each axis, a line of voxels splits into runs of equal labels; taking the minimum id over
-    every run, axis after axis, spreads ids across whole runs at once, and pointer jumping
-    (``comp = comp[comp]``) shortcuts the remaining chains. Superpixels are compact, so a few
-    rounds reach the fixed point.
+    Runs of equal labels along the last (contiguous) axis are the graph's nodes, several times
+    fewer than voxels. Two runs in neighbouring lines along another axis are joined when they
+    overlap with equal labels; each such pair is found once, at the first voxel of the overlap,
+    where one of the two runs starts. Components of that graph come from hooking every root to
+    the smallest root across its edges and pointer jumping (``comp = comp[comp]``) to the fixed
+    point; the smallest node of a component holds its smallest voxel, the first of its run.
     """
     spatial = labels.shape[1:]
     total = labels.numel()
     device = labels.device
-    ids = torch.arange(total, device=device)
-    runs = []
-    for d in range(len(spatial)):
-        perm = [i for i in range(labels.ndim) if i != d + 1] + [d + 1]
-        lab = labels.permute(perm).reshape(-1)
-        starts = torch.ones(total, dtype=torch.bool, device=device)
-        starts[1:] = lab[1:] != lab[:-1]
-        starts[:: spatial[d]] = True
-        run = starts.cumsum(0) - 1
-        if d + 1 != labels.ndim - 1:
-            # back to the original voxel order
-            run = torch.empty_like(run).index_put_((ids.reshape(labels.shape).permute(perm).reshape(-1),), run)
-        runs.append((run, int(run[-1]) + 1 if total else 0))
-    comp = ids
+    flat = labels.reshape(-1)
+    start = torch.ones(total, dtype=torch.bool, device=device)
+    start[1:] = flat[1:] != flat[:-1]
+    start[:: spatial[-1]] = True
+    node = start.cumsum(0).sub_(1).view(labels.shape)
+    first_voxel = start.nonzero().squeeze(1)
+    start = start.view(labels.shape)
+    firsts, seconds = [], []
+    for lo, hi in list(_neighbour_pairs(len(spatial), spatial))[:-1]:
+        first, second = _where_both(node[lo], node[hi], (labels[lo] == labels[hi]) & (start[lo] | start[hi]))
+        firsts.append(first)
+        seconds.append(second)
+    del start
+    a, c = torch.cat(firsts), torch.cat(seconds)
+    del firsts, seconds
+    comp = torch.arange(first_voxel.numel(), device=device)
     while True:
-        prev = comp
-        for run, n in runs:
-            low = torch.full((n,), total, dtype=comp.dtype, device=device)
-            low = low.scatter_reduce_(0, run, comp, reduce="amin").gather(0, run)
-            # hook whole trees, not just voxels: every voxel's current root also takes the run's
-            # minimum, as in union-find, so trees merge in a few rounds
-            comp = torch.minimum(comp.scatter_reduce(0, comp, low, reduce="amin"), low)
-            comp = comp.gather(0, comp)
-        comp = comp.gather(0, comp)
-        if torch.equal(comp, prev):
-            return comp.reshape(labels.shape)
+        ca, cc = comp.gather(0, a), comp.gather(0, c)
+        low = torch.minimum(ca, cc)
+        hooked = comp.scatter_reduce(0, ca, low, reduce="amin").scatter_reduce_(0, cc, low, reduce="amin")
+        del ca, cc, low
+        while True:
+            jumped = hooked.gather(0, hooked)
+            if torch.equal(jumped, hooked):
+                break
+            hooked = jumped
+        if torch.equal(hooked, comp):
+            break
+        comp = hooked
+    return first_voxel.gather(0, comp).gather(0, node.reshape(-1)).view(labels.shape)
 
 
 def _merge_small_fragments(labels: torch.Tensor, colour: torch.Tensor, min_size: torch.Tensor) -> torch.Tensor:
@@ -571,18 +606,28 @@ def _merge_targets(comp, colour, size, small, limit) -> torch.Tensor:
     flat = comp.reshape(-1)
     k = size.numel()
     small_voxel = small.gather(0, flat).view(comp.shape)
-    firsts, seconds = [], []
-    for lo, hi in _neighbour_pairs(len(spatial), spatial):
+    # a boundary between two components runs along many voxel pairs: keep each pair of
+    # components once, which shrinks every later array from voxel pairs to component pairs.
+    # Components are constant along runs of the last axis, so across any other axis a pair of
+    # runs first meets where one of them starts: only those voxel pairs are kept (as in
+    # _connected_components), and the rest are deduplicated axis by axis
+    start = torch.ones(flat.numel(), dtype=torch.bool, device=comp.device)
+    start[1:] = flat[1:] != flat[:-1]
+    start[:: spatial[-1]] = True
+    start = start.view(comp.shape)
+    pairs = []
+    for axis, (lo, hi) in enumerate(_neighbour_pairs(len(spatial), spatial)):
         a, c = comp[lo], comp[hi]
         touching = (small_voxel[lo] | small_voxel[hi]) & (a != c)
-        # masked_select keeps no index arrays around (4 per pair in 3D with as_tuple indexing)
-        firsts.append(torch.masked_select(a, touching))
-        seconds.append(torch.masked_select(c, touching))
+        if axis < len(spatial) - 1:
+            touching &= start[lo] | start[hi]
+        first, second = _where_both(a, c, touching)
         del touching
-    # a boundary between two components runs along many voxel pairs: keep each pair of
-    # components once, which shrinks every later array from voxel pairs to component pairs
-    pair = torch.unique(torch.cat(firsts) * k + torch.cat(seconds))
-    del firsts, seconds
+        pairs.append(torch.unique(first.mul_(k).add_(second)))
+        del first, second
+    del start
+    pair = torch.unique(torch.cat(pairs))
+    del pairs
     first, second = torch.div(pair, k, rounding_mode="floor"), torch.remainder(pair, k)
     channels = [torch.bincount(flat, weights=colour[:, ch].reshape(-1), minlength=k) for ch in range(colour.shape[1])]
     colour_sum = torch.stack(channels, dim=1).to(colour.dtype)

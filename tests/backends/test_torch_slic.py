@@ -211,3 +211,26 @@ def test_auto_backend_resolves_to_torch():
     assert "torch" in available_backends()
     assert resolve_backend("auto") == (torch_slic, torch_fine_grained_saliency)
     assert resolve_backend("torch") == resolve_backend("auto")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.sampled_from([(2, 7, 9), (1, 1, 6), (1, 6, 1), (2, 4, 5, 3), (1, 3, 1, 4)]),
+    classes=st.integers(1, 4),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_connected_components_match_scipy(shape, classes, seed):
+    # each component must be exactly one face-connected region of one label (scipy's labelling),
+    # named by its smallest batch-global flat index
+    from monai_hsmix.backends.torch_slic import _connected_components
+
+    labels = torch.randint(0, classes, shape, generator=torch.Generator().manual_seed(seed))
+    comp = _connected_components(labels).numpy()
+    lab = labels.numpy()
+    flat_index = np.arange(lab.size).reshape(lab.shape)
+    for b in range(lab.shape[0]):
+        for value in np.unique(lab[b]):
+            regions, count = ndimage.label(lab[b] == value)
+            for r in range(1, count + 1):
+                inside = regions == r
+                assert np.all(comp[b][inside] == flat_index[b][inside].min())
