@@ -18,6 +18,7 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import TransformBackends
 
 from monai_hsmix.backends import resolve_backend
+from monai_hsmix.backends.intensity import all_finite
 from monai_hsmix.core import (
     HSMixOutput,
     blend,
@@ -192,7 +193,7 @@ class RandHSMix(RandomizableTransform):
             raise ValueError(f"{name} has an empty dimension: {tuple(images.shape)}")
         if images.dtype == torch.bool or images.is_complex():
             raise ValueError(f"{name} must hold real numbers, got {images.dtype}")
-        if images.is_floating_point() and not bool(torch.isfinite(images).all()):
+        if not all_finite(images):
             raise ValueError(f"{name} contains NaN or infinite values")
         if self.spacing is not None and len(self.spacing) != images.ndim - 2:
             raise ValueError(f"spacing has {len(self.spacing)} values for {images.ndim - 2} spatial dimensions")
