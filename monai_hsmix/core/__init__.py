@@ -11,10 +11,12 @@ deterministic and testable on its own.
 from monai_hsmix.core.instance_bank import InstanceBank
 from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.core.hsmix_equations import (
+    HSMixMasks,
     HSMixOutput,
     blend,
     hard_mask_from_segments,
     hsmix_batch,
+    hsmix_masks,
     mixed_segment_grid,
     relative_saliency,
     soft_mask_from_saliency,
@@ -25,6 +27,7 @@ from monai_hsmix.core.segment_ops import segment_mean, square_grid_segments
 from monai_hsmix.core.soft_mask import SoftMask, blend_weights, gaussian_mask, soft_mask
 
 __all__ = [
+    "HSMixMasks",
     "HSMixOutput",
     "InstanceBank",
     "SSDConstraints",
@@ -34,6 +37,7 @@ __all__ = [
     "gaussian_mask",
     "hard_mask_from_segments",
     "hsmix_batch",
+    "hsmix_masks",
     "labels_to_channels",
     "mixed_segment_grid",
     "random_derangement",

@@ -81,30 +81,56 @@ def blend(first: torch.Tensor, second: torch.Tensor, mask: torch.Tensor) -> torc
     mask : torch.Tensor
         ``(B, *spatial)`` values in ``[0, 1]``.
     """
-    m = mask.unsqueeze(1).to(first.dtype)
-    # this form (not first + (second - first) * m) returns exactly first or second where m is 0 or 1
-    return first * (1 - m) + second * m
+    # torch.lerp returns exactly `first` where the mask is 0 and exactly `second` where it is 1
+    # (so hard-mixed pixels are copies, not recomputations), with no full-size temporaries
+    return torch.lerp(first, second, mask.unsqueeze(1).to(first.dtype))
 
 
 @dataclass
-class HSMixOutput:
-    """Everything one HSMix call produces, for training and for inspection.
+class HSMixMasks:
+    """The masks and maps of one HSMix call (everything needed to mix any tensor of the batch).
 
-    Attributes are ``(B, ...)`` tensors; the mixed images and labels keep their channel axis, the
-    masks and maps have none. ``partner[b]`` is the batch index of ``X2`` for pair ``b``. The soft
-    fields are ``None`` when only hard mixing was asked for (no saliency is computed then).
+    Attributes are ``(B, *spatial)`` tensors except ``partner`` (``(B,)``, the batch index of ``X2``
+    for pair ``b``). ``soft_mask`` is ``None`` when only hard mixing was asked for (no saliency is
+    computed then).
     """
 
-    hard_image: torch.Tensor
-    hard_label: Optional[torch.Tensor]
-    soft_image: Optional[torch.Tensor]
-    soft_label: Optional[torch.Tensor]
     hard_mask: torch.Tensor
     soft_mask: Optional[torch.Tensor]
     segments: torch.Tensor
     partner_segments: torch.Tensor
     mixed_segments: torch.Tensor
     partner: torch.Tensor
+
+
+@dataclass
+class HSMixOutput(HSMixMasks):
+    """The masks plus the mixed images and labels (channel axis kept); soft fields ``None`` for
+    hard-only mixing, label fields ``None`` without labels."""
+
+    hard_image: Optional[torch.Tensor] = None
+    hard_label: Optional[torch.Tensor] = None
+    soft_image: Optional[torch.Tensor] = None
+    soft_label: Optional[torch.Tensor] = None
+
+
+def hsmix_masks(
+    partner: torch.Tensor,
+    segments: torch.Tensor,
+    uniforms: torch.Tensor,
+    p: float,
+    soft_mask: Optional[torch.Tensor] = None,
+    saliency: Optional[torch.Tensor] = None,
+) -> HSMixMasks:
+    """Eq. 1 and 3-5 for a batch: ``Mh``, ``SPm`` and ``Ms`` (see :func:`hsmix_batch` for the arguments)."""
+    partner = partner.to(segments.device)
+    segments2 = segments[partner]
+    hard = hard_mask_from_segments(segments2, uniforms, p)
+    mixed = mixed_segment_grid(segments, segments2, hard)
+    if soft_mask is None and saliency is not None:
+        soft_mask = soft_mask_from_saliency(saliency, saliency[partner], mixed)
+    return HSMixMasks(hard_mask=hard, soft_mask=soft_mask, segments=segments, partner_segments=segments2,
+                      mixed_segments=mixed, partner=partner)
 
 
 def hsmix_batch(
@@ -143,29 +169,15 @@ def hsmix_batch(
         ``(B, *spatial)`` saliency of every image. With neither ``soft_mask`` nor ``saliency`` only
         hard mixing is done.
     """
-    partner = partner.to(images.device)
-    segments2 = segments[partner]
-    hard = hard_mask_from_segments(segments2, uniforms, p)
-    mixed = mixed_segment_grid(segments, segments2, hard)
-    if soft_mask is None and saliency is not None:
-        soft_mask = soft_mask_from_saliency(saliency, saliency[partner], mixed)
-    images2 = images[partner]
-    hard_image = blend(images, images2, hard)
-    soft_image = None if soft_mask is None else blend(images, images2, soft_mask)
-    hard_label = soft_label = None
+    masks = hsmix_masks(partner.to(images.device), segments, uniforms, p, soft_mask=soft_mask, saliency=saliency)
+    images2 = images[masks.partner]
+    out = HSMixOutput(**vars(masks))
+    out.hard_image = blend(images, images2, masks.hard_mask)
+    if masks.soft_mask is not None:
+        out.soft_image = blend(images, images2, masks.soft_mask)
     if labels is not None:
-        labels2 = labels[partner]
-        hard_label = blend(labels, labels2, hard)
-        soft_label = None if soft_mask is None else blend(labels, labels2, soft_mask)
-    return HSMixOutput(
-        hard_image=hard_image,
-        hard_label=hard_label,
-        soft_image=soft_image,
-        soft_label=soft_label,
-        hard_mask=hard,
-        soft_mask=soft_mask,
-        segments=segments,
-        partner_segments=segments2,
-        mixed_segments=mixed,
-        partner=partner,
-    )
+        labels2 = labels[masks.partner]
+        out.hard_label = blend(labels, labels2, masks.hard_mask)
+        if masks.soft_mask is not None:
+            out.soft_label = blend(labels, labels2, masks.soft_mask)
+    return out

@@ -20,9 +20,8 @@ from monai.utils import TransformBackends
 from monai_hsmix.backends import resolve_backend
 from monai_hsmix.backends.intensity import all_finite
 from monai_hsmix.core import (
-    HSMixOutput,
-    blend,
-    hsmix_batch,
+    HSMixMasks,
+    hsmix_masks,
     labels_to_channels,
     random_derangement,
     relative_saliency,
@@ -215,8 +214,8 @@ class RandHSMix(RandomizableTransform):
             return self._use_hard, not self._use_hard
         return self.mode in ("both", "hard"), self.mode in ("both", "soft")
 
-    def compute(self, images: torch.Tensor) -> HSMixOutput:
-        """Masks and mixed images for the current draws (call :meth:`randomize` first).
+    def compute(self, images: torch.Tensor) -> HSMixMasks:
+        """Masks for the current draws (call :meth:`randomize` first); :meth:`expand` applies them.
 
         Parameters
         ----------
@@ -246,23 +245,27 @@ class RandHSMix(RandomizableTransform):
                 if self.soft_ratio == "pixel":
                     soft_mask = relative_saliency(saliency, saliency[partner])
                     saliency = None
-        return hsmix_batch(images, None, partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency)
+        return hsmix_masks(partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency)
 
-    def expand(self, tensor: torch.Tensor, result: HSMixOutput) -> Tuple[torch.Tensor, torch.Tensor]:
+    def expand(self, tensor: torch.Tensor, result: HSMixMasks) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mix any ``(B, C, *spatial)`` tensor with ``result``'s masks and stack the parts the mode asks for.
 
         Returns the output batch and, for each output row, the input row it derives from (its ``X1``).
+        The parts are written straight into one preallocated output (no per-part copies to concatenate).
         """
         want_hard, want_soft = self._wants()
-        partner = result.partner
+        masks = [m for m, wanted in ((result.hard_mask, want_hard), (result.soft_mask, want_soft)) if wanted]
         bsz = tensor.shape[0]
-        parts = [tensor] if self.include_original else []
-        if want_hard:
-            parts.append(blend(tensor, tensor[partner], result.hard_mask))
-        if want_soft:
-            parts.append(blend(tensor, tensor[partner], result.soft_mask))
-        rows = torch.arange(bsz).repeat(len(parts))
-        return torch.cat(parts, dim=0), rows
+        first = 1 if self.include_original else 0
+        out = torch.empty((bsz * (first + len(masks)),) + tuple(tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+        if first:
+            out[:bsz] = tensor
+        partner_rows = tensor[result.partner]
+        for k, mask in enumerate(masks, start=first):
+            # Eq. 2 / 6-7 (see core.blend): lerp is exact where the mask is 0 or 1
+            torch.lerp(tensor, partner_rows, mask.unsqueeze(1).to(tensor.dtype), out=out[k * bsz:(k + 1) * bsz])
+        rows = torch.arange(bsz).repeat(first + len(masks))
+        return out, rows
 
     def _as_float(self, images: torch.Tensor) -> torch.Tensor:
         return images if images.is_floating_point() else images.float()
@@ -289,8 +292,8 @@ class RandHSMix(RandomizableTransform):
         randomize : bool
             Draw new random numbers (set ``False`` to repeat the last draws on a same-sized batch).
         return_masks : bool
-            Also return the :class:`~monai_hsmix.core.HSMixOutput` with ``Mh``, ``Ms`` and the
-            superpixel maps (``None`` when the batch was not mixed).
+            Also return the :class:`~monai_hsmix.core.HSMixMasks` with ``Mh``, ``Ms``, the
+            superpixel maps and the pairing (``None`` when the batch was not mixed).
 
         Returns
         -------
