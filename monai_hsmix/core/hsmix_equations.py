@@ -71,7 +71,9 @@ def soft_mask_from_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor, mi
     return segment_mean(relative_saliency(saliency1, saliency2), mixed_segments)
 
 
-def blend(first: torch.Tensor, second: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def blend(
+    first: torch.Tensor, second: torch.Tensor, mask: torch.Tensor, out: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """Eq. 2 and 6-7: ``first (1 - mask) + second mask``, the mask broadcast over channels.
 
     Parameters
@@ -80,10 +82,12 @@ def blend(first: torch.Tensor, second: torch.Tensor, mask: torch.Tensor) -> torc
         ``(B, C, *spatial)``.
     mask : torch.Tensor
         ``(B, *spatial)`` values in ``[0, 1]``.
+    out : torch.Tensor, optional
+        Where to write the result (e.g. a slice of a preallocated output batch).
     """
     # torch.lerp returns exactly `first` where the mask is 0 and exactly `second` where it is 1
     # (so hard-mixed pixels are copies, not recomputations), with no full-size temporaries
-    return torch.lerp(first, second, mask.unsqueeze(1).to(first.dtype))
+    return torch.lerp(first, second, mask.unsqueeze(1).to(first.dtype), out=out)
 
 
 @dataclass

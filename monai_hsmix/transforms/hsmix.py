@@ -21,6 +21,7 @@ from monai_hsmix.backends import resolve_backend
 from monai_hsmix.backends.intensity import all_finite
 from monai_hsmix.core import (
     HSMixMasks,
+    blend,
     hsmix_masks,
     labels_to_channels,
     random_derangement,
@@ -262,8 +263,7 @@ class RandHSMix(RandomizableTransform):
             out[:bsz] = tensor
         partner_rows = tensor[result.partner]
         for k, mask in enumerate(masks, start=first):
-            # Eq. 2 / 6-7 (see core.blend): lerp is exact where the mask is 0 or 1
-            torch.lerp(tensor, partner_rows, mask.unsqueeze(1).to(tensor.dtype), out=out[k * bsz:(k + 1) * bsz])
+            blend(tensor, partner_rows, mask, out=out[k * bsz:(k + 1) * bsz])
         rows = torch.arange(bsz).repeat(first + len(masks))
         return out, rows
 
@@ -311,7 +311,7 @@ class RandHSMix(RandomizableTransform):
             self.randomize(bsz)
         result = None
         if self._skip(bsz):
-            out_img, rows = img, None
+            out_img = img
             out_lab = None if labels is None else like_input(labels, label, torch.arange(bsz))
         else:
             fimages = self._as_float(images)
@@ -408,8 +408,10 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         source_key = self.image_key if self.image_key in image_keys else image_keys[0]
         source = to_torch(d[source_key], str(source_key))
         self.mixer._check_batch(source, str(source_key))
-        tensors: Dict[Hashable, torch.Tensor] = {}
+        tensors: Dict[Hashable, torch.Tensor] = {source_key: source}
         for key in present:
+            if key == source_key:
+                continue
             t = to_torch(d[key], str(key))
             self.mixer._check_pair(source, t, str(key))
             if key in label_keys:
@@ -423,9 +425,11 @@ class RandHSMixd(RandomizableTransform, MapTransform):
             for key in label_keys:
                 d[key] = like_input(tensors[key], data[key], torch.arange(bsz))
             return d
-        result = self.mixer.compute(self.mixer._as_float(source))
+        for key in image_keys:
+            tensors[key] = self.mixer._as_float(tensors[key])
+        result = self.mixer.compute(tensors[source_key])
         for key in present:
-            t = tensors[key] if key in label_keys else self.mixer._as_float(tensors[key])
+            t = tensors[key]
             mixed, rows = self.mixer.expand(t, result)
             d[key] = like_input(mixed, data[key], rows)
         if self.return_masks:
