@@ -58,11 +58,12 @@ def _components_per_label(labels: np.ndarray) -> int:
     return max(ndimage.label(labels == v)[1] for v in np.unique(labels))
 
 
+@pytest.mark.parametrize("half_resolution", [None, False])
 @pytest.mark.parametrize("compactness", [0.1, 10.0])
-def test_boundary_recall_and_count_on_acdc(acdc_dir, compactness):
+def test_boundary_recall_and_count_on_acdc(acdc_dir, compactness, half_resolution):
     images, truth = _acdc_slices(acdc_dir)
     n = torch.tensor([100, 150, 200, 250])
-    ours = torch_slic(images, n, compactness)
+    ours = torch_slic(images, n, compactness, half_resolution=half_resolution)
     ref = skimage_slic(images, n, compactness)
     recall_ours = np.mean([boundary_recall(ours[i].numpy(), truth[i]) for i in range(len(n))])
     recall_ref = np.mean([boundary_recall(ref[i].numpy(), truth[i]) for i in range(len(n))])
@@ -71,6 +72,33 @@ def test_boundary_recall_and_count_on_acdc(acdc_dir, compactness):
         achieved = int(ours[i].max()) + 1
         assert 0.75 * requested <= achieved <= 1.25 * requested, (requested, achieved)
         assert _components_per_label(ours[i].numpy()) == 1
+
+
+def _blocky(seg: torch.Tensor, axis: int) -> bool:
+    """Whether labels repeat in pairs along ``axis`` (voxels 2i and 2i + 1 share a label)."""
+    even = seg.narrow(axis, 0, seg.shape[axis] // 2 * 2)
+    return bool((even.unflatten(axis, (-1, 2)).diff(dim=axis + 1) == 0).all())
+
+
+def test_half_resolution_is_chosen_per_axis_from_the_grid_step():
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 96, 96, generator=g), 5, 1, 2)
+    n = torch.tensor([40, 60])  # grid steps of 12-16 pixels: clustered on the pooled image
+    assert _blocky(torch_slic(x, n, 1.0), 1) and _blocky(torch_slic(x, n, 1.0), 2)
+    full = torch_slic(x, n, 1.0, half_resolution=False)
+    assert not _blocky(full, 1) and not _blocky(full, 2)
+    # 400 segments leave 4-5 pixel steps: too narrow to pool unless forced
+    many = torch.tensor([400, 400])
+    assert not _blocky(torch_slic(x, many, 1.0), 1)
+    assert _blocky(torch_slic(x, many, 1.0, half_resolution=True), 1)
+    # a thin volume pools only the axes with wide steps; odd sizes are cropped back
+    vol = torch.nn.functional.avg_pool3d(torch.rand(1, 1, 41, 40, 6, generator=g), 3, 1, 1)
+    seg = torch_slic(vol, torch.tensor([20]), 1.0)
+    assert seg.shape == (1, 41, 40, 6)
+    assert _blocky(seg, 1) and _blocky(seg, 2) and not _blocky(seg, 3)
+    # the pooled path keeps the segment count
+    for i, requested in enumerate(n.tolist()):
+        assert 0.75 * requested <= int(torch_slic(x, n, 1.0)[i].max()) + 1 <= 1.25 * requested
 
 
 def test_piecewise_constant_image_is_cut_along_its_edges():
@@ -177,6 +205,7 @@ def test_accepts_other_input_types_and_scales():
         (dict(spacing=(1.0,)), ValueError),
         (dict(spacing=(1.0, -1.0)), ValueError),
         (dict(max_num_iter=0), ValueError),
+        (dict(half_resolution="auto"), TypeError),
         (dict(images=torch.full((1, 1, 8, 8), float("nan"))), ValueError),
     ],
 )
