@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from bench_common import parse_args, batch_2d, batch_3d, best_time, extra_peak_memory, load_note, mib
+from bench_common import parse_args, batch_2d, batch_3d, best_time, extra_peak_memory_fresh, load_note, mib
 from monai_hsmix.backends import resolve_backend
 
 # (name, batch maker, shape args, n_segments range, compactness) with the paper's presets:
@@ -25,25 +25,29 @@ CONFIGS_2D = [("2D B4 C4 224", batch_2d, (4, 4, 224)), ("2D B4 C1 224", batch_2d
 CONFIG_3D = ("3D B2 C4 128^3", batch_3d, (2, 4, 128))
 
 
-def run_config(name, maker, shape, segments, compactness, device, threads, repeats):
+def backend_call(backend: str, what: str, maker, shape, segments, compactness, device: str, threads: int):
+    """A SLIC or saliency call on a fresh batch; module level so a fresh process can build it (memory)."""
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     images, _ = maker(*shape)
     images = images.to(device)
-    b = images.shape[0]
     rng = np.random.default_rng(0)
-    counts = torch.as_tensor(rng.integers(segments[0], segments[1] + 1, size=b), device=device)
+    counts = torch.as_tensor(rng.integers(segments[0], segments[1] + 1, size=images.shape[0]), device=device)
+    slic, saliency = resolve_backend(backend)
+    if what == "slic":
+        return lambda: slic(images, counts, compactness)
+    return lambda: saliency(images)
+
+
+def run_config(name, maker, shape, segments, compactness, device, threads, repeats):
+    b = shape[0]
     print(f"\n{name}, {threads} thread(s), device {device}, {load_note()}")
     results = {}
     for backend in ("reference", "torch"):
-        slic, saliency = resolve_backend(backend)
-        calls = {
-            "slic": lambda: slic(images, counts, compactness),
-            "saliency": lambda: saliency(images),
-        }
-        for what, fn in calls.items():
-            seconds = best_time(fn, device, repeats)
-            memory = extra_peak_memory(fn, device)
+        for what in ("slic", "saliency"):
+            args = (backend, what, maker, shape, segments, compactness, str(device), threads)
+            seconds = best_time(backend_call(*args), device, repeats)
+            memory = extra_peak_memory_fresh(backend_call, *args, device=device)
             results[backend, what] = seconds
             print(f"  {backend:9s} {what:8s} {1000 * seconds / b:9.2f} ms/image   extra peak {mib(memory)}")
     for what in ("slic", "saliency"):

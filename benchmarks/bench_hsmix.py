@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from bench_common import parse_args, batch_2d, batch_3d, best_time, extra_peak_memory, load_note, mib
+from bench_common import parse_args, batch_2d, batch_3d, best_time, extra_peak_memory_fresh, load_note, mib
 from monai_hsmix.transforms import RandHSMix
 
 # paper presets: synapse-like slices (200-400 segments, compactness 0.1), brats2018 volumes
@@ -29,22 +29,30 @@ def _mixer(backend: str, settings: dict) -> RandHSMix:
     return mix
 
 
-def time_hsmix(name, images, labels, settings, device, threads, repeats, backends=("reference", "torch")):
+def hsmix_call(backend: str, settings: dict, maker, shape, device: str, threads: int):
+    """A call of HSMix on a fresh batch; module level so a fresh process can build it (memory)."""
     torch.set_num_threads(threads)
+    images, labels = maker(*shape)
     images, labels = images.to(device), labels.to(device)
+    mix = _mixer(backend, settings)
+
+    def call():
+        mix.set_random_state(seed=0)  # the same draws for both backends
+        return mix(images, labels)
+
+    return call
+
+
+def time_hsmix(name, maker, shape, settings, device, threads, repeats, backends=("reference", "torch")):
+    images, _ = maker(*shape)
     pairs = images.shape[0]
     input_bytes = images.element_size() * images.numel()
     print(f"\n{name}, {threads} thread(s), device {device}, {load_note()}")
     seconds = {}
     for backend in backends:
-        mix = _mixer(backend, settings)
-
-        def call():
-            mix.set_random_state(seed=0)  # the same draws for both backends
-            return mix(images, labels)
-
+        call = hsmix_call(backend, settings, maker, shape, str(device), threads)
         seconds[backend] = best_time(call, device, repeats)
-        extra = extra_peak_memory(call, device)
+        extra = extra_peak_memory_fresh(hsmix_call, backend, settings, maker, shape, str(device), threads, device=device)
         ratio = "" if extra is None else f" ({extra / input_bytes:.1f}x the input)"
         print(f"  {backend:9s} {1000 * seconds[backend] / pairs:9.2f} ms/pair   extra peak {mib(extra)}{ratio}")
     if len(seconds) == 2:
@@ -86,12 +94,10 @@ def main(argv=None) -> int:
     thread_counts = (1, 2) if device.type == "cpu" else (torch.get_num_threads(),)
     for threads in thread_counts:
         for channels in (4, 1):
-            images, labels = batch_2d(4, channels, 224)
-            time_hsmix(f"2D B4 C{channels} 224", images, labels, SETTINGS_2D, device, threads, repeats)
+            time_hsmix(f"2D B4 C{channels} 224", batch_2d, (4, channels, 224), SETTINGS_2D, device, threads, repeats)
     if not args.no_3d:
         size = 64 if args.quick else 128
-        images, labels = batch_3d(2, 4, size)
-        time_hsmix(f"3D B2 C4 {size}^3", images, labels, SETTINGS_3D, device, args.threads_3d, 1)
+        time_hsmix(f"3D B2 C4 {size}^3", batch_3d, (2, 4, size), SETTINGS_3D, device, args.threads_3d, 1)
     if device.type == "cuda":
         unet_fraction(device, repeats)
     return 0

@@ -14,6 +14,7 @@ from monai_hsmix.core.hsmix_equations import (
     HSMixMasks,
     HSMixOutput,
     blend,
+    blend_index_labels,
     hard_mask_from_segments,
     hsmix_batch,
     hsmix_masks,
@@ -21,7 +22,7 @@ from monai_hsmix.core.hsmix_equations import (
     relative_saliency,
     soft_mask_from_saliency,
 )
-from monai_hsmix.core.labels import labels_to_channels
+from monai_hsmix.core.labels import class_indices, is_index_labels, labels_to_channels
 from monai_hsmix.core.pairing import random_derangement
 from monai_hsmix.core.segment_ops import segment_mean, square_grid_segments
 from monai_hsmix.core.soft_mask import SoftMask, blend_weights, gaussian_mask, soft_mask
@@ -33,11 +34,14 @@ __all__ = [
     "SSDConstraints",
     "SoftMask",
     "blend",
+    "blend_index_labels",
     "blend_weights",
+    "class_indices",
     "gaussian_mask",
     "hard_mask_from_segments",
     "hsmix_batch",
     "hsmix_masks",
+    "is_index_labels",
     "labels_to_channels",
     "mixed_segment_grid",
     "random_derangement",

@@ -90,20 +90,50 @@ def blend(
     return torch.lerp(first, second, mask.unsqueeze(1).to(first.dtype), out=out)
 
 
+def blend_index_labels(
+    first: torch.Tensor, second: torch.Tensor, mask: torch.Tensor, num_classes: int, out: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """:func:`blend` of the one-hot encodings of class-index labels, without building them.
+
+    Only the channels of the two classes at a pixel are non-zero: ``second``'s class gets ``mask``
+    and ``first``'s ``1 - mask`` (1 where both classes agree), written by two scatters. Where the
+    mask is 0 or 1 the result is exactly the one-hot encoding of ``first`` or ``second``.
+
+    Parameters
+    ----------
+    first, second : torch.Tensor
+        ``(B, 1, *spatial)`` ``int64`` class indices in ``[0, num_classes)``.
+    mask : torch.Tensor
+        ``(B, *spatial)`` values in ``[0, 1]``.
+    num_classes : int
+        Number of output channels.
+    out : torch.Tensor, optional
+        ``(B, num_classes, *spatial)`` floating tensor to write into.
+    """
+    if out is None:
+        out = torch.empty((first.shape[0], num_classes) + tuple(first.shape[2:]), dtype=torch.float32, device=first.device)
+    weight = mask.unsqueeze(1).to(out.dtype)
+    out.zero_()
+    out.scatter_(1, second, weight)
+    # the second scatter overwrites the first where both images have the same class
+    return out.scatter_(1, first, torch.where(first == second, torch.ones_like(weight), 1 - weight))
+
+
 @dataclass
 class HSMixMasks:
     """The masks and maps of one HSMix call (everything needed to mix any tensor of the batch).
 
     Attributes are ``(B, *spatial)`` tensors except ``partner`` (``(B,)``, the batch index of ``X2``
     for pair ``b``). ``soft_mask`` is ``None`` when only hard mixing was asked for (no saliency is
-    computed then).
+    computed then); the three superpixel maps are ``None`` when they were not kept (mixing needs
+    only the masks, and the maps are as large as the masks).
     """
 
     hard_mask: torch.Tensor
     soft_mask: Optional[torch.Tensor]
-    segments: torch.Tensor
-    partner_segments: torch.Tensor
-    mixed_segments: torch.Tensor
+    segments: Optional[torch.Tensor]
+    partner_segments: Optional[torch.Tensor]
+    mixed_segments: Optional[torch.Tensor]
     partner: torch.Tensor
 
 
@@ -125,14 +155,23 @@ def hsmix_masks(
     p: float,
     soft_mask: Optional[torch.Tensor] = None,
     saliency: Optional[torch.Tensor] = None,
+    keep_maps: bool = True,
 ) -> HSMixMasks:
-    """Eq. 1 and 3-5 for a batch: ``Mh``, ``SPm`` and ``Ms`` (see :func:`hsmix_batch` for the arguments)."""
+    """Eq. 1 and 3-5 for a batch: ``Mh``, ``SPm`` and ``Ms`` (see :func:`hsmix_batch` for the arguments).
+
+    With ``keep_maps=False`` the superpixel maps are not returned, so their memory is freed as
+    soon as the masks are built.
+    """
     partner = partner.to(segments.device)
     segments2 = segments[partner]
     hard = hard_mask_from_segments(segments2, uniforms, p)
-    mixed = mixed_segment_grid(segments, segments2, hard)
+    mixed = None
+    if keep_maps or (soft_mask is None and saliency is not None):
+        mixed = mixed_segment_grid(segments, segments2, hard)
     if soft_mask is None and saliency is not None:
         soft_mask = soft_mask_from_saliency(saliency, saliency[partner], mixed)
+    if not keep_maps:
+        segments = segments2 = mixed = None
     return HSMixMasks(hard_mask=hard, soft_mask=soft_mask, segments=segments, partner_segments=segments2,
                       mixed_segments=mixed, partner=partner)
 

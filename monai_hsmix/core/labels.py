@@ -40,31 +40,19 @@ def labels_to_channels(labels: torch.Tensor, num_classes: Optional[int] = None, 
     """
     if labels.ndim < 3:
         raise ValueError(f"labels must be (B, C, *spatial), got shape {tuple(labels.shape)}")
+    channels = labels.shape[1]
+    if channels == 1 and not multilabel:
+        idx = class_indices(labels, num_classes)[:, 0]
+        one_hot = torch.nn.functional.one_hot(idx, num_classes)
+        return one_hot.movedim(-1, 1).float()
     lab = labels.float() if not labels.is_floating_point() else labels
     if not bool(torch.isfinite(lab).all()):
         raise ValueError("labels contain NaN or infinite values")
-    channels = labels.shape[1]
     if multilabel:
         if num_classes is not None and channels != num_classes:
             raise ValueError(f"multi-label labels have {channels} channels but num_classes={num_classes}")
         _check_unit_range(lab, "multi-label channels")
         return lab.float()
-    if channels == 1:
-        if num_classes is None:
-            raise ValueError(
-                "labels have one channel, so they are read as class indices and num_classes is required "
-                "(for a single binary mask channel mixed as it is, pass multilabel=True)"
-            )
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2 for index labels, got {num_classes}")
-        if not bool((lab == torch.round(lab)).all()):
-            raise ValueError("index labels must hold integer class values; soft labels need one channel per class")
-        lo, hi = int(lab.min()), int(lab.max())
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(f"label values must lie in [0, {num_classes - 1}] for num_classes={num_classes}, found [{lo}, {hi}]")
-        idx = lab.long()[:, 0]
-        one_hot = torch.nn.functional.one_hot(idx, num_classes)
-        return one_hot.movedim(-1, 1).float()
     if num_classes is not None and channels != num_classes:
         raise ValueError(f"labels have {channels} channels but num_classes={num_classes}")
     _check_unit_range(lab, "one-hot channels")
@@ -75,6 +63,43 @@ def labels_to_channels(labels: torch.Tensor, num_classes: Optional[int] = None, 
             "for overlapping channels (e.g. BraTS WT/TC/ET) pass multilabel=True"
         )
     return lab.float()
+
+
+def is_index_labels(labels: torch.Tensor, multilabel: bool = False) -> bool:
+    """Whether :func:`labels_to_channels` reads ``labels`` as class indices (one channel, not multi-label)."""
+    return not multilabel and labels.ndim >= 3 and labels.shape[1] == 1
+
+
+def class_indices(labels: torch.Tensor, num_classes: Optional[int]) -> torch.Tensor:
+    """Validate ``(B, 1, *spatial)`` class-index labels and return them as ``int64`` (no copy if they are).
+
+    Raises
+    ------
+    ValueError
+        Without ``num_classes`` (or with fewer than 2), for non-finite or non-integer values, and
+        for values outside ``[0, num_classes)``.
+    """
+    if labels.ndim < 3 or labels.shape[1] != 1:
+        raise ValueError(f"class-index labels must be (B, 1, *spatial), got shape {tuple(labels.shape)}")
+    if num_classes is None:
+        raise ValueError(
+            "labels have one channel, so they are read as class indices and num_classes is required "
+            "(for a single binary mask channel mixed as it is, pass multilabel=True)"
+        )
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2 for index labels, got {num_classes}")
+    if labels.dtype == torch.bool or labels.is_complex():
+        raise ValueError(f"index labels must be real numbers, got {labels.dtype}")
+    if labels.is_floating_point():
+        if not bool(torch.isfinite(labels).all()):
+            raise ValueError("labels contain NaN or infinite values")
+        if not bool((labels == torch.round(labels)).all()):
+            raise ValueError("index labels must hold integer class values; soft labels need one channel per class")
+    if labels.numel():
+        lo, hi = (int(v) for v in torch.aminmax(labels))
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"label values must lie in [0, {num_classes - 1}] for num_classes={num_classes}, found [{lo}, {hi}]")
+    return labels.long()
 
 
 def _check_unit_range(lab: torch.Tensor, what: str) -> None:

@@ -7,6 +7,7 @@ DataLoader's ``collate_fn`` (:class:`monai_hsmix.data.HSMixCollate`) or in a tra
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -22,7 +23,10 @@ from monai_hsmix.backends.intensity import all_finite
 from monai_hsmix.core import (
     HSMixMasks,
     blend,
+    blend_index_labels,
+    class_indices,
     hsmix_masks,
+    is_index_labels,
     labels_to_channels,
     random_derangement,
     relative_saliency,
@@ -215,13 +219,15 @@ class RandHSMix(RandomizableTransform):
             return self._use_hard, not self._use_hard
         return self.mode in ("both", "hard"), self.mode in ("both", "soft")
 
-    def compute(self, images: torch.Tensor) -> HSMixMasks:
+    def compute(self, images: torch.Tensor, keep_maps: bool = True) -> HSMixMasks:
         """Masks for the current draws (call :meth:`randomize` first); :meth:`expand` applies them.
 
         Parameters
         ----------
         images : torch.Tensor
             ``(B, C, *spatial)`` floating batch with ``B >= 2``.
+        keep_maps : bool
+            Keep the superpixel maps in the result (``False`` frees them once the masks exist).
         """
         bsz, spatial, device = images.shape[0], tuple(images.shape[2:]), images.device
         if len(self._partner) != bsz:
@@ -246,11 +252,13 @@ class RandHSMix(RandomizableTransform):
                 if self.soft_ratio == "pixel":
                     soft_mask = relative_saliency(saliency, saliency[partner])
                     saliency = None
-        return hsmix_masks(partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency)
+        return hsmix_masks(partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency, keep_maps=keep_maps)
 
-    def expand(self, tensor: torch.Tensor, result: HSMixMasks) -> Tuple[torch.Tensor, torch.Tensor]:
+    def expand(self, tensor: torch.Tensor, result: HSMixMasks, num_classes: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mix any ``(B, C, *spatial)`` tensor with ``result``'s masks and stack the parts the mode asks for.
 
+        With ``num_classes``, ``tensor`` holds validated ``(B, 1, *spatial)`` ``int64`` class indices
+        and the output their mixed one-hot channels (built without a one-hot copy of the input).
         Returns the output batch and, for each output row, the input row it derives from (its ``X1``).
         The parts are written straight into one preallocated output (no per-part copies to concatenate).
         """
@@ -258,14 +266,29 @@ class RandHSMix(RandomizableTransform):
         masks = [m for m, wanted in ((result.hard_mask, want_hard), (result.soft_mask, want_soft)) if wanted]
         bsz = tensor.shape[0]
         first = 1 if self.include_original else 0
-        out = torch.empty((bsz * (first + len(masks)),) + tuple(tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
-        if first:
+        channels, dtype = (tensor.shape[1], tensor.dtype) if num_classes is None else (num_classes, torch.float32)
+        out = torch.empty((bsz * (first + len(masks)), channels) + tuple(tensor.shape[2:]), dtype=dtype, device=tensor.device)
+        if first and num_classes is None:
             out[:bsz] = tensor
-        partner_rows = tensor[result.partner]
+        elif first:
+            out[:bsz].zero_().scatter_(1, tensor, 1.0)
+        partner = result.partner.tolist()
+        mix = blend if num_classes is None else functools.partial(blend_index_labels, num_classes=num_classes)
         for k, mask in enumerate(masks, start=first):
-            blend(tensor, partner_rows, mask, out=out[k * bsz:(k + 1) * bsz])
+            part = out[k * bsz:(k + 1) * bsz]
+            # row by row: partners' rows are read in place instead of gathered into a copy, and
+            # temporaries stay one sample large
+            for row, other in enumerate(partner):
+                mix(tensor[row : row + 1], tensor[other : other + 1], mask[row : row + 1], out=part[row : row + 1])
         rows = torch.arange(bsz).repeat(first + len(masks))
         return out, rows
+
+    def prepare_labels(self, labels: torch.Tensor) -> Tuple[torch.Tensor, Optional[int]]:
+        """Validated labels for :meth:`expand`: class indices (``int64``) with the class count, or
+        float channels with ``None``."""
+        if is_index_labels(labels, self.multilabel):
+            return class_indices(labels, self.num_classes), self.num_classes
+        return self.label_channels(labels), None
 
     def _as_float(self, images: torch.Tensor) -> torch.Tensor:
         return images if images.is_floating_point() else images.float()
@@ -301,26 +324,28 @@ class RandHSMix(RandomizableTransform):
         """
         images = to_torch(img, "img")
         self._check_batch(images)
-        labels = None
+        labels = classes = None
         if label is not None:
             labels = to_torch(label, "label")
             self._check_pair(images, labels, "label")
-            labels = self.label_channels(labels)
+            labels, classes = self.prepare_labels(labels)
         bsz = images.shape[0]
         if randomize:
             self.randomize(bsz)
         result = None
         if self._skip(bsz):
             out_img = img
+            if labels is not None and classes is not None:
+                labels = self.label_channels(labels)
             out_lab = None if labels is None else like_input(labels, label, torch.arange(bsz))
         else:
             fimages = self._as_float(images)
-            result = self.compute(fimages)
+            result = self.compute(fimages, keep_maps=return_masks)
             mixed, rows = self.expand(fimages, result)
             out_img = like_input(mixed, img, rows)
             out_lab = None
             if labels is not None:
-                mixed_lab, _ = self.expand(labels, result)
+                mixed_lab, _ = self.expand(labels, result, classes)
                 out_lab = like_input(mixed_lab, label, rows)
         outputs: Tuple[Any, ...] = (out_img,) if labels is None else (out_img, out_lab)
         if return_masks:
@@ -409,13 +434,14 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         source = to_torch(d[source_key], str(source_key))
         self.mixer._check_batch(source, str(source_key))
         tensors: Dict[Hashable, torch.Tensor] = {source_key: source}
+        classes: Dict[Hashable, Optional[int]] = {}
         for key in present:
             if key == source_key:
                 continue
             t = to_torch(d[key], str(key))
             self.mixer._check_pair(source, t, str(key))
             if key in label_keys:
-                t = self.mixer.label_channels(t)
+                t, classes[key] = self.mixer.prepare_labels(t)
             else:
                 self.mixer._check_batch(t, str(key))
             tensors[key] = t
@@ -423,14 +449,14 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         self.randomize(bsz)
         if self.mixer._skip(bsz):
             for key in label_keys:
-                d[key] = like_input(tensors[key], data[key], torch.arange(bsz))
+                t = tensors[key] if classes[key] is None else self.mixer.label_channels(tensors[key])
+                d[key] = like_input(t, data[key], torch.arange(bsz))
             return d
         for key in image_keys:
             tensors[key] = self.mixer._as_float(tensors[key])
-        result = self.mixer.compute(tensors[source_key])
+        result = self.mixer.compute(tensors[source_key], keep_maps=self.return_masks)
         for key in present:
-            t = tensors[key]
-            mixed, rows = self.mixer.expand(t, result)
+            mixed, rows = self.mixer.expand(tensors[key], result, classes.get(key))
             d[key] = like_input(mixed, data[key], rows)
         if self.return_masks:
             for field in MASK_FIELDS:

@@ -7,8 +7,10 @@ from hypothesis import strategies as st
 
 from monai_hsmix.core import (
     blend,
+    blend_index_labels,
     hard_mask_from_segments,
     hsmix_batch,
+    hsmix_masks,
     labels_to_channels,
     mixed_segment_grid,
     random_derangement,
@@ -107,3 +109,39 @@ def test_hard_only_skips_soft_outputs():
     segs = torch.zeros(2, 4, 4, dtype=torch.long)
     out = hsmix_batch(images, None, torch.tensor([1, 0]), segs, torch.zeros(2, 1), 0.5)
     assert out.soft_image is None and out.soft_mask is None and torch.equal(out.hard_image, images.flip(0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=2, max_size=3),
+    classes=st.integers(2, 5),
+    hard=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_index_labels_blend_like_their_one_hot_channels(shape, classes, hard, seed):
+    rng = np.random.default_rng(seed)
+    size = (3, 1) + tuple(shape)
+    first = torch.from_numpy(rng.integers(0, classes, size=size))
+    second = torch.from_numpy(rng.integers(0, classes, size=size))
+    mask = torch.from_numpy(rng.uniform(size=(3,) + tuple(shape))).float()
+    if hard:
+        mask = (mask > 0.5).float()
+    ours = blend_index_labels(first, second, mask, classes)
+    expected = blend(labels_to_channels(first, classes), labels_to_channels(second, classes), mask)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours.sum(dim=1), torch.ones_like(mask), rtol=0, atol=1e-6)
+    if hard:  # exactly one-hot copies of one source or the other
+        assert torch.equal(ours, expected)
+
+
+def test_masks_without_maps_are_the_same_masks():
+    g = torch.Generator().manual_seed(0)
+    segments = torch.randint(0, 5, (3, 6, 7), generator=g)
+    saliency = torch.rand(3, 6, 7, generator=g)
+    partner = torch.tensor([1, 2, 0])
+    uniforms = torch.rand(3, 5, generator=g)
+    full = hsmix_masks(partner, segments, uniforms, 0.5, saliency=saliency)
+    lean = hsmix_masks(partner, segments, uniforms, 0.5, saliency=saliency, keep_maps=False)
+    assert torch.equal(full.hard_mask, lean.hard_mask) and torch.equal(full.soft_mask, lean.soft_mask)
+    assert lean.segments is None and lean.partner_segments is None and lean.mixed_segments is None
+    assert full.mixed_segments is not None

@@ -38,3 +38,30 @@ def test_one_hot_and_multilabel_pass_through():
 def test_bad_labels_raise_with_the_reason(labels, kwargs, message):
     with pytest.raises(ValueError, match=message):
         labels_to_channels(labels, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (torch.full((1, 1, 4, 4), 4, dtype=torch.int64), r"\[0, 3\]"),
+        (torch.full((1, 1, 4, 4), -1, dtype=torch.int32), r"\[0, 3\]"),
+        (torch.full((1, 1, 4, 4), float("inf")), "NaN"),
+        (torch.zeros(1, 2, 4, 4, dtype=torch.int64), r"\(B, 1, \*spatial\)"),
+        (torch.zeros(1, 1, 4, 4, dtype=torch.bool), "real numbers"),
+    ],
+)
+def test_class_indices_reject_what_one_hot_would_reject(labels, message):
+    from monai_hsmix.core import class_indices
+
+    with pytest.raises(ValueError, match=message):
+        class_indices(labels, 4)
+
+
+def test_class_indices_keep_int64_without_a_copy():
+    from monai_hsmix.core import class_indices, is_index_labels
+
+    labels = torch.randint(0, 3, (2, 1, 5, 5))
+    assert class_indices(labels, 3).data_ptr() == labels.data_ptr()
+    assert torch.equal(class_indices(labels.float(), 3), labels)
+    assert is_index_labels(labels) and not is_index_labels(labels, multilabel=True)
+    assert not is_index_labels(torch.zeros(2, 3, 5, 5))

@@ -232,3 +232,26 @@ def test_pasted_area_follows_p():
         mix.set_random_state(0)
         areas.append(float(np.mean([mix(images, labels, return_masks=True)[2].hard_mask.mean() for _ in range(3)])))
     assert abs(areas[0] - 0.1) < 0.06 and abs(areas[1] - 0.5) < 0.1
+
+
+@pytest.mark.parametrize("mode, include_original", [("both", False), ("both", True), ("soft", False)])
+def test_index_labels_mix_like_their_one_hot_channels(batch, mode, include_original):
+    # index labels are mixed by scatter, channel labels by blending: both must give the same soft labels
+    images, labels = batch
+    one_hot = torch.nn.functional.one_hot(labels[:, 0].long(), 4).movedim(-1, 1).float()
+    x1, y1 = make("torch", mode=mode, include_original=include_original).set_random_state(2)(images, labels)
+    x2, y2 = make("torch", mode=mode, include_original=include_original).set_random_state(2)(images, one_hot)
+    assert torch.equal(x1, x2)
+    torch.testing.assert_close(y1, y2, rtol=0, atol=1e-6)
+    d = RandHSMixd(keys=("img", "seg"), label_keys="seg", num_classes=4, n_segments=(20, 40), compactness=0.1,
+                   mode=mode, include_original=include_original).set_random_state(2)
+    out = d({"img": images, "seg": labels})
+    torch.testing.assert_close(out["seg"], y2, rtol=0, atol=1e-6)
+
+
+def test_masks_are_returned_only_when_asked(batch):
+    images, labels = batch
+    *_, res = make("torch").set_random_state(1)(images, labels, return_masks=True)
+    assert res.segments is not None and res.mixed_segments is not None
+    d = RandHSMixd(keys=("img", "seg"), label_keys="seg", num_classes=4, n_segments=(20, 40), compactness=0.1)
+    assert not any(k.startswith("hsmix_") for k in d({"img": images, "seg": labels}))
