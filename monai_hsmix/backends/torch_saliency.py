@@ -34,7 +34,7 @@ from monai_hsmix.backends.intensity import all_finite, channels_to_uint8_range
 __all__ = ["torch_fine_grained_saliency"]
 
 SCALES = (12, 24, 48, 28, 56, 112)
-_GROUP_VOXELS = 1 << 20  # voxels of the maps processed together (2D batches: all at once)
+_GROUP_VOXELS = 1 << 18  # voxels of the maps processed together: their arrays stay in the CPU caches
 
 
 def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
@@ -73,7 +73,9 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     maps = images.detach().reshape((b * c, 1) + spatial)
     owner = torch.arange(b * c, device=images.device) // c
     out = torch.zeros((b,) + spatial, dtype=torch.float32, device=images.device)
-    per_group = max(1, _GROUP_VOXELS // math.prod(spatial))
+    # groups of equal size: a remainder group of one map costs nearly a full group's overheads
+    groups = -(-(b * c * math.prod(spatial)) // _GROUP_VOXELS)
+    per_group = -(-(b * c) // groups)
     for start in range(0, b * c, per_group):
         part = maps[start : start + per_group]
         sal = _saliency(channels_to_uint8_range(part)[:, 0])
@@ -178,8 +180,8 @@ def _box_along(csum: torch.Tensor, axis: int, n: int, out: torch.Tensor) -> torc
 def _binomial_blur(x: torch.Tensor) -> torch.Tensor:
     """``[1, 2, 1]`` smoothing along every spatial axis, rounded to the nearest level (half up).
 
-    Each axis is mirrored by one voxel (without repeating the edge voxel) and smoothed as two
-    passes of neighbour sums, ``[1, 1] * [1, 1]``; the weights stay integers, so this is exact.
+    Each axis is mirrored by one voxel (without repeating the edge voxel); the weights stay
+    integers, so this is exact.
     """
     acc = x
     for axis in range(1, x.ndim):
@@ -187,10 +189,14 @@ def _binomial_blur(x: torch.Tensor) -> torch.Tensor:
         if size == 1:
             acc = acc * 4  # the mirror of a single voxel is itself
             continue
-        padded = torch.cat([acc.narrow(axis, 1, 1), acc, acc.narrow(axis, size - 2, 1)], dim=axis)
-        pairs = padded.narrow(axis, 0, size + 1) + padded.narrow(axis, 1, size + 1)
-        del padded
-        acc = pairs.narrow(axis, 0, size) + pairs.narrow(axis, 1, size)
+        # 2 x[i] + x[i - 1] + x[i + 1] by shifted in-place adds (no padded copy); the mirrored
+        # neighbours of the two edge voxels are x[1] and x[size - 2]
+        out = acc * 2
+        out.narrow(axis, 1, size - 1).add_(acc.narrow(axis, 0, size - 1))
+        out.narrow(axis, 0, size - 1).add_(acc.narrow(axis, 1, size - 1))
+        out.narrow(axis, 0, 1).add_(acc.narrow(axis, 1, 1))
+        out.narrow(axis, size - 1, 1).add_(acc.narrow(axis, size - 2, 1))
+        acc = out
     weight = 4 ** (x.ndim - 1)
     return acc.add_(weight // 2).div_(weight).floor_()
 

@@ -153,11 +153,8 @@ def torch_slic(
     full = tuple(images.shape[2:])
     if b == 0:
         return torch.zeros((0,) + full, dtype=torch.long, device=images.device)
-    colour = _scaled_colour(images, float(compactness))
     factors = _pooling_factors(full, counts, half_resolution)
-    if any(f > 1 for f in factors):
-        pool = torch.nn.functional.avg_pool2d if len(full) == 2 else torch.nn.functional.avg_pool3d
-        colour = pool(colour, factors, ceil_mode=True)
+    colour = _scaled_colour(images, float(compactness), factors)
     spatial = tuple(colour.shape[2:])
     layout = _Layout(spatial, counts, spacing, images.device, full, factors)
     fine, inside, ref = layout.tile_pixels(colour)
@@ -193,17 +190,44 @@ def _repeat_to_full_size(labels: torch.Tensor, factors: Tuple[int, ...], full: T
     return labels.contiguous()
 
 
-def _scaled_colour(images: torch.Tensor, compactness: float) -> torch.Tensor:
-    """Colours min-max scaled over each whole image, then divided by ``compactness``."""
+def _scaled_colour(images: torch.Tensor, compactness: float, factors: Tuple[int, ...]) -> torch.Tensor:
+    """Colours min-max scaled over each whole image, divided by ``compactness``, then pooled.
+
+    Pooling (averages of 2 voxels along the axes whose factor is 2; a last odd voxel is its own
+    average) commutes with the affine scaling, so it runs first and the scaling touches only
+    the pooled voxels.
+    """
     b = images.shape[0]
     x = images.detach().float()
-    flat = x.reshape(b, -1)
-    lo = flat.amin(dim=1)
-    span = flat.amax(dim=1) - lo
+    lo, hi = torch.aminmax(x.reshape(b, -1), dim=1)
+    span = hi - lo
     # scikit-image leaves a constant image at 0 instead of dividing by a zero range
     span = torch.where(span > 0, span, torch.ones_like(span))
     view = (b,) + (1,) * (x.ndim - 1)
-    return (x - lo.view(view)).div_(span.view(view) * compactness)  # in place: one image-sized array
+    pooled = _pool_by_two(x, factors)
+    if pooled is x:
+        return (x - lo.view(view)).div_(span.view(view) * compactness)
+    return pooled.sub_(lo.view(view)).div_(span.view(view) * compactness)  # in place: a fresh array
+
+
+def _pool_by_two(x: torch.Tensor, factors: Tuple[int, ...]) -> torch.Tensor:
+    """Average pairs of voxels along the spatial axes whose factor is 2 (``x`` itself if none is).
+
+    Sums of the even and odd slices: several times faster on the CPU than ``avg_pool`` with
+    ``ceil_mode``, which it equals (an odd axis's last voxel is kept as it is).
+    """
+    pooled = 0
+    for d, f in enumerate(factors):
+        if f == 1:
+            continue
+        axis, size = 2 + d, x.shape[2 + d]
+        pairs = x.narrow(axis, 0, size - size % 2).unflatten(axis, (-1, 2))
+        half = torch.add(pairs.select(axis + 1, 0), pairs.select(axis + 1, 1))
+        if size % 2:
+            half = torch.cat([half, 2 * x.narrow(axis, size - 1, 1)], dim=axis)
+        x = half
+        pooled += 1
+    return x.mul_(0.5**pooled) if pooled else x
 
 
 class _Layout:

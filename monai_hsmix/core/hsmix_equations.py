@@ -95,9 +95,10 @@ def blend_index_labels(
 ) -> torch.Tensor:
     """:func:`blend` of the one-hot encodings of class-index labels, without building them.
 
-    Only the channels of the two classes at a pixel are non-zero: ``second``'s class gets ``mask``
-    and ``first``'s ``1 - mask`` (1 where both classes agree), written by two scatters. Where the
-    mask is 0 or 1 the result is exactly the one-hot encoding of ``first`` or ``second``.
+    Only the channels of the two classes at a pixel are non-zero: ``first``'s class gets
+    ``1 - mask`` and ``second``'s ``mask`` added (their sum where both classes agree), written by
+    two scatters. Where the mask is 0 or 1 the result is exactly the one-hot encoding of ``first``
+    or ``second``.
 
     Parameters
     ----------
@@ -114,9 +115,8 @@ def blend_index_labels(
         out = torch.empty((first.shape[0], num_classes) + tuple(first.shape[2:]), dtype=torch.float32, device=first.device)
     weight = mask.unsqueeze(1).to(out.dtype)
     out.zero_()
-    out.scatter_(1, second, weight)
-    # the second scatter overwrites the first where both images have the same class
-    return out.scatter_(1, first, torch.where(first == second, torch.ones_like(weight), 1 - weight))
+    out.scatter_(1, first, 1 - weight)
+    return out.scatter_add_(1, second, weight)
 
 
 @dataclass
