@@ -62,8 +62,8 @@ def mixed_segment_grid(segments1: torch.Tensor, segments2: torch.Tensor, hard_ma
 def relative_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor) -> torch.Tensor:
     """Eq. 4: ``SA21 = SA2 / (SA1 + SA2)``, :data:`EQUAL_SALIENCY_RATIO` where both are 0."""
     total = saliency1 + saliency2
-    safe = torch.where(total > 0, total, torch.ones_like(total))
-    return torch.where(total > 0, saliency2 / safe, torch.full_like(total, EQUAL_SALIENCY_RATIO))
+    # where both are 0 the division gives NaN, which the where replaces
+    return torch.where(total > 0, saliency2 / total, EQUAL_SALIENCY_RATIO)
 
 
 def soft_mask_from_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor) -> torch.Tensor:
