@@ -61,7 +61,7 @@ def run_config(name, maker, shape, segments, compactness, device, threads, repea
 def main(argv=None) -> int:
     args = parse_args(__doc__.splitlines()[0], argv)
     device = torch.device(args.device)
-    repeats = 2 if args.quick else 5
+    repeats = 2 if args.quick else 10
     print(f"torch {torch.__version__}, OpenCV {cv2.__version__}")
     for threads in (1, 2):
         for name, maker, shape in CONFIGS_2D:

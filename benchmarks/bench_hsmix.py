@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+import cv2
 import torch
 
 from bench_common import parse_args, batch_2d, batch_3d, best_time, extra_peak_memory_fresh, load_note, mib
@@ -32,6 +33,7 @@ def _mixer(backend: str, settings: dict) -> RandHSMix:
 def hsmix_call(backend: str, settings: dict, maker, shape, device: str, threads: int):
     """A call of HSMix on a fresh batch; module level so a fresh process can build it (memory)."""
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)  # the reference's OpenCV would otherwise use every core
     images, labels = maker(*shape)
     images, labels = images.to(device), labels.to(device)
     mix = _mixer(backend, settings)
@@ -48,10 +50,10 @@ def time_hsmix(name, maker, shape, settings, device, threads, repeats, backends=
     pairs = images.shape[0]
     input_bytes = images.element_size() * images.numel()
     print(f"\n{name}, {threads} thread(s), device {device}, {load_note()}")
-    seconds = {}
+    # every timing before any memory run: a memory run spawns a process, which must not share
+    # the cores with a timing
+    seconds = {b: best_time(hsmix_call(b, settings, maker, shape, str(device), threads), device, repeats) for b in backends}
     for backend in backends:
-        call = hsmix_call(backend, settings, maker, shape, str(device), threads)
-        seconds[backend] = best_time(call, device, repeats)
         extra = extra_peak_memory_fresh(hsmix_call, backend, settings, maker, shape, str(device), threads, device=device)
         ratio = "" if extra is None else f" ({extra / input_bytes:.1f}x the input)"
         print(f"  {backend:9s} {1000 * seconds[backend] / pairs:9.2f} ms/pair   extra peak {mib(extra)}{ratio}")
@@ -89,7 +91,7 @@ def unet_fraction(device: torch.device, repeats: int) -> None:
 def main(argv=None) -> int:
     args = parse_args(__doc__.splitlines()[0], argv)
     device = torch.device(args.device)
-    repeats = 2 if args.quick else 5
+    repeats = 2 if args.quick else 10
     print(f"torch {torch.__version__}")
     thread_counts = (1, 2) if device.type == "cpu" else (torch.get_num_threads(),)
     for threads in thread_counts:

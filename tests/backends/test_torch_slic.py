@@ -263,3 +263,18 @@ def test_connected_components_match_scipy(shape, classes, seed):
             for r in range(1, count + 1):
                 inside = regions == r
                 assert np.all(comp[b][inside] == flat_index[b][inside].min())
+
+
+def test_stopping_at_a_fixed_point_changes_nothing(monkeypatch):
+    # at a high compactness k-means settles within a few iterations; the early stop must give
+    # exactly what running every iteration gives
+    g = torch.Generator().manual_seed(5)
+    x = torch.nn.functional.avg_pool2d(torch.rand(2, 2, 64, 64, generator=g), 5, 1, 2)
+    n = torch.tensor([30, 50])
+    stopped = torch_slic(x, n, 10.0, max_num_iter=30)
+    import monai_hsmix.backends.torch_slic as module
+
+    calls = []
+    monkeypatch.setattr(module, "_unchanged", lambda a, b: calls.append(bool(torch.equal(a, b))) or False)
+    assert torch.equal(stopped, torch_slic(x, n, 10.0, max_num_iter=30))
+    assert any(calls) and len(calls) == 28  # it did converge, and without the stop all iterations ran
