@@ -43,13 +43,16 @@ def run_config(name, maker, shape, segments, compactness, device, threads, repea
     b = shape[0]
     print(f"\n{name}, {threads} thread(s), device {device}, {load_note()}")
     results = {}
-    for backend in ("reference", "torch"):
-        for what in ("slic", "saliency"):
-            args = (backend, what, maker, shape, segments, compactness, str(device), threads)
-            seconds = best_time(backend_call(*args), device, repeats)
-            memory = extra_peak_memory_fresh(backend_call, *args, device=device)
-            results[backend, what] = seconds
-            print(f"  {backend:9s} {what:8s} {1000 * seconds / b:9.2f} ms/image   extra peak {mib(memory)}")
+    calls = [(backend, what) for backend in ("reference", "torch") for what in ("slic", "saliency")]
+    # every timing before any memory run: a memory run spawns a process, which must not share
+    # the cores with a timing
+    for backend, what in calls:
+        results[backend, what] = best_time(backend_call(backend, what, maker, shape, segments, compactness, str(device), threads), device, repeats)
+    for backend, what in calls:
+        args = (backend, what, maker, shape, segments, compactness, str(device), threads)
+        memory = extra_peak_memory_fresh(backend_call, *args, device=device)
+        seconds = results[backend, what]
+        print(f"  {backend:9s} {what:8s} {1000 * seconds / b:9.2f} ms/image   extra peak {mib(memory)}")
     for what in ("slic", "saliency"):
         ratio = results["reference", what] / results["torch", what]
         print(f"  speed-up {what:8s} torch vs reference: {ratio:.1f}x")
