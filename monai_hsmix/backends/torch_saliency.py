@@ -25,7 +25,7 @@ the C cast wrap) this saturates at 1; a constant image, where OpenCV divides by 
 from __future__ import annotations
 
 import math
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -76,15 +76,22 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     # groups of equal size: a remainder group of one map costs nearly a full group's overheads
     groups = -(-(b * c * math.prod(spatial)) // _GROUP_VOXELS)
     per_group = -(-(b * c) // groups)
+    # 2D maps share the surround counts of every scale; in 3D each is as large as a map
+    counts = None
+    if groups > 1 and per_group > 1:
+        counts = [_surround_count((1,) + spatial, n, images.device) for n in SCALES]
     for start in range(0, b * c, per_group):
         part = maps[start : start + per_group]
-        sal = _saliency(channels_to_uint8_range(part)[:, 0])
+        sal = _saliency(channels_to_uint8_range(part)[:, 0], counts)
         out.index_add_(0, owner[start : start + per_group], sal)
     return out.div_(c)
 
 
-def _saliency(gray: torch.Tensor) -> torch.Tensor:
-    """``(N, *spatial)`` integer levels in float32 -> ``(N, *spatial)`` saliency in ``[0, 1]``."""
+def _saliency(gray: torch.Tensor, counts: Optional[List[torch.Tensor]] = None) -> torch.Tensor:
+    """``(N, *spatial)`` integer levels in float32 -> ``(N, *spatial)`` saliency in ``[0, 1]``.
+
+    ``counts`` are the :func:`_surround_count` of every scale, when the caller reuses them.
+    """
     gray = _binomial_blur(_binomial_blur(gray))
     # box sums of integer levels must be exact: float32 while the whole image sums below 2**24,
     # else integers (int32 differences of the integral image stay exact while boxes fit in it)
@@ -105,15 +112,16 @@ def _saliency(gray: torch.Tensor) -> torch.Tensor:
     boxes = [torch.empty_like(integral), torch.empty_like(integral)]
     mean = boxes[0] if acc == torch.float32 else torch.empty_like(gray)
     whole_levels = torch.empty(gray.shape, dtype=torch.int32, device=gray.device)
-    for n in SCALES:
+    for scale, n in enumerate(SCALES):
         box = integral
         for i, axis in enumerate(range(1, gray.ndim)):
             box = _box_along(box, axis, n, out=boxes[i % 2])
         # surround = box without the centre, subtracted before any rounding to float
         surround = box.sub_(centre_acc)
         mean = mean.copy_(surround) if acc != torch.float32 else surround
-        mean.div_(_surround_count(gray.shape, n, gray.device))
-        diff = torch.sub(gray, mean, out=mean)
+        count = counts[scale] if counts is not None else _surround_count(gray.shape, n, gray.device)
+        # gray - surround / count in one pass, rounded as the two steps are (the negation is exact)
+        diff = torch.addcdiv(gray, mean, count, value=-1, out=mean)
         # truncation toward zero through int32 (|d| <= 255): several times faster than trunc_
         diff.copy_(whole_levels.copy_(diff))
         sum_d.add_(diff)
