@@ -12,24 +12,27 @@ that the paper's ``compactness`` presets keep their meaning:
 Where it differs from scikit-image, and why:
 
 * **Candidate centres.** scikit-image lets every centre claim voxels within two grid steps of its
-  current position. Here a voxel compares exactly the centres seeded in its own grid cell and the
-  neighbouring cells (3x3 in 2D, 3x3x3 in 3D), the usual formulation of SLIC on GPUs; centres
-  rarely drift more than a cell in ten iterations. Voxels are grouped in tiles that share their
-  candidates, so distances are small batched matrix products, computed chunk by chunk with a
-  packed integer argmin: memory stays linear in the voxel count (no voxels x 27 tensor).
+  current position. Here voxels are grouped in tiles of 8 voxels per axis, and a tile's voxels
+  compare the centres seeded in the cells the tile meets plus one cell on either side along
+  every axis: each voxel sees at least the 3x3 (3x3x3) cells around its own and never a seed
+  more than two cells away, inside scikit-image's window. Centres rarely drift more than a cell
+  in ten iterations. Distances are small batched matrix products, computed chunk by chunk with
+  a packed integer argmin: memory stays linear in the voxel count (no voxels x 27 tensor).
 * **Half resolution.** When every image's grid step along an axis is at least 8 voxels
   (``half_resolution=None``, the default) the clustering runs on the image average-pooled by 2
   along those axes and the final labels are repeated back to full size. The distance keeps its
   meaning (pooled offsets are scaled by the pooling factor, and the full-size grid step is the
   unit), superpixels are still tens of pooled voxels wide, and boundaries land within one voxel
-  of where they would be: on ACDC slices boundary recall does not drop (see the tests). Every
-  pass costs a quarter in 2D and an eighth in 3D, where memory shrinks as much. Pooling also
+  of where they would be: on 8 ACDC slices the boundary recall (2-pixel tolerance) was 0.847
+  against 0.866 at full size and scikit-image's 0.866 at compactness 0.1, and 0.693 against 0.665
+  and 0.648 at compactness 10. Every pass costs a quarter in 2D and an eighth in 3D, where memory
+  shrinks as much. Pooling also
   averages out voxel noise, like scikit-image's ``sigma`` smoothing, so fewer fragments form.
   It is decided for the whole batch (the pooled batch is one tensor).
 * **Means from a subsample.** For images whose cells are at least 4 voxels wide, all iterations
   but the last estimate the centres (which are means) from the voxels with even coordinates (a
   quarter in 2D, an eighth in 3D); the last assignment uses every voxel. Like scikit-image,
-  the iterations stop early when no voxel changes its centre: the assignment is then a fixed
+  the iterations stop early when no (sampled) voxel changes its centre: the assignment is a fixed
   point, so the result is the same as with every iteration run (at compactness 10 this happens
   after about 5 iterations; at 0.1, rarely within 10).
 * **Fragments are merged, not kept.** k-means labels can be disconnected; on noisy medical
@@ -40,10 +43,10 @@ Where it differs from scikit-image, and why:
   larger component with the closest mean colour. Keeping fragments would inflate the count with
   specks whose HSMix saliency ratio is noise and whose hard-mixing regions are not superpixels;
   merging by colour (not by size, as scikit-image effectively does) keeps true edges.
-* **Float rounding.** Distances are float32 on the input's device. At exact ties (uniform
-  background is full of them) rounding decides, and it depends on the tiling, which depends on
-  the smallest grid step in the batch: an image's superpixels can differ slightly with its batch
-  mates. A given batch always gives the same result.
+* **Batch mates.** Whether the batch is pooled, and how wide the candidate window is, follow the
+  smallest grid step in the batch; distances are float32, so at exact ties (uniform background
+  is full of them) rounding decides. An image's superpixels can therefore differ slightly with
+  its batch mates; a given batch always gives the same result.
 
 Different segment counts per image are handled by padding every image's centre grid to the
 largest grid in the batch and giving the padding centres an out-of-reach distance.
