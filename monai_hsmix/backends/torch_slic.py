@@ -584,7 +584,8 @@ def _absorb_specks(labels: torch.Tensor, colour: torch.Tensor, centres: torch.Te
     image = torch.div(where, math.prod(spatial), rounding_mode="floor")
     coords = [torch.div(where, strides[d], rounding_mode="floor") % spatial[d] for d in range(nd)]
     c = colour.shape[1]
-    voxel_colour = colour.reshape(b, c, -1).permute(0, 2, 1).reshape(-1, c).index_select(0, where)
+    # the specks' colours only, read through a channels-last view (no channels-last copy)
+    voxel_colour = colour.reshape(b, c, -1).transpose(1, 2)[image, where - image * math.prod(spatial)]
     scale = layout.coord_scale.to(device=colour.device, dtype=colour.dtype)[image]
     feats = torch.cat([voxel_colour, torch.stack(coords, dim=1).to(colour.dtype) * scale], dim=1)
     best = torch.full((where.numel(),), float("inf"), device=colour.device, dtype=colour.dtype)
