@@ -91,7 +91,12 @@ def blend(
 
 
 def blend_index_labels(
-    first: torch.Tensor, second: torch.Tensor, mask: torch.Tensor, num_classes: int, out: Optional[torch.Tensor] = None
+    first: torch.Tensor,
+    second: torch.Tensor,
+    mask: torch.Tensor,
+    num_classes: int,
+    out: Optional[torch.Tensor] = None,
+    binary: bool = False,
 ) -> torch.Tensor:
     """:func:`blend` of the one-hot encodings of class-index labels, without building them.
 
@@ -110,11 +115,16 @@ def blend_index_labels(
         Number of output channels.
     out : torch.Tensor, optional
         ``(B, num_classes, *spatial)`` floating tensor to write into.
+    binary : bool
+        The mask holds only 0 and 1 (hard mixing): the result is the one-hot encoding of the
+        selected classes, written by one scatter.
     """
     if out is None:
         out = torch.empty((first.shape[0], num_classes) + tuple(first.shape[2:]), dtype=torch.float32, device=first.device)
     weight = mask.unsqueeze(1).to(out.dtype)
     out.zero_()
+    if binary:
+        return out.scatter_(1, torch.where(weight > 0.5, second, first), 1.0)
     out.scatter_(1, first, 1 - weight)
     return out.scatter_add_(1, second, weight)
 

@@ -273,9 +273,12 @@ class RandHSMix(RandomizableTransform):
         elif first:
             out[:bsz].zero_().scatter_(1, tensor, 1.0)
         partner = result.partner.tolist()
-        mix = blend if num_classes is None else functools.partial(blend_index_labels, num_classes=num_classes)
         for k, mask in enumerate(masks, start=first):
             part = out[k * bsz:(k + 1) * bsz]
+            mix = blend
+            if num_classes is not None:
+                # Mh is 0 or 1 by construction: its labels are one-hot copies, one scatter each
+                mix = functools.partial(blend_index_labels, num_classes=num_classes, binary=mask is result.hard_mask)
             # row by row: partners' rows are read in place instead of gathered into a copy, and
             # temporaries stay one sample large
             for row, other in enumerate(partner):

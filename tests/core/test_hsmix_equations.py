@@ -130,8 +130,9 @@ def test_index_labels_blend_like_their_one_hot_channels(shape, classes, hard, se
     expected = blend(labels_to_channels(first, classes), labels_to_channels(second, classes), mask)
     torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(ours.sum(dim=1), torch.ones_like(mask), rtol=0, atol=1e-6)
-    if hard:  # exactly one-hot copies of one source or the other
+    if hard:  # exactly one-hot copies of one source or the other, also by the one-scatter path
         assert torch.equal(ours, expected)
+        assert torch.equal(blend_index_labels(first, second, mask, classes, binary=True), expected)
 
 
 def test_masks_without_maps_are_the_same_masks():
