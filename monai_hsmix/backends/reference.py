@@ -37,7 +37,7 @@ def skimage_slic(
     spacing : sequence of float, optional
         Voxel spacing along each spatial axis, for anisotropic volumes.
     max_num_iter : int
-        Number of k-means iterations.
+        Largest number of k-means iterations (scikit-image stops earlier when no pixel moves).
 
     Returns
     -------

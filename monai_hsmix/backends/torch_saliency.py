@@ -76,7 +76,8 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     # groups of equal size: a remainder group of one map costs nearly a full group's overheads
     groups = -(-(b * c * math.prod(spatial)) // _GROUP_VOXELS)
     per_group = -(-(b * c) // groups)
-    # 2D maps share the surround counts of every scale; in 3D each is as large as a map
+    # groups of several maps share the surround counts of every scale, built once here; a map
+    # processed alone (a large volume) builds them scale by scale, since each is map-sized
     counts = None
     if groups > 1 and per_group > 1:
         counts = [_surround_count((1,) + spatial, n, images.device) for n in SCALES]

@@ -88,8 +88,10 @@ def class_indices(labels: torch.Tensor, num_classes: Optional[int]) -> torch.Ten
         )
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2 for index labels, got {num_classes}")
-    if labels.dtype == torch.bool or labels.is_complex():
+    if labels.is_complex():
         raise ValueError(f"index labels must be real numbers, got {labels.dtype}")
+    if labels.dtype == torch.bool:
+        labels = labels.to(torch.uint8)  # a binary mask: classes 0 and 1
     if labels.is_floating_point():
         if not bool(torch.isfinite(labels).all()):
             raise ValueError("labels contain NaN or infinite values")

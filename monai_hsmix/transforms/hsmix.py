@@ -102,7 +102,7 @@ class RandHSMix(RandomizableTransform):
     spacing : sequence of float, optional
         Voxel spacing for SLIC on anisotropic data.
     max_num_iter : int
-        SLIC iterations.
+        Largest number of SLIC k-means iterations (both backends stop earlier at a fixed point).
 
     Notes
     -----

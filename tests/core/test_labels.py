@@ -47,10 +47,10 @@ def test_bad_labels_raise_with_the_reason(labels, kwargs, message):
         (torch.full((1, 1, 4, 4), -1, dtype=torch.int32), r"\[0, 3\]"),
         (torch.full((1, 1, 4, 4), float("inf")), "NaN"),
         (torch.zeros(1, 2, 4, 4, dtype=torch.int64), r"\(B, 1, \*spatial\)"),
-        (torch.zeros(1, 1, 4, 4, dtype=torch.bool), "real numbers"),
+        (torch.zeros(1, 1, 4, 4, dtype=torch.complex64), "real numbers"),
     ],
 )
-def test_class_indices_reject_what_one_hot_would_reject(labels, message):
+def test_class_indices_reject_bad_values_with_the_reason(labels, message):
     from monai_hsmix.core import class_indices
 
     with pytest.raises(ValueError, match=message):
@@ -65,3 +65,11 @@ def test_class_indices_keep_int64_without_a_copy():
     assert torch.equal(class_indices(labels.float(), 3), labels)
     assert is_index_labels(labels) and not is_index_labels(labels, multilabel=True)
     assert not is_index_labels(torch.zeros(2, 3, 5, 5))
+
+
+def test_single_channel_bool_masks_are_binary_index_labels():
+    from monai_hsmix.core import class_indices
+
+    mask = torch.rand(2, 1, 5, 5, generator=torch.Generator().manual_seed(0)) > 0.5
+    assert torch.equal(class_indices(mask, 2), mask.long())
+    assert torch.equal(labels_to_channels(mask, 2).argmax(1), mask[:, 0].long())
