@@ -1,7 +1,8 @@
 """Reference (scikit-image + OpenCV) against torch superpixel and saliency backends.
 
 Runs both backends in one process on the same batches and prints, per configuration, the time per
-image of SLIC and saliency, the speed-up, and the extra peak memory of each call.
+image of SLIC and saliency (the best of 3 interleaved rounds of 10 calls), the speed-up, and the
+extra peak memory of each call (measured in a fresh process).
 
     python benchmarks/bench_backends.py            # 2D on 1 and 2 threads, then 3D
     python benchmarks/bench_backends.py --quick    # smaller batches, fewer repeats
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from bench_common import parse_args, batch_2d, batch_3d, best_time, extra_peak_memory_fresh, load_note, mib
+from bench_common import parse_args, batch_2d, batch_3d, best_times, extra_peak_memory_fresh, load_note, mib
 from monai_hsmix.backends import resolve_backend
 
 # (name, batch maker, shape args, n_segments range, compactness) with the paper's presets:
@@ -46,8 +47,8 @@ def run_config(name, maker, shape, segments, compactness, device, threads, repea
     calls = [(backend, what) for backend in ("reference", "torch") for what in ("slic", "saliency")]
     # every timing before any memory run: a memory run spawns a process, which must not share
     # the cores with a timing
-    for backend, what in calls:
-        results[backend, what] = best_time(backend_call(backend, what, maker, shape, segments, compactness, str(device), threads), device, repeats)
+    fns = {(backend, what): backend_call(backend, what, maker, shape, segments, compactness, str(device), threads) for backend, what in calls}
+    results.update(best_times(fns, device, repeats))
     for backend, what in calls:
         args = (backend, what, maker, shape, segments, compactness, str(device), threads)
         memory = extra_peak_memory_fresh(backend_call, *args, device=device)

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -51,17 +51,32 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+def best_time(fn: Callable[[], object], device: torch.device, repeats: int, warm_up: bool = True) -> float:
     """Smallest wall time of ``repeats`` calls after one warm-up call (seconds)."""
     _mmap_threshold(32 * 2**20)
-    fn()
-    _sync(device)
+    if warm_up:
+        fn()
+        _sync(device)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         _sync(device)
         best = min(best, time.perf_counter() - start)
+    return best
+
+
+def best_times(fns: Dict[str, Callable[[], object]], device: torch.device, repeats: int, rounds: int = 3) -> Dict[str, float]:
+    """:func:`best_time` of several calls, interleaved: ``rounds`` rounds of ``repeats`` calls each.
+
+    On a shared machine the speed drifts over seconds to minutes (by up to 20% here); timing every
+    call in each round lets all of them meet the machine's good and bad spells, so their ratio
+    does not depend on which ran first.
+    """
+    best = {name: float("inf") for name in fns}
+    for r in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_time(fn, device, repeats, warm_up=r == 0))
     return best
 
 

@@ -2,7 +2,8 @@
 
 Times ``RandHSMix(backend="reference")`` and ``RandHSMix(backend="torch")`` on the same batches
 with the same random draws and prints milliseconds per pair (every image of the batch is the
-``X1`` of one pair), the speed-up and the extra peak memory relative to the input batch. With
+``X1`` of one pair; the best of 3 interleaved rounds of 10 calls per backend), the speed-up and
+the extra peak memory relative to the input batch (measured in a fresh process). With
 CUDA it also relates HSMix to one MONAI UNet training step on an (8, 4, 224, 224) batch.
 
     python benchmarks/bench_hsmix.py                 # CPU: 2D on 1 and 2 threads, then 3D
@@ -17,7 +18,7 @@ import sys
 import cv2
 import torch
 
-from bench_common import parse_args, batch_2d, batch_3d, best_time, extra_peak_memory_fresh, load_note, mib
+from bench_common import parse_args, batch_2d, batch_3d, best_time, best_times, extra_peak_memory_fresh, load_note, mib
 from monai_hsmix.transforms import RandHSMix
 
 # paper presets: synapse-like slices (200-400 segments, compactness 0.1), brats2018 volumes
@@ -52,7 +53,7 @@ def time_hsmix(name, maker, shape, settings, device, threads, repeats, backends=
     print(f"\n{name}, {threads} thread(s), device {device}, {load_note()}")
     # every timing before any memory run: a memory run spawns a process, which must not share
     # the cores with a timing
-    seconds = {b: best_time(hsmix_call(b, settings, maker, shape, str(device), threads), device, repeats) for b in backends}
+    seconds = best_times({b: hsmix_call(b, settings, maker, shape, str(device), threads) for b in backends}, device, repeats)
     for backend in backends:
         extra = extra_peak_memory_fresh(hsmix_call, backend, settings, maker, shape, str(device), threads, device=device)
         ratio = "" if extra is None else f" ({extra / input_bytes:.1f}x the input)"
