@@ -52,8 +52,13 @@ def _sync(device: torch.device) -> None:
 
 
 def best_time(fn: Callable[[], object], device: torch.device, repeats: int, warm_up: bool = True) -> float:
-    """Smallest wall time of ``repeats`` calls after one warm-up call (seconds)."""
-    _mmap_threshold(32 * 2**20)
+    """Smallest wall time of ``repeats`` calls after one warm-up call (seconds).
+
+    The allocator keeps glibc's adaptive defaults, as in a training process: fixing the mmap
+    threshold (as an earlier version did, at 32 MiB) also freezes the trim threshold at 128 KiB,
+    so freed heap tops go back to the OS and every call pays their page faults again (8% slower
+    here).
+    """
     if warm_up:
         fn()
         _sync(device)
@@ -112,10 +117,8 @@ class _RssSampler:
 def _mmap_threshold(nbytes: int) -> None:
     """Set glibc's mmap threshold (allocations above it get their own mapping, freed to the OS).
 
-    Timing runs use a high threshold so temporaries are recycled from the heap, as glibc's
-    adaptive default does once warmed up (a low one would add page faults to every large
-    temporary). Memory runs use a low one so the sampled RSS follows live memory instead of
-    everything the heap has kept.
+    Memory runs use a low one so the sampled RSS follows live memory instead of everything the
+    heap has kept; timing runs leave glibc's adaptive default alone.
     """
     try:
         import ctypes
@@ -163,8 +166,8 @@ def extra_peak_memory_fresh(factory: Callable[..., Callable[[], object]], *args,
     """:func:`extra_peak_memory` of ``factory(*args)()``, on the CPU in a fresh interpreter.
 
     The resident set size depends on what the heap already holds: once glibc has raised its mmap
-    threshold (it does after the first large free, and the timing runs set it to 32 MiB), freed
-    temporaries stay in a fragmented heap and the same call measured 30-50% more. A spawned
+    threshold (it does after the first large free), freed temporaries stay in a fragmented heap
+    and the same call measured 30-50% more. A spawned
     process serves every block of 128 KiB or more by mmap from the start (so the RSS follows the
     live arrays, as CUDA's allocator statistics do), builds the call from ``factory`` (a
     module-level function, so it can be pickled), makes it once to load libraries and caches,
