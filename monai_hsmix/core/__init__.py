@@ -22,7 +22,7 @@ from monai_hsmix.core.hsmix_equations import (
     relative_saliency,
     soft_mask_from_saliency,
 )
-from monai_hsmix.core.labels import class_indices, is_index_labels, labels_to_channels
+from monai_hsmix.core.labels import class_indices, is_index_labels, labels_to_channels, one_hot_channels
 from monai_hsmix.core.pairing import random_derangement
 from monai_hsmix.core.segment_ops import segment_mean, square_grid_segments
 from monai_hsmix.core.soft_mask import SoftMask, blend_weights, gaussian_mask, soft_mask
@@ -44,6 +44,7 @@ __all__ = [
     "is_index_labels",
     "labels_to_channels",
     "mixed_segment_grid",
+    "one_hot_channels",
     "random_derangement",
     "relative_saliency",
     "segment_mean",

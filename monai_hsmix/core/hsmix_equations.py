@@ -17,6 +17,7 @@ from typing import Optional
 
 import torch
 
+from monai_hsmix.core.labels import one_hot_channels
 from monai_hsmix.core.segment_ops import segment_mean
 
 #: value of SA2 / (SA1 + SA2) where both saliencies are 0: neither image is more salient there
@@ -119,13 +120,13 @@ def blend_index_labels(
         The mask holds only 0 and 1 (hard mixing): the result is the one-hot encoding of the
         selected classes, written by one scatter.
     """
+    weight = mask.unsqueeze(1)
+    if binary:
+        return one_hot_channels(torch.where(weight > 0.5, second, first), num_classes, out=out)
     if out is None:
         out = torch.empty((first.shape[0], num_classes) + tuple(first.shape[2:]), dtype=torch.float32, device=first.device)
-    weight = mask.unsqueeze(1).to(out.dtype)
-    out.zero_()
-    if binary:
-        return out.scatter_(1, torch.where(weight > 0.5, second, first), 1.0)
-    out.scatter_(1, first, 1 - weight)
+    weight = weight.to(out.dtype)
+    out.zero_().scatter_(1, first, 1 - weight)
     return out.scatter_add_(1, second, weight)
 
 
@@ -175,10 +176,9 @@ def hsmix_masks(
     partner = partner.to(segments.device)
     segments2 = segments[partner]
     hard = hard_mask_from_segments(segments2, uniforms, p)
-    mixed = None
-    if keep_maps or (soft_mask is None and saliency is not None):
-        mixed = mixed_segment_grid(segments, segments2, hard)
-    if soft_mask is None and saliency is not None:
+    soft_from_saliency = soft_mask is None and saliency is not None
+    mixed = mixed_segment_grid(segments, segments2, hard) if keep_maps or soft_from_saliency else None
+    if soft_from_saliency:
         soft_mask = soft_mask_from_saliency(saliency, saliency[partner], mixed)
     if not keep_maps:
         segments = segments2 = mixed = None

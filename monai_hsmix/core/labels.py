@@ -42,9 +42,7 @@ def labels_to_channels(labels: torch.Tensor, num_classes: Optional[int] = None, 
         raise ValueError(f"labels must be (B, C, *spatial), got shape {tuple(labels.shape)}")
     channels = labels.shape[1]
     if channels == 1 and not multilabel:
-        idx = class_indices(labels, num_classes)[:, 0]
-        one_hot = torch.nn.functional.one_hot(idx, num_classes)
-        return one_hot.movedim(-1, 1).float()
+        return one_hot_channels(class_indices(labels, num_classes), num_classes)
     lab = labels.float() if not labels.is_floating_point() else labels
     if not bool(torch.isfinite(lab).all()):
         raise ValueError("labels contain NaN or infinite values")
@@ -102,6 +100,16 @@ def class_indices(labels: torch.Tensor, num_classes: Optional[int]) -> torch.Ten
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"label values must lie in [0, {num_classes - 1}] for num_classes={num_classes}, found [{lo}, {hi}]")
     return labels.long()
+
+
+def one_hot_channels(indices: torch.Tensor, num_classes: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``(B, 1, *spatial)`` validated ``int64`` class indices as ``(B, num_classes, *spatial)`` float32 one-hot.
+
+    Written into ``out`` when given (e.g. a slice of a preallocated batch), by one scatter.
+    """
+    if out is None:
+        out = torch.empty((indices.shape[0], num_classes) + tuple(indices.shape[2:]), dtype=torch.float32, device=indices.device)
+    return out.zero_().scatter_(1, indices, 1.0)
 
 
 def _check_unit_range(lab: torch.Tensor, what: str) -> None:

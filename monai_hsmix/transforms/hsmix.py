@@ -28,6 +28,7 @@ from monai_hsmix.core import (
     hsmix_masks,
     is_index_labels,
     labels_to_channels,
+    one_hot_channels,
     random_derangement,
     relative_saliency,
     square_grid_segments,
@@ -271,7 +272,7 @@ class RandHSMix(RandomizableTransform):
         if first and num_classes is None:
             out[:bsz] = tensor
         elif first:
-            out[:bsz].zero_().scatter_(1, tensor, 1.0)
+            one_hot_channels(tensor, num_classes, out=out[:bsz])
         partner = result.partner.tolist()
         for k, mask in enumerate(masks, start=first):
             part = out[k * bsz:(k + 1) * bsz]
@@ -339,7 +340,7 @@ class RandHSMix(RandomizableTransform):
         if self._skip(bsz):
             out_img = img
             if labels is not None and classes is not None:
-                labels = self.label_channels(labels)
+                labels = one_hot_channels(labels, classes)  # already validated
             out_lab = None if labels is None else like_input(labels, label, torch.arange(bsz))
         else:
             fimages = self._as_float(images)
@@ -452,7 +453,7 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         self.randomize(bsz)
         if self.mixer._skip(bsz):
             for key in label_keys:
-                t = tensors[key] if classes[key] is None else self.mixer.label_channels(tensors[key])
+                t = tensors[key] if classes[key] is None else one_hot_channels(tensors[key], classes[key])
                 d[key] = like_input(t, data[key], torch.arange(bsz))
             return d
         for key in image_keys:
