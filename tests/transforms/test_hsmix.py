@@ -255,3 +255,65 @@ def test_masks_are_returned_only_when_asked(batch):
     assert res.segments is not None and res.mixed_segments is not None
     d = RandHSMixd(keys=("img", "seg"), label_keys="seg", num_classes=4, n_segments=(20, 40), compactness=0.1)
     assert not any(k.startswith("hsmix_") for k in d({"img": images, "seg": labels}))
+
+
+def test_output_types_and_keys_do_not_depend_on_the_draw(batch):
+    images, labels = batch
+    uint8_images = (images * 255).round().to(torch.uint8)
+    mix = RandHSMix(num_classes=4, n_segments=(10, 20), compactness=0.1, prob=0.5).set_random_state(0)
+    dtypes = {mix(uint8_images, labels)[0].dtype for _ in range(8)}
+    assert dtypes == {torch.float32}  # skipped batches used to come back uint8
+    mixd = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(10, 20), compactness=0.1, prob=0.5,
+                      mode="random", return_masks=True).set_random_state(0)
+    outcomes = set()
+    for _ in range(10):
+        out = mixd({"image": images.half(), "label": labels, "other": "kept"})
+        outcomes.add((tuple(sorted(out)), out["image"].dtype, out["image"].shape[0]))
+        assert out["hsmix_hard_mask"].shape == out["hsmix_soft_mask"].shape == (4, 1) + images.shape[2:]
+    assert len({o[:2] for o in outcomes}) == 1  # same keys and dtype whether mixed or not
+    assert {o[2] for o in outcomes} == {4}  # mode="random": B samples, mixed or not
+
+
+def test_unmixed_batch_reports_identity_masks(batch):
+    images, labels = batch
+    x, y, masks = RandHSMix(num_classes=4, prob=0.0)(images, labels, return_masks=True)
+    assert torch.equal(masks.partner, torch.arange(4)) and float(masks.hard_mask.abs().sum()) == 0.0
+    assert float(masks.soft_mask.abs().sum()) == 0.0 and torch.equal(x, images)
+
+
+def test_integer_key_not_declared_a_label_is_an_error(batch):
+    images, labels = batch
+    with pytest.raises(ValueError, match="label_keys"):
+        RandHSMixd(["image", "label"], num_classes=4)({"image": images, "label": labels})
+    with pytest.raises(ValueError, match="cast it to float"):
+        RandHSMixd(["image"], num_classes=4)({"image": (images * 255).to(torch.uint8)})
+
+
+def test_presets_carry_the_feature_space_their_compactness_means():
+    assert {name: p.slic_space for name, p in HSMIX_PRESETS.items()} == {
+        "glas": "lab", "monuseg": "lab", "isic2017": "lab", "brats2018": "intensity", "synapse": "intensity"}
+    assert RandHSMix.from_preset("monuseg").slic_space == "lab"
+    assert RandHSMixd.from_preset("synapse", keys=["image"]).mixer.slic_space == "intensity"
+    with pytest.raises(ValueError, match="3 channels"):
+        RandHSMix.from_preset("glas")(torch.rand(2, 4, 32, 32))
+    with pytest.raises(ValueError, match="slic_space"):
+        RandHSMix(slic_space="rgb")
+
+
+@pytest.mark.parametrize("size", [48, 96])
+def test_grid_region_is_the_papers_7x7_grid_whatever_the_size(size):
+    images = torch.rand(2, 1, size, size)
+    _, masks = RandHSMix(n_segments=(300, 400), hard_region="grid", mode="hard").set_random_state(0)(images, return_masks=True)
+    assert torch.unique(masks.segments[0]).numel() == 49
+    _, masks = RandHSMix(hard_region="grid", grid_size=3, mode="hard").set_random_state(0)(images, return_masks=True)
+    assert torch.unique(masks.segments[0]).numel() == 9
+    with pytest.raises(ValueError, match="grid_size"):
+        RandHSMix(hard_region="grid", grid_size=0)
+
+
+def test_float16_volume_with_supervoxels_larger_than_float16_counts():
+    # segments of about 100,000 voxels: a float16 count overflowed and Ms became NaN
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 1, 64, 64, 64, generator=g).half()
+    out = RandHSMix(n_segments=(2, 4), mode="soft").set_random_state(0)(images)
+    assert out.dtype == torch.float16 and bool(torch.isfinite(out).all())
