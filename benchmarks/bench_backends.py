@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from bench_common import parse_args, batch_2d, batch_3d, best_times, extra_peak_memory_fresh, load_note, mib
+from bench_common import parse_args, batch_2d, batch_3d, best_times, extra_peak_memory_fresh, host_note, load_note, mib
 from monai_hsmix.backends import resolve_backend
 
 # (name, batch maker, shape args, n_segments range, compactness) with the paper's presets:
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     args = parse_args(__doc__.splitlines()[0], argv)
     device = torch.device(args.device)
     repeats = 2 if args.quick else 10
-    print(f"torch {torch.__version__}, OpenCV {cv2.__version__}")
+    print(f"{host_note()}; OpenCV {cv2.__version__}")
     for threads in (1, 2):
         for name, maker, shape in CONFIGS_2D:
             run_config(name, maker, shape, (200, 400), 0.1, device, threads, repeats)

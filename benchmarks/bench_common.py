@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -35,6 +36,27 @@ def batch_3d(batch: int, channels: int, size: int, seed: int = 0) -> Tuple[torch
     images = np.stack([p[0] for p in pairs])
     labels = np.stack([p[1] for p in pairs])
     return torch.from_numpy(modalities(images, channels)), torch.from_numpy(labels)
+
+
+def host_note() -> str:
+    """Where a benchmark ran: CPU model, cache sizes, torch's CPU capability and the load average.
+
+    Machines of one kind differ (the same 2-core AMD EPYC kind has hosts with 8 and with 32 MiB of
+    L3, and timings differed 4x between them), so every figure is printed with this line.
+    """
+    cpu, caches = "unknown CPU", []
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        cpu = fields.get("Model name", cpu).strip()
+        caches = [f"{name} {fields[name].strip()}" for name in ("L1d cache", "L2 cache", "L3 cache") if name in fields]
+    except (OSError, ValueError, subprocess.SubprocessError):
+        pass
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # torch < 2.1
+        capability = "unknown"
+    return f"host: {cpu}; {', '.join(caches) or 'caches unknown'}; torch {torch.__version__} CPU capability {capability}; {load_note()}"
 
 
 def load_note() -> str:

@@ -18,7 +18,7 @@ import sys
 import cv2
 import torch
 
-from bench_common import parse_args, batch_2d, batch_3d, best_time, best_times, extra_peak_memory_fresh, load_note, mib
+from bench_common import parse_args, batch_2d, batch_3d, best_time, best_times, extra_peak_memory_fresh, host_note, load_note, mib
 from monai_hsmix.transforms import RandHSMix
 
 # paper presets: synapse-like slices (200-400 segments, compactness 0.1), brats2018 volumes
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     args = parse_args(__doc__.splitlines()[0], argv)
     device = torch.device(args.device)
     repeats = 2 if args.quick else 10
-    print(f"torch {torch.__version__}")
+    print(host_note())
     thread_counts = (1, 2) if device.type == "cpu" else (torch.get_num_threads(),)
     for threads in thread_counts:
         for channels in (4, 1):
