@@ -24,6 +24,7 @@ def skimage_slic(
     spacing: Optional[Sequence[float]] = None,
     max_num_iter: int = 10,
     slic_space: str = "intensity",
+    max_segments: Optional[int] = None,
 ) -> torch.Tensor:
     """SLIC superpixels (2D) or supervoxels (3D) with scikit-image, one image at a time.
 
@@ -43,6 +44,9 @@ def skimage_slic(
         Largest number of k-means iterations (scikit-image stops earlier when no pixel moves).
     slic_space : {"intensity", "lab"}
         Cluster the channels as they are, or (3 channels only) as CIELAB colours.
+    max_segments : int, optional
+        Accepted for the torch backend's contract; scikit-image clusters every image on its own,
+        so it changes nothing here.
 
     Returns
     -------

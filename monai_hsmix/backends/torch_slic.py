@@ -138,6 +138,7 @@ def torch_slic(
     max_num_iter: int = 10,
     half_resolution: Optional[bool] = None,
     slic_space: str = "intensity",
+    max_segments: Optional[int] = None,
 ) -> torch.Tensor:
     """SLIC superpixels (2D) or supervoxels (3D) for a whole batch at once.
 
@@ -162,6 +163,12 @@ def torch_slic(
         back to full size. See the module notes.
     slic_space : {"intensity", "lab"}
         Cluster the channels as they are, or (3 channels only) as CIELAB colours.
+    max_segments : int, optional
+        The largest count any image of this stream of batches may ask for (a transform's
+        ``lmax``). Pooling and tile size are then chosen from it for every image, so the whole
+        batch is one pass; without it they are chosen from each image's own count and images
+        that differ are clustered in separate passes. Either way an image's superpixels do not
+        depend on its batch mates.
 
     Returns
     -------
@@ -178,7 +185,12 @@ def torch_slic(
         return torch.zeros((0,) + full, dtype=torch.long, device=images.device)
     # images are clustered in groups that share a pooling and tile size, each decided from the
     # image's own seed grid, so that an image gets the same superpixels whatever its batch mates
-    configs = [_configuration(full, int(n), spacing, half_resolution) for n in counts.tolist()]
+    if max_segments is not None:
+        if isinstance(max_segments, bool) or not isinstance(max_segments, int) or max_segments < int(counts.max()):
+            raise ValueError(f"max_segments must be an int >= every requested count ({int(counts.max())}), got {max_segments!r}")
+        configs = [_configuration(full, max_segments, spacing, half_resolution)] * b
+    else:
+        configs = [_configuration(full, int(n), spacing, half_resolution) for n in counts.tolist()]
     out = None
     for config in dict.fromkeys(configs):
         members = [i for i, c in enumerate(configs) if c == config]
@@ -242,6 +254,7 @@ def _pooling_factors(
     return tuple(2 if s >= threshold else 1 for s in _grid(spatial, count)[1])
 
 
+@functools.lru_cache(maxsize=4096)
 def _configuration(
     full: Tuple[int, ...], count: int, spacing: Tuple[float, ...], half_resolution: Optional[bool]
 ) -> Tuple[Tuple[int, ...], int]:

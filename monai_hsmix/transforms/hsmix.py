@@ -293,7 +293,8 @@ class RandHSMix(RandomizableTransform):
             segments = grid_cells(bsz, spatial, self.grid_size, device=device)
         else:
             segments = self._superpixel_fn(images, counts, self.compactness, spacing=self.spacing,
-                                           max_num_iter=self.max_num_iter, slic_space=self.slic_space)
+                                           max_num_iter=self.max_num_iter, slic_space=self.slic_space,
+                                           max_segments=self.n_segments[1])
         num = int(segments.max().item()) + 1
         generator = torch.Generator().manual_seed(self._seed)
         uniforms = torch.rand((bsz, num), generator=generator, dtype=torch.float32).to(device)

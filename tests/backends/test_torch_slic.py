@@ -312,6 +312,12 @@ def test_an_image_gets_the_same_superpixels_whatever_its_batch_mates(acdc_dir):
     other_mates = torch_slic(images[[0, 2, 3]], torch.tensor([100, 400, 64]), 0.1)[0].numpy()
     assert adjusted_rand_index(alone, with_mates) >= 0.95
     assert adjusted_rand_index(alone, other_mates) >= 0.95
+    # the transforms' single-pass mode: configuration from the stream's largest count
+    alone = torch_slic(images[:1], torch.tensor([100]), 0.1, max_segments=400)[0].numpy()
+    with_mates = torch_slic(images[:3], torch.tensor([100, 30, 300]), 0.1, max_segments=400)[0].numpy()
+    assert adjusted_rand_index(alone, with_mates) >= 0.95
+    with pytest.raises(ValueError, match="max_segments"):
+        torch_slic(images[:3], torch.tensor([100, 30, 300]), 0.1, max_segments=200)
 
 
 def test_thick_slice_supervoxels_span_the_slices_scikit_image_spans(acdc_dir):
