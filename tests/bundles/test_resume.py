@@ -8,6 +8,7 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
+from monai_hsmix.bundle_errors import find_in_chain
 from monai_hsmix.handlers import RunSettingsMismatchError
 
 from .conftest import configs, tiny_overrides
@@ -22,12 +23,6 @@ def _workflow(**overrides) -> ConfigWorkflow:
     return wf
 
 
-def _chain(err):
-    while err is not None:
-        yield err
-        err = err.__cause__ or err.__context__
-
-
 @pytest.mark.parametrize("change", [{"use_hsmix": False}, {"network_name": "transunet"},
                                     {"hsmix_options": {"mode": "hard"}}, {"modalities": ["t1", "flair"]}])
 def test_a_rerun_with_other_settings_stops_naming_the_setting(demo_roots, tmp_path, change):
@@ -40,9 +35,9 @@ def test_a_rerun_with_other_settings_stops_naming_the_setting(demo_roots, tmp_pa
         changed["network_kwargs"] = TINY_NETWORKS["transunet"]
     with pytest.raises(Exception) as excinfo:
         _workflow(**changed).run()
-    mismatch = [e for e in _chain(excinfo.value) if isinstance(e, RunSettingsMismatchError)]
-    assert mismatch, f"no settings error in {excinfo.value!r}"
-    message = str(mismatch[0])
+    mismatch = find_in_chain(excinfo.value, RunSettingsMismatchError)
+    assert mismatch is not None, f"no settings error in {excinfo.value!r}"
+    message = str(mismatch)
     for name in change:
         assert f"{name}: " in message
     assert "--output_dir" in message and "--resume False" in message
