@@ -7,7 +7,6 @@ a checkpoint's name; the previous training checkpoint is deleted only after the 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -20,6 +19,8 @@ from ignite.engine import Events
 from ignite.handlers.checkpoint import BaseSaveHandler, Checkpoint
 
 from monai.handlers import CheckpointSaver
+
+from monai_hsmix.run_settings import normalize_settings, settings_differences
 
 _LAST = re.compile(r"^last_checkpoint_epoch=(\d+)\.pt$")
 _TMP_PREFIX = ".partial-"
@@ -132,28 +133,6 @@ def _unwrap(obj):
 def _is_main_process() -> bool:
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def normalize_settings(settings: Optional[Mapping]) -> Dict[str, Any]:
-    """``settings`` as plain JSON types (tuples become lists, keys sorted), so a saved copy compares equal."""
-    if settings is None:
-        return {}
-    if not isinstance(settings, Mapping):
-        raise TypeError(f"run_settings must be a mapping of setting name to value, got {type(settings).__name__}")
-    return json.loads(json.dumps(dict(settings), sort_keys=True, default=str))
-
-
-def settings_differences(saved: Mapping, current: Mapping) -> List[str]:
-    """One line per setting whose value differs between a saved run and the current one."""
-    lines = []
-    for key in sorted(set(saved) | set(current)):
-        if key not in saved:
-            lines.append(f"{key}: not recorded in the checkpoint, {current[key]!r} now")
-        elif key not in current:
-            lines.append(f"{key}: {saved[key]!r} in the checkpoint, not set now")
-        elif saved[key] != current[key]:
-            lines.append(f"{key}: {saved[key]!r} in the checkpoint, {current[key]!r} now")
-    return lines
 
 
 class _BestMetricState:
