@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -69,19 +69,16 @@ def save_atomic(obj: Any, path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f"{_TMP_PREFIX}{path.name}.")
+    # a plain exclusive open, not mkstemp: mkstemp makes the file private to its owner, a plain save does not
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp creates the file readable by its owner only; give it the permissions of a plain open()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
@@ -161,7 +158,11 @@ class _BestMetricState:
         self.validator.state.best_metric_epoch = state["best_metric_epoch"]
         ranking = self._ranking()
         if ranking is not None:
-            ranking.load_state_dict({"_saved": [(p, f) for p, f in state["ranking"]]})
+            # a best model deleted since must not block saving a new one
+            folder = Path(self.best_model_saver.save_dir)
+            handler = ranking.save_handler
+            kept = [(p, f) for p, f in state["ranking"] if (folder / (getattr(handler, "filename", None) or f)).is_file()]
+            ranking.load_state_dict({"_saved": kept})
 
 
 class TrainingCheckpoint:

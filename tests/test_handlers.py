@@ -131,16 +131,18 @@ def test_resume_skips_an_unreadable_checkpoint_with_a_warning(tmp_path, caplog):
 
 
 def test_saves_are_atomic_files_readable_by_group_like_plain_saves(tmp_path):
-    import os
     import stat
 
     from monai_hsmix.handlers import save_atomic
 
     path = save_atomic({"a": torch.ones(2)}, tmp_path / "x.pt")
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
-    umask = os.umask(0)
-    os.umask(umask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    plain = tmp_path / "plain.pt"
+    torch.save({"a": 1}, plain)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    plain.unlink()
+    save_atomic({"a": torch.zeros(2)}, path)  # replaces in one step
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.zeros(2))
     assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
 
 

@@ -50,6 +50,16 @@ def test_a_rerun_with_other_settings_stops_naming_the_setting(demo_roots, tmp_pa
     assert seen == [1, 2, 3, 4]
 
 
+def _predicting_nothing(opts, **extra) -> dict:
+    """Overrides whose validation sees an empty prediction (Dice 0, never a better model)."""
+    worse = dict(opts, **extra)
+    worse["validate#postprocessing#transforms"] = [
+        {"_target_": "Activationsd", "keys": "pred", "sigmoid": True},
+        {"_target_": "Lambdad", "keys": "pred", "func": "$lambda x: x * 0"},
+    ]
+    return worse
+
+
 def test_a_resumed_run_keeps_the_better_best_model(demo_roots, tmp_path):
     opts = tiny_overrides(BUNDLE, demo_roots[BUNDLE], tmp_path, max_epochs=1)
     wf = _workflow(**opts)
@@ -59,12 +69,7 @@ def test_a_resumed_run_keeps_the_better_best_model(demo_roots, tmp_path):
     best_model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
 
     # the resumed run validates a model that predicts nothing: Dice 0, no better than the first run's
-    worse = dict(opts, max_epochs=2)
-    worse["validate#postprocessing#transforms"] = [
-        {"_target_": "Activationsd", "keys": "pred", "sigmoid": True},
-        {"_target_": "Lambdad", "keys": "pred", "func": "$lambda x: x * 0"},
-    ]
-    wf2 = _workflow(**worse)
+    wf2 = _workflow(**_predicting_nothing(opts, max_epochs=2))
     wf2.run()
     evaluator = wf2.parser.get_parsed_content("validate#evaluator")
     assert evaluator.state.metrics["val_mean_dice"] <= best
@@ -90,3 +95,12 @@ def test_the_same_bundle_command_twice_gives_the_same_first_loss(demo_roots, tmp
     assert first == again
     # the seed reaches the mixing: another seed mixes (and so starts) differently
     assert _first_loss(dict(opts, output_dir=str(tmp_path / "c"), seed=1)) != first
+
+
+def test_a_deleted_best_model_is_saved_again_after_a_resume(demo_roots, tmp_path):
+    opts = tiny_overrides(BUNDLE, demo_roots[BUNDLE], tmp_path, max_epochs=1)
+    _workflow(**opts).run()
+    (tmp_path / "models" / "model.pt").unlink()
+    _workflow(**_predicting_nothing(opts, max_epochs=2)).run()
+    # the restored ranking names a file that is gone: it must not stop the next model from being saved
+    assert (tmp_path / "models" / "model.pt").is_file()
