@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-hsmix", action="store_true", help="train the baseline without mixing")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-preview", action="store_true", help="skip the HSMix preview PNG")
+    p.add_argument("--restart", action="store_true",
+                   help="train from scratch even if --output-dir holds a checkpoint of an earlier demo (by default "
+                        "the demo resumes it; with other settings it stops and says which)")
     return p
 
 
@@ -64,11 +67,17 @@ def write_preview(data_dir: Path, out_png: Path, seed: int) -> Path:
 
 def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 30, network: str = "unet", img_size: int = 64,
              batch_size: int = 8, learning_rate: float = 3e-3, use_hsmix: bool = True, seed: int = 0,
-             preview: bool = True) -> Dict[str, Dict[str, float]]:
-    """Run the demo and return ``{metric: {"WT": v, "TC": v, "ET": v, "mean": v}}``."""
+             preview: bool = True, restart: bool = False) -> Dict[str, Dict[str, float]]:
+    """Run the demo and return ``{metric: {"WT": v, "TC": v, "ET": v, "mean": v}}``.
+
+    A rerun in the same ``output_dir`` resumes the saved training state (``--epochs`` higher trains on);
+    one with other settings stops with :class:`~monai_hsmix.handlers.RunSettingsMismatchError`;
+    ``restart=True`` trains from scratch.
+    """
     from monai.bundle import run as bundle_run
 
     from monai_hsmix.data.demo_data import resolve_dataset_dir
+    from monai_hsmix.handlers import latest_checkpoint
 
     out = Path(output_dir).resolve()
     bundle = bundle_dir(BUNDLE)
@@ -78,14 +87,15 @@ def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 30, network: 
     print(f"[demo] BraTS2018-layout demo data: {data_dir}", flush=True)
     png = write_preview(data_dir, out / "hsmix_preview.png", seed) if preview else None
     run_dir = out / ("brats2018_hsmix" if use_hsmix else "brats2018_baseline")
-    # a fresh run each time: the bundle would otherwise resume from the previous demo's checkpoint
-    shutil.rmtree(run_dir, ignore_errors=True)
+    previous = None if restart else latest_checkpoint(run_dir / "models")
     overrides = dict(bundle_root=str(bundle), output_dir=str(run_dir), dataset_dir=str(data_dir),
                      prepared_dir=str(out / "prepared"),
                      img_size=img_size, network_name=network, network_kwargs=_network_kwargs(network),
                      use_hsmix=use_hsmix, max_epochs=epochs, val_interval=1, batch_size=batch_size,
                      val_batch_size=32, num_workers=0, learning_rate=learning_rate, log_every=5, seed=seed,
-                     val_fraction=0.25)
+                     val_fraction=0.25, resume=not restart)
+    if previous is not None:
+        print(f"[demo] resuming the earlier demo run from {previous} (--restart trains from scratch)", flush=True)
     print(f"[demo] training {network} with{'' if use_hsmix else 'out'} HSMix for {epochs} epochs "
           f"({img_size}x{img_size} slices) ...", flush=True)
     bundle_run(config_file=[str(configs / "train.yaml")], logging_file=str(configs / "logging.conf"), **overrides)
@@ -109,10 +119,22 @@ def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 30, network: 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from monai_hsmix.bundle_errors import find_in_chain
+    from monai_hsmix.handlers import RunSettingsMismatchError
+
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    run_demo(args.output_dir, args.epochs, args.network, args.img_size, args.batch_size, args.learning_rate,
-             not args.no_hsmix, args.seed, not args.no_preview)
+    try:
+        run_demo(args.output_dir, args.epochs, args.network, args.img_size, args.batch_size, args.learning_rate,
+                 not args.no_hsmix, args.seed, not args.no_preview, args.restart)
+    except Exception as e:
+        # the bundle wraps errors in config-evaluation errors: report the settings conflict itself
+        err = find_in_chain(e, RunSettingsMismatchError)
+        if err is None:
+            raise
+        print(f"[demo] error: {err}\n[demo] for the demo: pass another --output-dir, or --restart to train "
+              "from scratch", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,27 +1,125 @@
-"""Training-state checkpoints that let a bundle resume after an interruption."""
+"""Training-state checkpoints that let a bundle resume after an interruption, and only the run it belongs to.
+
+Every checkpoint file is written atomically (a temporary file in the same folder, fsync, rename), so a
+kill at any moment leaves either the previous file or the complete new one, never a truncated file under
+a checkpoint's name; the previous training checkpoint is deleted only after the new one is in place.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import uuid
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from ignite.engine import Events
+from ignite.handlers.checkpoint import BaseSaveHandler, Checkpoint
 
-from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.handlers import CheckpointSaver
+
+from monai_hsmix.run_settings import normalize_settings, settings_differences
 
 _LAST = re.compile(r"^last_checkpoint_epoch=(\d+)\.pt$")
+_TMP_PREFIX = ".partial-"
+_SETTINGS_KEY = "run_settings"
+_BEST_KEY = "best_metric"
+
+
+class RunSettingsMismatchError(RuntimeError):
+    """A checkpoint in the output folder belongs to a run with different settings."""
+
+
+def checkpoint_candidates(ckpt_dir) -> List[Path]:
+    """``last_checkpoint_epoch=N.pt`` files in ``ckpt_dir``, newest (largest ``N``) first."""
+    folder = Path(ckpt_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _LAST.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
 
 
 def latest_checkpoint(ckpt_dir) -> Optional[Path]:
     """The ``last_checkpoint_epoch=N.pt`` with the largest ``N`` in ``ckpt_dir`` (None when there is none)."""
-    folder = Path(ckpt_dir)
-    if not folder.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _LAST.match(p.name))]
-    return max(found)[1] if found else None
+    found = checkpoint_candidates(ckpt_dir)
+    return found[0] if found else None
+
+
+def _fsync_dir(folder: Path) -> None:
+    # makes the rename itself durable; not every platform can open a folder for this
+    try:
+        fd = os.open(str(folder), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_atomic(obj: Any, path) -> Path:
+    """``torch.save(obj, path)`` through a temporary file in the same folder, fsync and rename.
+
+    A reader sees either the old file or the complete new one; an interrupted save leaves at most a
+    ``.partial-*`` file, which is never taken for a checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a plain exclusive open, not mkstemp: mkstemp makes the file private to its owner, a plain save does not
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "xb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+class AtomicDiskSaver(BaseSaveHandler):
+    """Ignite save handler writing with :func:`save_atomic`; ``filename`` fixes the name (e.g. ``model.pt``).
+
+    Parameters
+    ----------
+    dirname : str
+        Folder of the checkpoint files (created when missing).
+    filename : str, optional
+        Always write to this name; then ``remove`` does nothing, because the next save replaces the
+        file in one step (deleting it first would leave a moment with no file at all).
+    """
+
+    def __init__(self, dirname, filename: Optional[str] = None) -> None:
+        self.dirname = Path(dirname)
+        self.filename = filename
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Optional[Mapping] = None) -> None:
+        save_atomic(checkpoint, self.dirname / (self.filename or filename))
+
+    def remove(self, filename: str) -> None:
+        if self.filename is None:
+            (self.dirname / filename).unlink(missing_ok=True)
+
+
+class AtomicCheckpointSaver(CheckpointSaver):
+    """MONAI's :class:`~monai.handlers.CheckpointSaver` whose files are written atomically.
+
+    MONAI writes in place, so a kill during a save leaves a truncated ``model.pt``. Takes the same
+    arguments as ``CheckpointSaver``.
+    """
+
+    def __init__(self, save_dir: str, save_dict: Dict, **kwargs: Any) -> None:
+        super().__init__(save_dir, save_dict, **kwargs)
+        for ckpt in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+            if ckpt is not None:
+                ckpt.save_handler = AtomicDiskSaver(self.save_dir, getattr(ckpt.save_handler, "filename", None))
 
 
 def _unwrap(obj):
@@ -34,13 +132,51 @@ def _is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
+class _BestMetricState:
+    """The validator's best metric and the best-model saver's ranking, as one saveable object.
+
+    Without it a resumed run starts from "no best yet" and its first validation overwrites ``model.pt``
+    with whatever model it has, even a worse one.
+    """
+
+    def __init__(self, validator, best_model_saver: Optional[CheckpointSaver]) -> None:
+        self.validator = validator
+        self.best_model_saver = best_model_saver
+
+    def _ranking(self) -> Optional[Checkpoint]:
+        return getattr(self.best_model_saver, "_key_metric_checkpoint", None)
+
+    def state_dict(self) -> Dict[str, Any]:
+        state = self.validator.state
+        ranking = self._ranking()
+        return {"best_metric": float(getattr(state, "best_metric", -1)),
+                "best_metric_epoch": int(getattr(state, "best_metric_epoch", -1)),
+                "ranking": [[float(p), str(f)] for p, f in ranking.state_dict()["_saved"]] if ranking else []}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.validator.state.best_metric = state["best_metric"]
+        self.validator.state.best_metric_epoch = state["best_metric_epoch"]
+        ranking = self._ranking()
+        if ranking is not None:
+            # a best model deleted since must not block saving a new one
+            folder = Path(self.best_model_saver.save_dir)
+            handler = ranking.save_handler
+            kept = [(p, f) for p, f in state["ranking"] if (folder / (getattr(handler, "filename", None) or f)).is_file()]
+            ranking.load_state_dict({"_saved": kept})
+
+
 class TrainingCheckpoint:
-    """Save the training state every ``save_interval`` epochs and resume from the newest save.
+    """Save the training state every ``save_interval`` epochs and resume from the newest readable save.
 
     The saved dictionary is ``save_dict`` (network, optimizer, ...) plus the trainer itself under
-    ``"trainer"``, so a resumed run continues the epoch and iteration counters. The trainer is added
-    in :meth:`attach` because a bundle config cannot refer to the trainer from one of its own handlers
-    (that would be a reference cycle). Only rank 0 writes; every rank loads.
+    ``"trainer"`` (epoch and iteration counters), ``run_settings`` and, with a ``validator``, its best
+    metric so far. The trainer is added in :meth:`attach` because a bundle config cannot refer to the
+    trainer from one of its own handlers (that would be a reference cycle). Only rank 0 writes; every
+    rank loads.
+
+    A checkpoint is resumed only when its ``run_settings`` equal the current ones; otherwise
+    :class:`RunSettingsMismatchError` names each setting that differs. A checkpoint that cannot be read
+    (a crash of an older version, a full disk) is skipped, with a warning naming it, for the next newest.
 
     Parameters
     ----------
@@ -54,49 +190,145 @@ class TrainingCheckpoint:
         Save every this many epochs.
     map_location : optional
         Passed to ``torch.load`` when resuming.
+    run_settings : dict, optional
+        The settings that define the run (network, its arguments, augmentation, data, image size ...),
+        as JSON-like values. Settings that may change on a resume (``max_epochs``) do not belong here.
+    validator : ignite Engine, optional
+        The evaluator whose ``state.best_metric`` is saved and restored.
+    best_model_saver : CheckpointSaver, optional
+        The validator's best-model saver (``save_key_metric=True``); its ranking is saved and restored,
+        so it replaces ``model.pt`` only with a better model after a resume.
     """
 
     def __init__(self, save_dir: str, save_dict: Dict[str, object], resume: bool = True, save_interval: int = 1,
-                 map_location=None) -> None:
+                 map_location=None, run_settings: Optional[Mapping[str, Any]] = None, validator=None,
+                 best_model_saver: Optional[CheckpointSaver] = None) -> None:
         if not save_dict:
             raise ValueError("TrainingCheckpoint needs at least one object to save")
-        if "trainer" in save_dict:
-            raise ValueError("'trainer' is added by TrainingCheckpoint itself; remove it from save_dict")
+        reserved = {"trainer", _SETTINGS_KEY, _BEST_KEY} & set(save_dict)
+        if reserved:
+            raise ValueError(f"{sorted(reserved)} are added by TrainingCheckpoint itself; remove them from save_dict")
         if int(save_interval) < 1:
             raise ValueError(f"save_interval must be >= 1, got {save_interval}")
+        if best_model_saver is not None and validator is None:
+            raise ValueError("best_model_saver needs the validator it is attached to")
         self.save_dir = str(save_dir)
         # DDP checkpoints hold the bare module, so single-process evaluation can load them
         self.save_dict = {k: _unwrap(v) for k, v in save_dict.items()}
         self.resume = bool(resume)
         self.save_interval = int(save_interval)
         self.map_location = map_location
+        self.run_settings = normalize_settings(run_settings)
+        self.best = _BestMetricState(validator, best_model_saver) if validator is not None else None
         self.resumed_from: Optional[Path] = None
+        self._pending: Optional[Dict[str, Any]] = None
+        self._saver_attached = False
         self.logger = logging.getLogger(__name__)
 
-    def attach(self, engine) -> None:
-        objects = {**self.save_dict, "trainer": engine}
-        last = latest_checkpoint(self.save_dir) if self.resume else None
-        if last is not None:
-            self.resumed_from = last
-            self.logger.info(f"resuming training from {last}")
-            CheckpointLoader(load_path=str(last), load_dict=objects, map_location=self.map_location).attach(engine)
-            engine.add_event_handler(Events.STARTED, self._warn_if_finished)
-        if _is_main_process():
-            CheckpointSaver(save_dir=self.save_dir, save_dict=objects, file_prefix="last",
-                            save_interval=self.save_interval, n_saved=1, epoch_level=True).attach(engine)
-            # the saver prunes only files it wrote itself: drop those of the run we resumed from
-            engine.add_event_handler(Events.EPOCH_COMPLETED, self._prune)
+    # ---- resuming --------------------------------------------------------------------------------
+    def _read(self, path: Path) -> Optional[Dict[str, Any]]:
+        try:
+            checkpoint = torch.load(str(path), map_location=self.map_location, weights_only=True)
+        except Exception as e:  # truncated or empty file, zip errors, unpickling errors ...
+            self.logger.warning(f"skipping unreadable checkpoint {path} ({type(e).__name__}: {e}); "
+                                "resuming from the next newest one, if any")
+            return None
+        if not isinstance(checkpoint, dict) or "trainer" not in checkpoint:
+            self.logger.warning(f"skipping {path}: not a training checkpoint (no 'trainer' entry)")
+            return None
+        return checkpoint
 
-    def _warn_if_finished(self, engine) -> None:
-        if engine.state.max_epochs is not None and engine.state.epoch >= engine.state.max_epochs:
+    def _check_settings(self, path: Path, checkpoint: Mapping[str, Any]) -> None:
+        saved = checkpoint.get(_SETTINGS_KEY)
+        if saved is None and not self.run_settings:
+            return
+        folder = Path(self.save_dir)
+        fresh = (f"To start a new run, choose another output folder (--output_dir), or pass --resume False to "
+                 f"train from scratch in this one (its checkpoints in {folder} are then replaced).")
+        if saved is None:
+            raise RunSettingsMismatchError(
+                f"{path} records no run settings (written by an older version), so it cannot be checked "
+                f"against this run's settings. {fresh}")
+        diffs = settings_differences(saved, self.run_settings)
+        if diffs:
+            raise RunSettingsMismatchError(
+                f"{path} belongs to a run with different settings, so it is not resumed:\n  "
+                + "\n  ".join(diffs) + f"\n{fresh}")
+
+    def find_resumable(self) -> Optional[Dict[str, Any]]:
+        """The newest readable checkpoint in ``save_dir`` whose settings match (None when there is none)."""
+        for path in checkpoint_candidates(self.save_dir):
+            checkpoint = self._read(path)
+            if checkpoint is not None:
+                self._check_settings(path, checkpoint)
+                self.resumed_from = path
+                return checkpoint
+        return None
+
+    def _load(self, engine) -> None:
+        checkpoint, self._pending = self._pending, None
+        if checkpoint is None:
+            return
+        # a checkpoint saved without a validator (or by an older version) has no best metric to restore
+        objects = {k: v for k, v in self._objects(engine).items() if k in checkpoint or k not in (_BEST_KEY, _SETTINGS_KEY)}
+        # keep this run's max_epochs: raising it is how a finished run is trained further
+        max_epochs = engine.state.max_epochs
+        Checkpoint.load_objects(to_load=objects, checkpoint=checkpoint)
+        if max_epochs is not None and engine.state.epoch > max_epochs:
+            raise ValueError(f"{self.resumed_from} is at epoch {engine.state.epoch}, beyond max_epochs {max_epochs}: "
+                             "raise max_epochs to train further, or pass --resume False to start over")
+        engine.state.max_epochs = max_epochs
+        self.logger.info(f"resumed training from {self.resumed_from} (epoch {engine.state.epoch})")
+        if max_epochs is not None and engine.state.epoch >= max_epochs:
             self.logger.warning(
-                f"{self.resumed_from} already reached epoch {engine.state.epoch} of max_epochs "
-                f"{engine.state.max_epochs}: nothing left to train (raise max_epochs, or pass resume=False "
-                "to start over)"
-            )
+                f"{self.resumed_from} already reached epoch {engine.state.epoch} of max_epochs {max_epochs}: "
+                "nothing left to train (raise max_epochs, or pass resume=False to start over)")
+
+    # ---- saving ----------------------------------------------------------------------------------
+    def _objects(self, engine) -> Dict[str, Any]:
+        objects: Dict[str, Any] = {**self.save_dict, "trainer": engine, _SETTINGS_KEY: _Settings(self.run_settings)}
+        if self.best is not None:
+            objects[_BEST_KEY] = self.best
+        return objects
+
+    def _attach_saver(self, engine) -> None:
+        # attached when the run starts, i.e. after every other end-of-epoch handler (validation included),
+        # so that a checkpoint holds the best metric of its own epoch
+        if self._saver_attached:
+            return
+        self._saver_attached = True
+        saver = Checkpoint(self._objects(engine), AtomicDiskSaver(self.save_dir), filename_prefix="last",
+                           score_function=lambda e: e.state.epoch, score_name="epoch", n_saved=None)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), saver)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self._prune)
 
     def _prune(self, engine) -> None:
-        newest = latest_checkpoint(self.save_dir)
+        # only after the new file is in place: a crash in between leaves two checkpoints, not none
+        newest = Path(self.save_dir) / f"last_checkpoint_epoch={engine.state.epoch}.pt"
+        if not newest.is_file():
+            return
         for path in Path(self.save_dir).iterdir():
-            if path != newest and _LAST.match(path.name):
-                path.unlink()
+            if path != newest and (_LAST.match(path.name) or path.name.startswith(_TMP_PREFIX + "last_")):
+                path.unlink(missing_ok=True)
+
+    def attach(self, engine) -> None:
+        if self.resume:
+            # read (and check) now, before any training work, so a mismatch stops the run at once
+            self._pending = self.find_resumable()
+            if self._pending is not None:
+                engine.add_event_handler(Events.STARTED, self._load)
+        if _is_main_process():
+            engine.add_event_handler(Events.STARTED, self._attach_saver)
+
+
+class _Settings:
+    """``run_settings`` as an object ignite can save; loading only confirms (the check came earlier)."""
+
+    def __init__(self, settings: Dict[str, Any]) -> None:
+        self.settings = settings
+
+    def state_dict(self) -> Dict[str, Any]:
+        return dict(self.settings)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass

@@ -27,3 +27,20 @@ def test_demo_runs_and_reports_per_region_metrics(tmp_path, capsys):
 def test_demo_rejects_unknown_network():
     with pytest.raises(SystemExit):
         main(["--network", "resnet"])
+
+
+def test_a_second_demo_resumes_and_other_settings_stop_it(tmp_path, capsys):
+    out = tmp_path / "demo_output"
+    run_demo(out, epochs=1, img_size=32, batch_size=8, seed=0, preview=False)
+    ckpt = out / "brats2018_hsmix" / "models" / "last_checkpoint_epoch=1.pt"
+    first = ckpt.stat().st_mtime_ns
+    capsys.readouterr()
+    run_demo(out, epochs=1, img_size=32, batch_size=8, seed=0, preview=False)
+    assert "resuming the earlier demo run" in capsys.readouterr().out
+    assert ckpt.stat().st_mtime_ns == first, "the finished run was trained again instead of resumed"
+    # another image size is another run: stopped with the setting named, and --restart starts over
+    assert main(["--output-dir", str(out), "--epochs", "1", "--img-size", "48", "--no-preview"]) == 2
+    err = capsys.readouterr().err
+    assert "img_size: 32 in the checkpoint, 48 now" in err and "--restart" in err
+    assert main(["--output-dir", str(out), "--epochs", "1", "--img-size", "48", "--no-preview", "--restart"]) == 0
+    assert ckpt.stat().st_mtime_ns != first

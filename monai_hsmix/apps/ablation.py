@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import shlex
@@ -30,7 +31,7 @@ import monai
 import torch
 
 from monai_hsmix.backends import available_backends
-from monai_hsmix.experiments.arms import ARMS, MixOptions
+from monai_hsmix.experiments.arms import ARMS, MixOptions, get_arm
 from monai_hsmix.experiments.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
 from monai_hsmix.experiments.report import write_report
 from monai_hsmix.experiments.train2d import TrainConfig, config_dict, train_run
@@ -123,10 +124,8 @@ class SettingsMismatchError(RuntimeError):
     """A sweep folder holds results of different settings (refuse to mix them in one report)."""
 
 
-def run(args: argparse.Namespace) -> Path:
-    """Run the missing arm x seed runs, then write the report; returns the report path."""
-    torch.set_num_threads(args.threads)
-    config = TrainConfig(
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
         image_size=args.image_size,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -134,10 +133,11 @@ def run(args: argparse.Namespace) -> Path:
         channels=tuple(args.channels),
         mix_prob=args.mix_prob,
     )
-    train_patients = None if args.train_patients == 0 else args.train_patients
-    split = split_dataset(args.data_dir, train_patients, args.split_seed, args.val_patients, args.patient_pattern)
-    mix = MixOptions(
-        num_classes=split.num_classes,
+
+
+def _mix_options(args: argparse.Namespace, num_classes: int) -> MixOptions:
+    return MixOptions(
+        num_classes=num_classes,
         n_segments=tuple(args.hsmix_segments),
         compactness=args.hsmix_compactness,
         p=args.hsmix_p,
@@ -146,6 +146,45 @@ def run(args: argparse.Namespace) -> Path:
         cutmix_alpha=args.cutmix_alpha,
         beta_alpha=args.beta_alpha,
     )
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` for any bad argument before anything loads or trains.
+
+    The arms check their options only when they are built, so a bad ``--hsmix-segments`` used to end
+    a sweep after the arms before HSMix had trained: every selected arm is built here once.
+    """
+    if args.train_patients < 0:
+        raise ValueError(f"--train-patients must be >= 0, got {args.train_patients}")
+    if args.val_patients < 1:
+        raise ValueError(f"--val-patients must be >= 1, got {args.val_patients}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr must be a positive number, got {args.lr}")
+    if any(c < 1 for c in args.channels):
+        raise ValueError(f"--channels must all be >= 1, got {args.channels}")
+    if len(args.channels) < 2:
+        raise ValueError(f"--channels needs at least 2 levels, got {args.channels}")
+    config = _train_config(args)
+    # num_classes is only known from dataset.json: any valid count checks the other options
+    mix = _mix_options(args, num_classes=2)
+    for name in args.arms:
+        arm = get_arm(name)
+        try:
+            arm.build(arm.sources_per_step(config.batch_size), mix, 0)
+        except ValueError as err:
+            raise ValueError(f"arm {name!r} rejects its options: {err} (see --hsmix-*, --backend, --mixup-alpha, "
+                             "--cutmix-alpha, --beta-alpha)") from err
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Run the missing arm x seed runs, then write the report; returns the report path."""
+    torch.set_num_threads(args.threads)
+    config = _train_config(args)
+    train_patients = None if args.train_patients == 0 else args.train_patients
+    split = split_dataset(args.data_dir, train_patients, args.split_seed, args.val_patients, args.patient_pattern)
+    mix = _mix_options(args, split.num_classes)
     commit = _git_commit()  # before training: the code that produces the runs
     header = _report_header(args, split, config)
     settings = {**_sweep_settings(args), **config_dict(config, mix), "train_ids": sorted(split.train), "val_ids": sorted(split.val)}
@@ -218,8 +257,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
-    if args.train_patients < 0:
-        parser.error("--train-patients must be >= 0")
+    try:
+        check_arguments(args)
+    except ValueError as err:
+        parser.error(str(err))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         report = run(args)

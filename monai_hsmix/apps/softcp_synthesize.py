@@ -10,15 +10,20 @@ synthetic cases plus a ``dataset.json`` listing the real and the synthetic cases
 
 Each case is seeded from ``(seed, case index)`` alone, files are written atomically and a case's JSON
 sidecar is written last, so an interrupted run resumes where it stopped without rewriting finished
-cases, and a resumed run produces the same files as an uninterrupted one.
+cases, and a resumed run produces the same files as an uninterrupted one. The settings are recorded in
+``softcp_settings.json``: a rerun resumes only with the same settings and otherwise stops naming the
+settings that differ. The input datalist is never overwritten, and entries marked ``synthetic`` (an
+earlier synthesis's output) are never used as real cases.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -27,11 +32,18 @@ import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
+from monai_hsmix.data.io import read_nifti
+from monai_hsmix.run_settings import normalize_settings, settings_differences
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
 
 __all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments", "paste_kwargs", "main"]
 
 SYNTH_IMAGES, SYNTH_LABELS, SYNTH_META = "imagesSyn", "labelsSyn", "metaSyn"
+SETTINGS_FILE = "softcp_settings.json"
+
+
+class SynthesisSettingsError(ValueError):
+    """The output folder holds a synthesis made with other settings (or would overwrite the input)."""
 
 
 @dataclass
@@ -57,19 +69,20 @@ class SynthesisConfig:
 def load_image_channels(paths: Union[str, List[str]], root: Path = Path(".")) -> Tuple[np.ndarray, List[nib.Nifti1Image]]:
     """``(C, X, Y, Z)`` float32 and the NIfTI objects it came from."""
     files = paths if isinstance(paths, list) else [paths]
-    nifti = [nib.load(str(root / p)) for p in files]
-    arrays = []
-    for img in nifti:
-        data = np.asarray(img.dataobj, dtype=np.float32)
+    arrays, nifti = [], []
+    for p in files:
+        data, img = read_nifti(root / p, "image")  # a truncated file fails here, naming itself
+        data = data.astype(np.float32, copy=False)
+        nifti.append(img)
         # a single 4D file keeps channels last, as the Decathlon does
         arrays.extend([data[..., c] for c in range(data.shape[-1])] if data.ndim == 4 else [data])
     return np.ascontiguousarray(np.stack(arrays)), nifti
 
 
 def load_label_map(path: str, root: Path = Path(".")) -> Tuple[np.ndarray, nib.Nifti1Image]:
-    img = nib.load(str(root / path))
+    data, img = read_nifti(root / path, "label map")
     # NIfTI data come Fortran-ordered; C order avoids a copy at every later tensor conversion
-    return np.ascontiguousarray(np.asarray(img.dataobj).round().astype(np.int64)), img
+    return np.ascontiguousarray(data.round().astype(np.int64)), img
 
 
 def _save_atomic(array: np.ndarray, like: nib.Nifti1Image, path: Path, dtype) -> None:
@@ -80,13 +93,18 @@ def _save_atomic(array: np.ndarray, like: nib.Nifti1Image, path: Path, dtype) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
     nib.save(out, str(partial))
+    with open(partial, "rb+") as f:  # on disk before the rename makes it visible
+        os.fsync(f.fileno())
     os.replace(partial, path)  # a file either is complete or is not there
 
 
 def _write_json_atomic(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
-    partial.write_text(json.dumps(obj, indent=2))
+    with open(partial, "w") as f:
+        f.write(json.dumps(obj, indent=2))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(partial, path)
 
 
@@ -101,8 +119,14 @@ def _read_datalist(cfg: SynthesisConfig) -> Tuple[Dict[str, Any], List[Dict[str,
         for key in (cfg.image_key, cfg.label_key) + ((cfg.reference_key,) if cfg.reference_key else ()):
             if not isinstance(e, dict) or key not in e:
                 raise ValueError(f"entry {i} of {cfg.section!r} has no {key!r} key: {e!r}")
+    synthetic = [e for e in entries if e.get("synthetic")]
+    if synthetic:
+        # an earlier synthesis's dataset.json: its synthetic cases are no real source, and not listed again
+        warnings.warn(f"{cfg.datalist}: ignoring {len(synthetic)} entries marked 'synthetic' (from an earlier "
+                      "Soft-CP synthesis); only real cases are used and listed", stacklevel=2)
+        entries = [e for e in entries if not e.get("synthetic")]
     if len(entries) < 2:
-        raise ValueError("Soft-CP needs at least 2 labelled cases (a main and a donor)")
+        raise ValueError("Soft-CP needs at least 2 labelled real cases (a main and a donor)")
     root = Path(cfg.data_root) if cfg.data_root is not None else Path(cfg.datalist).parent
     return ({} if isinstance(full, list) else full), entries, root
 
@@ -145,7 +169,7 @@ def _synthesize_case(index: int, cfg: SynthesisConfig, entries, root: Path) -> D
     label, label_nifti = load_label_map(main[cfg.label_key], root)
     reference = None
     if cfg.reference_key:
-        reference = np.asarray(nib.load(str(root / main[cfg.reference_key])).dataobj) != 0
+        reference = read_nifti(root / main[cfg.reference_key], "reference mask")[0] != 0
     if cfg.reference_label_values:
         derived = np.isin(label, np.asarray(cfg.reference_label_values))
         reference = derived if reference is None else reference & derived
@@ -188,19 +212,54 @@ def _rebase(value: Any, root: Path, out_dir: Path) -> Any:
     return value
 
 
+def _settings(cfg: SynthesisConfig, entries, root: Path) -> Dict[str, Any]:
+    """Everything that decides the synthetic cases (not ``progress``); the sources by a digest."""
+    digest = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+    return normalize_settings({
+        "datalist": str(Path(cfg.datalist).resolve()), "data_root": str(root.resolve()), "section": cfg.section,
+        "real_cases": len(entries), "real_cases_sha256": digest, "ratio": cfg.ratio, "seed": cfg.seed,
+        "image_key": cfg.image_key, "label_key": cfg.label_key, "reference_key": cfg.reference_key,
+        "reference_label_values": cfg.reference_label_values, "donor_tries": cfg.donor_tries, "paste": cfg.paste,
+    })
+
+
+def _check_output_dir(cfg: SynthesisConfig, settings: Dict[str, Any]) -> None:
+    """Refuse to overwrite the input datalist or to resume a synthesis made with other settings."""
+    out = cfg.output_dir
+    if (out / "dataset.json").resolve() == Path(cfg.datalist).resolve():
+        raise SynthesisSettingsError(
+            f"--output-dir {out} would overwrite the input datalist {cfg.datalist}: choose another output folder")
+    fresh = f"Use another --output-dir, or delete {out} to synthesize again there."
+    recorded = out / SETTINGS_FILE
+    if recorded.is_file():
+        diffs = settings_differences(json.loads(recorded.read_text()), settings, where=SETTINGS_FILE)
+        if diffs:
+            raise SynthesisSettingsError(
+                f"{out} holds a Soft-CP synthesis made with other settings, so it is not resumed:\n  "
+                + "\n  ".join(diffs) + f"\n{fresh}")
+    elif any((out / SYNTH_META).glob("*.json")):
+        raise SynthesisSettingsError(
+            f"{out} holds synthetic cases but no {SETTINGS_FILE} (an older version wrote them), so they cannot be "
+            f"checked against these settings. {fresh}")
+
+
 def synthesize(cfg: SynthesisConfig) -> Dict[str, Any]:
     """Run (or resume) a synthesis; returns a summary and writes ``output_dir/dataset.json``."""
     full, entries, root = _read_datalist(cfg)
     if int(cfg.donor_tries) < 1:
         raise ValueError(f"donor_tries must be >= 1, got {cfg.donor_tries}")
     RandSoftCopyPaste(prob=1.0, **cfg.paste)  # fail on a bad configuration before any work
+    n_syn = num_synthetic(len(entries), cfg.ratio)
     cfg.output_dir = Path(cfg.output_dir)
+    settings = _settings(cfg, entries, root)
+    _check_output_dir(cfg, settings)
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    if not (cfg.output_dir / SETTINGS_FILE).is_file():  # before any case: a case never lacks its record
+        _write_json_atomic(settings, cfg.output_dir / SETTINGS_FILE)
     for folder in (SYNTH_IMAGES, SYNTH_LABELS, SYNTH_META):
         # leftovers of an interrupted run: never complete, never listed
         for stale in (cfg.output_dir / folder).glob(".partial-*"):
             stale.unlink()
-    n_syn = num_synthetic(len(entries), cfg.ratio)
     summary = {"real": len(entries), "synthetic": 0, "failed": 0, "resumed": 0, "written": 0}
     synthetic_entries = []
     bar = tqdm(range(n_syn), desc="Soft-CP synthesis", unit="case", disable=not cfg.progress)

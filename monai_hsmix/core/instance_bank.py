@@ -19,6 +19,8 @@ __all__ = [
     "to_instance_labels",
     "to_channel_first_image",
     "check_image_and_label",
+    "check_intensity_scale",
+    "intensity_range",
 ]
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -75,7 +77,34 @@ def to_channel_first_image(image, name: str = "image") -> np.ndarray:
         raise ValueError(f"{name} must be channel-first (C, H, W), got shape {tuple(arr.shape)}")
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"{name} must have an integer or floating dtype, got {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and arr.size and not np.isfinite([arr.min(), arr.max()]).all():
+        # NaN propagates through min/max, so two reductions see every non-finite value
+        raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+# intensity magnitudes further apart than this are different scales: [0, 1] against [0, 255] is 255x,
+# while images of one scale differ by a few times at most (a dim tile against a bright one)
+_MAX_SCALE_RATIO = 10.0
+
+
+def intensity_range(image: np.ndarray) -> Tuple[float, float]:
+    """``(min, max)`` of an image as floats (``(0, 0)`` for an empty one)."""
+    return (float(image.min()), float(image.max())) if image.size else (0.0, 0.0)
+
+
+def check_intensity_scale(have: Tuple[float, float], new: Tuple[float, float], have_name: str, new_name: str) -> None:
+    """Raise ``ValueError`` when two intensity ranges are on different scales (e.g. 0-255 against 0-1).
+
+    The scale of a range is its largest magnitude; a constant zero image has none and is accepted.
+    """
+    a, b = max(abs(have[0]), abs(have[1])), max(abs(new[0]), abs(new[1]))
+    if a > 0 and b > 0 and max(a, b) / min(a, b) > _MAX_SCALE_RATIO:
+        raise ValueError(
+            f"intensities of {have_name} lie in [{have[0]:.4g}, {have[1]:.4g}] but those of {new_name} in "
+            f"[{new[0]:.4g}, {new[1]:.4g}]: different scales (e.g. uint8 0-255 against [0, 1]); pasted nuclei "
+            "would keep the wrong intensities. Scale both the same way."
+        )
 
 
 def check_image_and_label(image, label) -> Tuple[np.ndarray, np.ndarray]:
@@ -163,15 +192,21 @@ class InstanceBank:
         self.exclude_border = exclude_border
         self._templates: List[NucleusTemplate] = []
         self._channels: Optional[int] = None
+        self._value_range: Optional[Tuple[float, float]] = None
 
     def add(self, image, label) -> int:
         """Add the instances of one labelled image; return how many were added."""
         found = extract_instances(image, label, self.min_area, self.max_area, self.exclude_border)
-        channels = to_channel_first_image(image).shape[0]
+        arr = to_channel_first_image(image)
+        channels, value_range = arr.shape[0], intensity_range(arr)
         if self._channels is not None and channels != self._channels:
             raise ValueError(f"bank holds {self._channels}-channel templates, image has {channels} channels")
+        if self._value_range is not None:
+            check_intensity_scale(self._value_range, value_range, "the bank's images", "the added image")
         if found:
             self._channels = channels
+            lo, hi = value_range if self._value_range is None else self._value_range
+            self._value_range = (min(lo, value_range[0]), max(hi, value_range[1]))
         self._templates.extend(found)
         return len(found)
 
@@ -186,6 +221,11 @@ class InstanceBank:
     @property
     def channels(self) -> Optional[int]:
         return self._channels
+
+    @property
+    def value_range(self) -> Optional[Tuple[float, float]]:
+        """``(min, max)`` intensity of the images the templates came from (None while empty)."""
+        return self._value_range
 
     @property
     def areas(self) -> np.ndarray:

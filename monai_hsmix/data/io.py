@@ -35,8 +35,8 @@ def read_list_file(path: PathLike) -> list:
     return names
 
 
-def load_nifti(path: PathLike, what: str = "NIfTI volume") -> Tuple[np.ndarray, np.ndarray]:
-    """Read a NIfTI file fully into memory as ``(array, affine)``.
+def read_nifti(path: PathLike, what: str = "NIfTI volume"):
+    """Read a NIfTI file fully into memory as ``(array, image)``; ``image`` keeps header and affine.
 
     nibabel reads lazily, so a truncated ``.nii.gz`` only fails when its data is touched: the data are
     read here, and any failure is reported with the path.
@@ -48,9 +48,15 @@ def load_nifti(path: PathLike, what: str = "NIfTI volume") -> Tuple[np.ndarray, 
         img = nib.load(str(p))
         arr = np.asarray(img.dataobj)
     except Exception as exc:  # nibabel raises several types (ImageFileError, EOFError, zlib.error, OSError)
-        raise DatasetError(f"{what}: cannot read {p}: {exc}") from exc
+        raise DatasetError(f"{what}: cannot read {p}: {type(exc).__name__}: {exc}") from exc
     if not np.issubdtype(arr.dtype, np.number):
         raise DatasetError(f"{what}: non-numeric data in {p}")
+    return arr, img
+
+
+def load_nifti(path: PathLike, what: str = "NIfTI volume") -> Tuple[np.ndarray, np.ndarray]:
+    """Read a NIfTI file fully into memory as ``(array, affine)`` (see :func:`read_nifti`)."""
+    arr, img = read_nifti(path, what)
     return arr, np.asarray(img.affine)
 
 

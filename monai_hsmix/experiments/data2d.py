@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from monai_hsmix.data.io import read_nifti
 
 DEFAULT_PATIENT_PATTERN = r"(patient\d+)"
 
@@ -139,8 +140,8 @@ def _scale_unit(image: np.ndarray) -> np.ndarray:
 
 def load_volume(image_path: Path, label_path: Path, num_classes: int, patient: str) -> Volume:
     """Read one image/label pair; checks shapes and label values."""
-    img = nib.load(str(image_path))
-    array = np.asarray(img.get_fdata(dtype=np.float32))
+    array, img = read_nifti(image_path, "image")  # a truncated file fails here, naming itself
+    array = array.astype(np.float32, copy=False)
     if array.ndim == 3:
         array = array[None]
     elif array.ndim == 4:
@@ -149,7 +150,7 @@ def load_volume(image_path: Path, label_path: Path, num_classes: int, patient: s
         raise ValueError(f"{image_path}: expected a 3D volume (X, Y, Z) or (X, Y, Z, C), got shape {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"{image_path} contains NaN or infinite values")
-    label = np.asarray(nib.load(str(label_path)).dataobj)
+    label, _ = read_nifti(label_path, "label")
     if label.shape != array.shape[1:]:
         raise ValueError(f"{label_path} has shape {label.shape}, image {image_path.name} has {array.shape[1:]}")
     label_int = np.rint(label).astype(np.int64)

@@ -13,7 +13,7 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy
 
 from monai_hsmix.core.background_shuffle import shuffle_background_patches
-from monai_hsmix.core.instance_bank import InstanceBank, check_image_and_label
+from monai_hsmix.core.instance_bank import InstanceBank, check_image_and_label, check_intensity_scale, intensity_range
 from monai_hsmix.core.instance_paste import paste_instances
 from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.networks.smooth_gan import SmoothGANGenerator, harmonize, load_generator
@@ -36,7 +36,8 @@ class RandInsMix(RandomizableTransform):
     ----------
     bank
         Templates to paste. None: each image's own nuclei (as in the authors' code); instances touching the
-        border are used only when no interior instance exists.
+        border are used only when no interior instance exists. Its images must be scaled like the images
+        augmented (a 0-255 bank and a [0, 1] image raise ValueError).
     prob
         Probability of augmenting at all (image and labels pass through unchanged otherwise; a binary label
         is still returned as an instance map).
@@ -131,6 +132,8 @@ class RandInsMix(RandomizableTransform):
         (uint8) take the label's type and shape ((H, W) or (1, H, W)).
         """
         image, instances = check_image_and_label(convert_to_numpy(img), convert_to_numpy(label))
+        if self.bank is not None and self.bank.value_range is not None:
+            check_intensity_scale(self.bank.value_range, intensity_range(image), "the bank's images", "the image")
         if not instances.any() and not self.allow_empty:
             raise ValueError("label has no nucleus instances; InsMix pastes next to existing nuclei (set allow_empty=True to skip such images)")
         if randomize:

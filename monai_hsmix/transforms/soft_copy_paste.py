@@ -23,6 +23,7 @@ from monai.config import KeysCollection
 from monai.transforms import AdjustContrast, Flip, GaussianSmooth, MapTransform, RandomizableTransform, Rotate, Zoom
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
+from monai_hsmix.backends.intensity import all_finite
 from monai_hsmix.core.lesion_objects import LesionObject, cut_lesion_object, lesion_instances, reframe_lesion_object
 from monai_hsmix.core.paste_placement import find_placement, paste_object, paste_region
 from monai_hsmix.core.soft_mask import BLEND_MODES, blend_weights, support_radius
@@ -308,6 +309,10 @@ class RandSoftCopyPaste(RandomizableTransform):
         ref = None
         if reference is not None:
             ref = self._spatial_label(convert_to_tensor(reference, track_meta=False), spatial, "reference") != 0
+        # a NaN in a donor would be pasted (and a NaN label matches no lesion value): refuse, as HSMix does
+        for name, values in (("img", main), ("donor_img", donor), ("label", main_lbl), ("donor_label", donor_lbl)):
+            if not all_finite(values):
+                raise ValueError(f"{name} contains NaN or infinite values")
         if not self._do_transform:
             return img, label
 

@@ -114,3 +114,37 @@ def test_resume_with_other_settings_refuses(tiny_decathlon, first_sweep, tmp_pat
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "other settings" in err and "train.lr: stored 0.005, now 0.1" in err
+
+
+@pytest.mark.parametrize("bad,named", [(["--hsmix-segments", "100", "50"], "n_segments"), (["--hsmix-p", "2"], "p must be"),
+                                       (["--cutmix-alpha", "0"], "alpha=0"), (["--lr", "0"], "--lr"),
+                                       (["--batch-size", "6", "--arms", "none", "mixup", "hsmix_both"], None)])
+def test_every_argument_is_checked_before_the_first_run(tiny_decathlon, tmp_path, monkeypatch, capsys, bad, named):
+    import monai_hsmix.apps.ablation as ablation
+
+    started = []
+    monkeypatch.setattr(ablation, "train_run", lambda arm, *a, **k: started.append(arm) or {})
+    argv = ["--data-dir", str(tiny_decathlon), "--out", str(tmp_path), "--arms", "none", "mixup", "cutmix", "hsmix_hard",
+            "--seeds", "0", "--train-patients", "2", "--val-patients", "2", *TINY, *bad]
+    if named is None:  # a valid command: the check lets it through
+        monkeypatch.setattr(ablation, "write_report", lambda *a, **k: tmp_path / "report.md")
+        assert main(argv) == 0 and started == ["none", "mixup", "hsmix_both"]
+        return
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    assert excinfo.value.code == 2 and started == [], "an arm trained before the bad argument was reported"
+    assert named in capsys.readouterr().err
+
+
+def test_a_truncated_volume_is_named(tiny_decathlon, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_decathlon, data)
+    victim = data / "imagesTr" / "patient002_frame01.nii.gz"
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    with pytest.raises(SystemExit) as excinfo:
+        main(["--data-dir", str(data), "--out", str(tmp_path / "out"), "--arms", "none", "--seeds", "0",
+              "--train-patients", "0", "--val-patients", "1", *TINY])
+    assert excinfo.value.code == 2
+    assert str(victim) in capsys.readouterr().err

@@ -75,7 +75,7 @@ def test_resume_does_not_rewrite_finished_cases(tmp_path, monkeypatch):
     out = tmp_path / "out"
     app.main(_args(datalist, out))
     first = _mtimes(out)
-    assert len(first) == 3 * 4  # per case: 2 channel files, a label and the sidecar
+    assert len(first) == 3 * 4 + 1  # per case: 2 channel files, a label and the sidecar; the settings record
     contents = {p: p.read_bytes() for p in first}
     victim = sorted(out.glob("imagesSyn/syn_00001_*"))[0]
     victim.unlink()
@@ -166,3 +166,59 @@ def test_absolute_paths_stay_absolute_and_relative_ones_are_rebased(tmp_path):
     written = json.loads((out / "dataset.json").read_text())["training"]
     assert written[0]["label"] == ds["training"][0]["label"]
     assert written[1]["label"] == "../../data/labelsTr/case1.nii.gz"
+
+
+@pytest.mark.parametrize("change,named", [(["--seed", "4"], "seed: 3 in softcp_settings.json, 4 now"),
+                                          (["--label-values", "2"], "label_values"),
+                                          (["--ratio", "3"], "ratio: 2.0 in")])
+def test_a_rerun_with_other_settings_stops_naming_them(tmp_path, change, named):
+    datalist = _write_dataset(tmp_path / "data")
+    out = tmp_path / "out"
+    app.main(_args(datalist, out))
+    before = _mtimes(out), (out / "dataset.json").read_text()
+    argv = _args(datalist, out)
+    for i in range(0, len(change), 2):  # replace the option's value
+        at = argv.index(change[i])
+        end = at + 1
+        while end < len(argv) and not argv[end].startswith("--"):
+            end += 1
+        argv[at:end] = change[i:i + 2]
+    with pytest.raises(app.SynthesisSettingsError) as excinfo:
+        app.main(argv)
+    assert named in str(excinfo.value) and "--output-dir" in str(excinfo.value)
+    assert (_mtimes(out), (out / "dataset.json").read_text()) == before, "the refused rerun changed the folder"
+    assert app.main(_args(datalist, out)) == 0  # the same settings still resume
+
+
+def test_the_input_datalist_is_never_overwritten(tmp_path):
+    datalist = _write_dataset(tmp_path / "data")
+    original = datalist.read_text()
+    with pytest.raises(app.SynthesisSettingsError, match="overwrite the input datalist"):
+        app.main(_args(datalist, datalist.parent))
+    assert datalist.read_text() == original and not (datalist.parent / "imagesSyn").exists()
+
+
+def test_synthetic_entries_of_an_earlier_output_are_no_real_source(tmp_path):
+    datalist = _write_dataset(tmp_path / "data")
+    first = tmp_path / "first"
+    app.main(_args(datalist, first))
+    with pytest.warns(UserWarning, match="ignoring 3 entries marked 'synthetic'"):
+        summary = app.synthesize(app.SynthesisConfig(first / "dataset.json", tmp_path / "second", ratio=2, seed=3,
+                                                     reference_key="mask", progress=False,
+                                                     paste={"label_values": [1, 2], "s2": 0.5}))
+    assert summary["real"] == 6
+    ds = json.loads((tmp_path / "second" / "dataset.json").read_text())
+    real = [e for e in ds["training"] if not e.get("synthetic")]
+    assert len(real) == 6 and len(ds["training"]) == 9
+    assert not any("imagesSyn" in json.dumps(e) for e in real)
+    assert all(0 <= e["softcp_main"] < 6 and 0 <= e["softcp_donor"] < 6 for e in ds["training"] if e.get("synthetic"))
+
+
+def test_a_truncated_volume_is_named(tmp_path):
+    from monai_hsmix.data.io import DatasetError
+
+    datalist = _write_dataset(tmp_path / "data", n=2)
+    victim = tmp_path / "data" / "labelsTr" / "case1.nii.gz"
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=str(victim)):
+        app.main(_args(datalist, tmp_path / "out"))

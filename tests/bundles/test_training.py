@@ -85,8 +85,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(demo_roots, tmp_path):
     wf = make_workflow(bundle, ["train"], **opts)
     trainer = wf.parser.get_parsed_content("train#trainer")
 
-    @trainer.on(Events.EPOCH_COMPLETED(once=1))
-    def _interrupt(engine):  # after the checkpoint handler of the config (attached earlier)
+    @trainer.on(Events.EPOCH_STARTED(once=2))
+    def _interrupt(engine):  # epoch 1 is saved (at its end), epoch 2 is lost
         raise RuntimeError("simulated interruption")
 
     with pytest.raises(RuntimeError) as excinfo:

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -196,3 +198,34 @@ def test_real_monuseg_crop(monuseg_dir):
     pasted = out["p"].astype(bool)
     background = out["label"] == 0
     assert out["image"][:, pasted].mean() < out["image"][:, background].mean()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_images_raise(bad):
+    image, inst, _ = _sample(size=48, n=4)
+    broken = image.astype(np.float32)
+    broken[0, :6, :6] = bad
+    with pytest.raises(ValueError, match="image contains NaN or infinite values"):
+        RandInsMix()(broken, inst)
+    with pytest.raises(ValueError, match="image contains NaN or infinite values"):
+        InstanceBank().add(broken, inst)
+    bank = InstanceBank.from_pairs([(image, inst)])
+    with pytest.raises(ValueError, match="image contains NaN or infinite values"):
+        RandInsMix(bank=bank)(broken, inst)
+
+
+def test_a_bank_on_another_intensity_scale_is_an_error():
+    image, inst, _ = _sample(size=64, n=8)
+    assert 100 < image.max() <= 255  # uint8-like tiles
+    unit = image.astype(np.float32) / 255.0
+    bank_255 = InstanceBank.from_pairs([(image, inst)])
+    assert bank_255.value_range == (float(image.min()), float(image.max()))
+    named = f"of the bank's images lie in [{image.min():.4g}, {image.max():.4g}] but those of the image in [{unit.min():.4g},"
+    with pytest.raises(ValueError, match=re.escape(named)):
+        RandInsMix(bank=bank_255, shuffle_prob=0.0)(unit, inst)
+    with pytest.raises(ValueError, match="different scales"):
+        bank_255.add(unit, inst)
+    # the same scale passes, whatever the exact range of each image
+    same = InstanceBank.from_pairs([(unit, inst)])
+    out, _, pasted = RandInsMix(bank=same, shuffle_prob=0.0).set_random_state(0)(unit * 0.8 + 0.1, inst)
+    assert np.asarray(pasted).any() and float(np.asarray(out).max()) <= 1.0

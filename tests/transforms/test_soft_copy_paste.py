@@ -301,3 +301,24 @@ def test_dictionary_transform_is_seeded_and_works_as_a_collate_step():
     collated = next(iter(loader))
     assert collated["a"].shape == (4, 2, 20, 20) and collated["softcp"]["pasted"].tolist() == [1, 1, 1, 1]
     assert mix.num_pasted == 4
+
+
+@pytest.mark.parametrize("where", ["img", "donor_img", "label", "donor_label"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_inputs_raise_naming_the_input(where, bad):
+    img, lbl = _case(12)
+    donor, donor_lbl = _case(13)
+    args = {"img": img, "label": lbl.astype(np.float32), "donor_img": donor.copy(), "donor_label": donor_lbl.astype(np.float32)}
+    args[where][..., 14:18, 14:18] = bad  # a block over the donor's lesion, as in a corrupted scan
+    paster = RandSoftCopyPaste((1, 2), s2=1.0).set_random_state(0)
+    with pytest.raises(ValueError, match=f"^{where} contains NaN or infinite values"):
+        paster(**args)
+
+
+def test_dictionary_transform_rejects_a_nan_donor():
+    img, lbl = _case(12)
+    donor, donor_lbl = _case(13)
+    donor[0, 15, 15] = np.nan
+    t = RandSoftCopyPasted(["image"], "label", donor_bank=[{"image": donor, "label": donor_lbl}], s2=1.0)
+    with pytest.raises(ValueError, match="donor_img contains NaN"):
+        t({"image": img, "label": lbl})

@@ -1,0 +1,106 @@
+"""A rerun in a bundle's output folder resumes only the same run, keeps the best model, and two identical
+runs give identical numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ignite.engine import Events
+from monai.bundle import ConfigWorkflow
+
+from monai_hsmix.bundle_errors import find_in_chain
+from monai_hsmix.handlers import RunSettingsMismatchError
+
+from .conftest import configs, tiny_overrides
+
+pytestmark = pytest.mark.slow
+BUNDLE = "brats2018_hsmix"
+
+
+def _workflow(**overrides) -> ConfigWorkflow:
+    wf = ConfigWorkflow(config_file=configs(BUNDLE, "train"), workflow_type=None, **overrides)
+    wf.initialize()
+    return wf
+
+
+@pytest.mark.parametrize("change", [{"use_hsmix": False}, {"network_name": "transunet"},
+                                    {"hsmix_options": {"mode": "hard"}}, {"modalities": ["t1", "flair"]}])
+def test_a_rerun_with_other_settings_stops_naming_the_setting(demo_roots, tmp_path, change):
+    opts = tiny_overrides(BUNDLE, demo_roots[BUNDLE], tmp_path)
+    _workflow(**opts).run()
+    assert (tmp_path / "models" / "last_checkpoint_epoch=1.pt").is_file()
+    changed = dict(opts, max_epochs=2, **change)
+    if "network_name" in change:
+        from .conftest import TINY_NETWORKS
+        changed["network_kwargs"] = TINY_NETWORKS["transunet"]
+    with pytest.raises(Exception) as excinfo:
+        _workflow(**changed).run()
+    mismatch = find_in_chain(excinfo.value, RunSettingsMismatchError)
+    assert mismatch is not None, f"no settings error in {excinfo.value!r}"
+    message = str(mismatch)
+    for name in change:
+        assert f"{name}: " in message
+    assert "--output_dir" in message and "--resume False" in message
+    # the checkpoint of the first run is untouched, and --resume False starts over in the same folder
+    seen = []
+    wf = _workflow(**dict(changed, resume=False))
+    wf.parser.get_parsed_content("train#trainer").add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: seen.append(e.state.iteration))
+    wf.run()
+    assert seen == [1, 2, 3, 4]
+
+
+def _predicting_nothing(opts, **extra) -> dict:
+    """Overrides whose validation sees an empty prediction (Dice 0, never a better model)."""
+    worse = dict(opts, **extra)
+    worse["validate#postprocessing#transforms"] = [
+        {"_target_": "Activationsd", "keys": "pred", "sigmoid": True},
+        {"_target_": "Lambdad", "keys": "pred", "func": "$lambda x: x * 0"},
+    ]
+    return worse
+
+
+def test_a_resumed_run_keeps_the_better_best_model(demo_roots, tmp_path):
+    opts = tiny_overrides(BUNDLE, demo_roots[BUNDLE], tmp_path, max_epochs=1)
+    wf = _workflow(**opts)
+    wf.run()
+    best = wf.parser.get_parsed_content("validate#evaluator").state.best_metric
+    assert best >= 0.0
+    best_model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+
+    # the resumed run validates a model that predicts nothing: Dice 0, no better than the first run's
+    wf2 = _workflow(**_predicting_nothing(opts, max_epochs=2))
+    wf2.run()
+    evaluator = wf2.parser.get_parsed_content("validate#evaluator")
+    assert evaluator.state.metrics["val_mean_dice"] <= best
+    assert evaluator.state.best_metric == best and evaluator.state.best_metric_epoch == 1
+    kept = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert all(torch.equal(kept[k], v) for k, v in best_model.items()), "model.pt replaced by a worse model"
+
+
+def _first_loss(opts) -> float:
+    wf = _workflow(**opts)
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    losses = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=1),
+                              lambda e: losses.append(float(e.state.output[0]["loss"])))
+    wf.run()
+    return losses[0]
+
+
+def test_the_same_bundle_command_twice_gives_the_same_first_loss(demo_roots, tmp_path):
+    opts = tiny_overrides(BUNDLE, demo_roots[BUNDLE], tmp_path / "a", max_epochs=1, val_interval=5)
+    first = _first_loss(opts)
+    again = _first_loss(dict(opts, output_dir=str(tmp_path / "b")))
+    assert first == again
+    # the seed reaches the mixing: another seed mixes (and so starts) differently
+    assert _first_loss(dict(opts, output_dir=str(tmp_path / "c"), seed=1)) != first
+
+
+def test_a_deleted_best_model_is_saved_again_after_a_resume(demo_roots, tmp_path):
+    opts = tiny_overrides(BUNDLE, demo_roots[BUNDLE], tmp_path, max_epochs=1)
+    _workflow(**opts).run()
+    (tmp_path / "models" / "model.pt").unlink()
+    _workflow(**_predicting_nothing(opts, max_epochs=2)).run()
+    # the restored ranking names a file that is gone: it must not stop the next model from being saved
+    assert (tmp_path / "models" / "model.pt").is_file()
