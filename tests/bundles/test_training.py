@@ -75,7 +75,7 @@ def test_inference_writes_label_volumes(bundle, demo_roots, tmp_path):
     if bundle == "synapse_hsmix":
         assert arr.shape == (32, 32, 4) and set(np.unique(arr).tolist()) <= set(range(9))
     else:
-        assert arr.shape == (32, 32, 6) and set(np.unique(arr).tolist()) <= {0, 1, 2, 4}
+        assert arr.shape == (40, 40, 6) and set(np.unique(arr).tolist()) <= {0, 1, 2, 4}
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(demo_roots, tmp_path):

@@ -20,10 +20,13 @@ from monai_hsmix.data.synapse import (
 )
 
 
+RAW_AFFINE = np.diag([0.8, 0.8, 3.0, 1.0])
+
+
 def _write_raw_case(raw, case, hu, label):
     for sub, name, arr in (("img", f"img{case:04d}", hu), ("label", f"label{case:04d}", label)):
         (raw / "RawData" / "Training" / sub).mkdir(parents=True, exist_ok=True)
-        nib.save(nib.Nifti1Image(arr, np.eye(4)), str(raw / "RawData" / "Training" / sub / f"{name}.nii.gz"))
+        nib.save(nib.Nifti1Image(arr, RAW_AFFINE), str(raw / "RawData" / "Training" / sub / f"{name}.nii.gz"))
 
 
 def test_transunet_split_is_18_train_12_test_disjoint():
@@ -66,6 +69,10 @@ def test_convert_btcv_writes_transunet_layout(tmp_path):
     vol = load_h5(synapse_test_datalist(out)[0]["path"], ["image", "label"])
     assert vol["image"].shape == (3, 10, 12)
     np.testing.assert_array_equal(vol["label"], map_btcv_labels(label).transpose(2, 1, 0))
+    # read back as a scan: (x, y, z) with the scan's affine
+    back = LoadSynapseVolumed()({"path": synapse_test_datalist(out)[0]["path"]})
+    np.testing.assert_array_equal(back["label"][0].numpy(), map_btcv_labels(label))
+    np.testing.assert_allclose(back["image"].affine.numpy(), RAW_AFFINE)
 
 
 def test_convert_btcv_names_the_missing_case_and_writes_nothing(tmp_path):
@@ -108,8 +115,9 @@ def test_load_volume_moves_depth_last_and_names_bad_files(tmp_path):
     with h5py.File(path, "w") as f:
         f["image"], f["label"] = img, img * 0
     out = LoadSynapseVolumed()({"path": str(path)})
-    assert out["image"].shape == (1, 3, 4, 2)
-    assert torch.equal(out["image"][0, :, :, 1], torch.from_numpy(img[1]))
+    # (D, H, W) = (z, y, x) comes back in the scan's (x, y, z) order
+    assert out["image"].shape == (1, 4, 3, 2)
+    assert torch.equal(out["image"][0, :, :, 1], torch.from_numpy(img[1].T))
     assert out["image"].meta["filename_or_obj"] == str(path)
     with h5py.File(path, "w") as f:
         f["image"] = img
