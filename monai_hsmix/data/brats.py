@@ -26,11 +26,13 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from monai_hsmix.data.io import DatasetError, PathLike, load_nifti
+from monai_hsmix.reporting import is_main_process
 
 BRATS_REGIONS = ("WT", "TC", "ET")
 BRATS2018_MODALITIES = ("t1", "t1ce", "t2", "flair")
@@ -252,13 +254,15 @@ def _cache_key(dataset_dir: Path, layout: str, modalities: Sequence[str], crop_s
 
 def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str = "train",
                          layout: str = "brats2018", modalities: Sequence[str] = BRATS2018_MODALITIES,
-                         crop_size: int = 224, val_fraction: float = 0.2, seed: int = 0) -> List[Dict[str, object]]:
+                         crop_size: int = 224, val_fraction: float = 0.2, seed: int = 0,
+                         progress: bool = True) -> List[Dict[str, object]]:
     """Prepare the paper's 2D training slices once and return their datalist.
 
     Every case of ``split`` is normalised (:func:`load_brats_case`), centre-cropped to ``crop_size``
     in-plane, and its axial slices that contain tumour are saved as ``.npz`` (``image`` (C, S, S)
     float16, ``label`` (3, S, S) uint8 WT/TC/ET). The folder is keyed by every setting and written
     atomically, so concurrent processes (``torchrun``) and changed settings never see partial data.
+    ``progress`` shows a tqdm bar over the cases while they are prepared (rank 0 only).
 
     Returns
     -------
@@ -278,7 +282,8 @@ def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str 
         tmp.mkdir(parents=True)
         entries = []
         try:
-            for case in cases:
+            bar = tqdm(cases, desc=f"preparing {split} slices", unit="case", disable=not (progress and is_main_process()))
+            for case in bar:
                 image, regions, _ = load_brats_case(case, layout, mods)
                 image = centre_crop_or_pad(image, crop_size)
                 regions = centre_crop_or_pad(regions, crop_size)

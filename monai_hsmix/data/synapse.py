@@ -19,6 +19,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from monai.config import KeysCollection
 from monai.data import MetaTensor
@@ -105,6 +106,7 @@ def convert_btcv(
     out_dir: PathLike,
     train_cases: Sequence[int] = SYNAPSE_TRAIN_CASES,
     test_cases: Sequence[int] = SYNAPSE_TEST_CASES,
+    progress: bool = True,
 ) -> Dict[str, int]:
     """Convert raw BTCV NIfTI scans into TransUNet's Synapse layout.
 
@@ -117,6 +119,8 @@ def convert_btcv(
         Output root; ``train_npz/``, ``test_vol_h5/`` and ``lists/lists_Synapse/`` are written.
     train_cases, test_cases : sequence of int
         Case numbers (TransUNet's 18 / 12 by default); they must not overlap.
+    progress : bool
+        Show a tqdm bar over the cases.
 
     Returns
     -------
@@ -140,12 +144,14 @@ def convert_btcv(
     (out / "test_vol_h5").mkdir(parents=True, exist_ok=True)
     (out / LIST_DIR).mkdir(parents=True, exist_ok=True)
     slice_names: List[str] = []
+    bar = tqdm(total=len(train_cases) + len(test_cases), desc="converting BTCV", unit="case", disable=not progress)
     for case in train_cases:
         image, label, _ = _read_btcv_case(raw, case)
         for z in range(image.shape[0]):
             name = f"{case_name(case)}_slice{z:03d}"
             np.savez_compressed(out / "train_npz" / f"{name}.npz", image=image[z], label=label[z].astype(np.float32))
             slice_names.append(name)
+        bar.update()
     for case in test_cases:
         image, label, affine = _read_btcv_case(raw, case)
         with h5py.File(out / "test_vol_h5" / f"{case_name(case)}.npy.h5", "w") as f:
@@ -153,6 +159,8 @@ def convert_btcv(
             f.create_dataset("label", data=label.astype(np.float32), compression="gzip")
             # the scan's (x, y, z) affine: inference writes its predictions back in the scan's space
             f.attrs[H5_AFFINE_ATTR] = affine.astype(np.float64)
+        bar.update()
+    bar.close()
     (out / LIST_DIR / "train.txt").write_text("".join(f"{n}\n" for n in slice_names))
     (out / LIST_DIR / "test_vol.txt").write_text("".join(f"{case_name(c)}\n" for c in test_cases))
     return {"train_slices": len(slice_names), "test_volumes": len(test_cases)}
