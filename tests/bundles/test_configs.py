@@ -14,7 +14,8 @@ from monai_hsmix.bundle_utils import BUNDLES, bundle_dir
 
 from .conftest import configs
 
-SCHEMA = bundle_dir(BUNDLES[0]).parents[1] / "monai_hsmix" / "bundle_schema" / "meta_schema.json"
+SCHEMA_DIR = bundle_dir(BUNDLES[0]).parents[1] / "monai_hsmix" / "bundle_schema"
+SCHEMA = SCHEMA_DIR / "meta_schema_20240725.json"  # MONAI's published schema, see its README
 CONFIG_SETS = [("train",), ("train", "evaluate"), ("train", "multi_gpu_train"), ("inference",)]
 
 
@@ -83,10 +84,21 @@ def test_metadata_verifies_offline_and_bad_metadata_fails(bundle, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="num_channels"):
         verify_metadata(meta_file=str(tmp_path / "bad.json"), filepath=str(SCHEMA))
-    bad = dict(broken, version="one")
+    bad = dict(broken, version=1)
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    with pytest.raises(ValueError, match="'one' does not match"):
+    with pytest.raises(ValueError, match="1 is not of type 'string'"):
         verify_metadata(meta_file=str(tmp_path / "bad.json"), filepath=str(SCHEMA))
+
+
+def test_shipped_schema_is_monais_published_file_unchanged():
+    import hashlib
+
+    readme = (SCHEMA_DIR / "README.md").read_text()
+    digest = hashlib.sha256(SCHEMA.read_bytes()).hexdigest()
+    assert digest in readme, "the schema differs from the published file its README names"
+    for bundle in BUNDLES:  # and it is the schema the metadata names
+        meta = json.loads((bundle_dir(bundle) / "configs" / "metadata.json").read_text())
+        assert meta["schema"].endswith("/" + SCHEMA.name)
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
