@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -20,6 +18,8 @@ from ignite.engine import Events
 
 from monai.data.utils import affine_to_spacing
 from monai.handlers import HausdorffDistance
+
+from monai_hsmix.data.io import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -97,20 +97,6 @@ class HausdorffDistanceMM(HausdorffDistance):
         for pred, label in zip(y_pred, y):  # channel-first items, one at a time: each has its own spacing
             spacing = spacing_of(label, label.ndim - 1)
             self.metric_fn([pred], [label], spacing=None if spacing is None else spacing.tolist())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _csv_bytes(rows: Sequence[Sequence[object]]) -> bytes:
@@ -275,14 +261,14 @@ class SegmentationReport:
         rows = [["case", "metric", *self.class_names]]
         for metric, values in details.items():
             rows += [[name, self.metrics[metric], *[_fmt(v) for v in row]] for name, row in zip(names, values)]
-        _atomic_write(self.output_dir / "per_case.csv", _csv_bytes(rows))
+        write_bytes_atomic(self.output_dir / "per_case.csv", _csv_bytes(rows))
         summary = [["metric", "class", "mean", "median", "std", "count"]]
         for metric, values in details.items():
             for c, col in zip(self.class_names, values.T):
                 ok = col[np.isfinite(col)]
                 stats = (np.mean(ok), np.median(ok), np.std(ok)) if ok.size else (np.nan,) * 3
                 summary.append([self.metrics[metric], c, *[_fmt(float(s)) for s in stats], int(ok.size)])
-        _atomic_write(self.output_dir / "summary.csv", _csv_bytes(summary))
+        write_bytes_atomic(self.output_dir / "summary.csv", _csv_bytes(summary))
         for metric in self.plot_metrics:
             self._box_plot(metric, details[metric])
 
@@ -302,7 +288,7 @@ class SegmentationReport:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
         plt.close(fig)
-        _atomic_write(self.output_dir / f"{metric}_boxplot.png", buf.getvalue())
+        write_bytes_atomic(self.output_dir / f"{metric}_boxplot.png", buf.getvalue())
 
     def _write_tensorboard(self, step: int) -> None:
         if self._writer is None:
