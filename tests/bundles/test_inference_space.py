@@ -149,3 +149,27 @@ def test_brats2015_inference_undoes_the_crop_and_writes_2018_labels(tmp_path):
 
 def test_brats2015_mapping_merges_label_3_into_1():
     np.testing.assert_array_equal(brats2015_to_2018_labels(np.array([0, 1, 2, 3, 4])), [0, 1, 2, 1, 4])
+
+
+class Zeros(torch.nn.Module):
+    """A stand-in whose prediction is empty: only the written geometry is checked."""
+
+    def __init__(self, out_channels: int = 3) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.full((out_channels,), -10.0))
+
+    def forward(self, x):
+        return self.bias.view(1, -1, 1, 1) + torch.zeros_like(x[:, :1])
+
+
+@pytest.mark.slow
+def test_real_brats2015_case_is_written_on_its_240_x_240_x_155_grid(brats2015_dir, tmp_path):
+    from monai_hsmix.data.brats import brats_volume_datalist
+
+    case = brats_volume_datalist(brats2015_dir, "test", layout="brats2015_deepmedic")[0]
+    preds = _run_inference("brats2018_hsmix", tmp_path / "out", Zeros(), layout="brats2015_deepmedic",
+                           modalities=["flair", "t1ce"], dataset_dir=str(brats2015_dir), datalist=[case])
+    source = nib.load(str(Path(case["case_dir"]) / "Flair_subtrMeanDivStd.nii.gz"))
+    written = nib.load(str(preds / f"{case['case']}_seg.nii.gz"))
+    assert written.shape == source.shape == (240, 240, 155)
+    np.testing.assert_allclose(written.affine, source.affine, atol=1e-5)
