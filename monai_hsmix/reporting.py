@@ -15,6 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import torch
 from ignite.engine import Events
+from ignite.metrics.metric import reinit__is_reduced
 
 from monai.data.utils import affine_to_spacing
 from monai.handlers import HausdorffDistance
@@ -90,6 +91,7 @@ class HausdorffDistanceMM(HausdorffDistance):
     (plain tensors) count in voxels. Arguments are those of :class:`monai.handlers.HausdorffDistance`.
     """
 
+    @reinit__is_reduced
     def update(self, output) -> None:
         if len(output) != 2:
             raise ValueError(f"output must have length 2, got {len(output)}.")
