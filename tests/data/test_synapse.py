@@ -126,3 +126,14 @@ def test_load_volume_moves_depth_last_and_names_bad_files(tmp_path):
     path.write_bytes(b"not hdf5")
     with pytest.raises(DatasetError, match=r"cannot read .*case0001\.npy\.h5"):
         LoadSynapseVolumed()({"path": str(path)})
+
+
+def test_convert_btcv_shows_progress_over_the_cases(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    for case in (5, 1):
+        _write_raw_case(raw, case, np.zeros((4, 4, 2), np.int16), np.zeros((4, 4, 2), np.uint8))
+    convert_btcv(raw, tmp_path / "out", train_cases=[5], test_cases=[1])
+    err = capsys.readouterr().err
+    assert "converting BTCV" in err and "2/2" in err
+    convert_btcv(raw, tmp_path / "out2", train_cases=[5], test_cases=[1], progress=False)
+    assert "converting BTCV" not in capsys.readouterr().err
