@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Dict, Optional, Sequence
 from monai_hsmix.bundle_utils import REGION_NAMES, bundle_dir, read_metric_summary
 
 BUNDLE = "brats2018_hsmix"
-METRICS = {"val_mean_dice": "Dice", "val_mean_iou": "IoU (Jaccard)", "val_hd95": "HD95 (px)"}
+METRICS = {"val_mean_dice": "Dice", "val_mean_iou": "IoU (Jaccard)", "val_hd95": "HD95 (mm)"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true",
                    help="train from scratch even if --output-dir holds a checkpoint of an earlier demo (by default "
                         "the demo resumes it; with other settings it stops and says which)")
+    p.add_argument("--num-threads", type=int, default=None,
+                   help="CPU threads (default: from the usable cores and the machine's load, or OMP_NUM_THREADS; "
+                        "see monai_hsmix.threads)")
     return p
 
 
@@ -67,22 +71,29 @@ def write_preview(data_dir: Path, out_png: Path, seed: int) -> Path:
 
 def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 30, network: str = "unet", img_size: int = 64,
              batch_size: int = 8, learning_rate: float = 3e-3, use_hsmix: bool = True, seed: int = 0,
-             preview: bool = True, restart: bool = False) -> Dict[str, Dict[str, float]]:
+             preview: bool = True, restart: bool = False,
+             num_threads: Optional[int] = None) -> Dict[str, Dict[str, float]]:
     """Run the demo and return ``{metric: {"WT": v, "TC": v, "ET": v, "mean": v}}``.
 
     A rerun in the same ``output_dir`` resumes the saved training state (``--epochs`` higher trains on);
     one with other settings stops with :class:`~monai_hsmix.handlers.RunSettingsMismatchError`;
-    ``restart=True`` trains from scratch.
+    ``restart=True`` trains from scratch. ``num_threads`` None chooses CPU threads with
+    :func:`monai_hsmix.threads.default_num_threads` (one thread per core on a busy machine
+    oversubscribes it and runs several times slower).
     """
     from monai.bundle import run as bundle_run
 
     from monai_hsmix.data.demo_data import resolve_dataset_dir
+    from monai_hsmix.threads import set_num_threads, usable_cores
     from monai_hsmix.handlers import latest_checkpoint
 
     out = Path(output_dir).resolve()
     bundle = bundle_dir(BUNDLE)
     configs = bundle / "configs"
     start = time.perf_counter()
+    threads = set_num_threads(num_threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"[demo] {threads} CPU thread(s) of {usable_cores()} usable cores (1-min load {load:.2f} at start)", flush=True)
     data_dir = Path(resolve_dataset_dir(None, "brats2018", out / "data" / "brats2018", seed=seed))
     print(f"[demo] BraTS2018-layout demo data: {data_dir}", flush=True)
     png = write_preview(data_dir, out / "hsmix_preview.png", seed) if preview else None
@@ -93,7 +104,7 @@ def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 30, network: 
                      img_size=img_size, network_name=network, network_kwargs=_network_kwargs(network),
                      use_hsmix=use_hsmix, max_epochs=epochs, val_interval=1, batch_size=batch_size,
                      val_batch_size=32, num_workers=0, learning_rate=learning_rate, log_every=5, seed=seed,
-                     val_fraction=0.25, resume=not restart)
+                     val_fraction=0.25, resume=not restart, num_threads=threads)
     if previous is not None:
         print(f"[demo] resuming the earlier demo run from {previous} (--restart trains from scratch)", flush=True)
     print(f"[demo] training {network} with{'' if use_hsmix else 'out'} HSMix for {epochs} epochs "
@@ -105,7 +116,7 @@ def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 30, network: 
     elapsed = time.perf_counter() - start
     eval_dir = run_dir / "eval"
     results = {m: read_metric_summary(eval_dir / f"{m}_summary.csv", REGION_NAMES[BUNDLE]) for m in METRICS}
-    print(f"\n[demo] finished in {elapsed / 60:.1f} min; validation slices, per region:")
+    print(f"\n[demo] finished in {elapsed / 60:.1f} min; validation cases (whole volumes), per region:")
     print(f"  {'metric':<15}" + "".join(f"{r:>9}" for r in (*REGION_NAMES[BUNDLE], "mean")))
     for m, label in METRICS.items():
         print(f"  {label:<15}" + "".join(f"{results[m][r]:>9.3f}" for r in (*REGION_NAMES[BUNDLE], "mean")))
@@ -126,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO)
     try:
         run_demo(args.output_dir, args.epochs, args.network, args.img_size, args.batch_size, args.learning_rate,
-                 not args.no_hsmix, args.seed, not args.no_preview, args.restart)
+                 not args.no_hsmix, args.seed, not args.no_preview, args.restart, args.num_threads)
     except Exception as e:
         # the bundle wraps errors in config-evaluation errors: report the settings conflict itself
         err = find_in_chain(e, RunSettingsMismatchError)

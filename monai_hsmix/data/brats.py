@@ -26,11 +26,13 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from monai_hsmix.data.io import DatasetError, PathLike, load_nifti
+from monai_hsmix.reporting import is_main_process
 
 BRATS_REGIONS = ("WT", "TC", "ET")
 BRATS2018_MODALITIES = ("t1", "t1ce", "t2", "flair")
@@ -252,13 +254,15 @@ def _cache_key(dataset_dir: Path, layout: str, modalities: Sequence[str], crop_s
 
 def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str = "train",
                          layout: str = "brats2018", modalities: Sequence[str] = BRATS2018_MODALITIES,
-                         crop_size: int = 224, val_fraction: float = 0.2, seed: int = 0) -> List[Dict[str, object]]:
+                         crop_size: int = 224, val_fraction: float = 0.2, seed: int = 0,
+                         progress: bool = True) -> List[Dict[str, object]]:
     """Prepare the paper's 2D training slices once and return their datalist.
 
     Every case of ``split`` is normalised (:func:`load_brats_case`), centre-cropped to ``crop_size``
     in-plane, and its axial slices that contain tumour are saved as ``.npz`` (``image`` (C, S, S)
     float16, ``label`` (3, S, S) uint8 WT/TC/ET). The folder is keyed by every setting and written
     atomically, so concurrent processes (``torchrun``) and changed settings never see partial data.
+    ``progress`` shows a tqdm bar over the cases while they are prepared (rank 0 only).
 
     Returns
     -------
@@ -278,7 +282,8 @@ def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str 
         tmp.mkdir(parents=True)
         entries = []
         try:
-            for case in cases:
+            bar = tqdm(cases, desc=f"preparing {split} slices", unit="case", disable=not (progress and is_main_process()))
+            for case in bar:
                 image, regions, _ = load_brats_case(case, layout, mods)
                 image = centre_crop_or_pad(image, crop_size)
                 regions = centre_crop_or_pad(regions, crop_size)
@@ -309,16 +314,20 @@ def brats_volume_datalist(dataset_dir: PathLike, split: str = "val", layout: str
 
 
 class LoadBratsCased(MapTransform):
-    """Load a whole case as ``image`` ``(C, S, S, Z)`` (and ``label`` ``(3, S, S, Z)``) MetaTensors.
+    """Load a whole case as ``image`` ``(C, X, Y, Z)`` (and ``label`` ``(3, X, Y, Z)``) MetaTensors with its affine.
 
-    Normalisation and centre crop are those of :func:`prepare_brats_slices`, so a network trained on
-    the slices can run slice by slice over the volume (MONAI ``SliceInferer(spatial_dim=2)``).
+    Normalisation is that of :func:`prepare_brats_slices`. With ``crop_size=None`` (the default) the
+    volume keeps the source's grid: put MONAI's ``ResizeWithPadOrCropd(spatial_size=(S, S, -1))``
+    after it for the network and ``Invertd`` on the prediction to write it over the source (the
+    bundle's ``inference.yaml`` does). An integer ``crop_size`` centre-crops here instead, as the
+    prepared slices are, and the result is no longer in the source's space.
     """
 
     def __init__(self, keys=("image", "label"), case_key: str = "case_dir", layout: str = "brats2018",
-                 modalities: Sequence[str] = BRATS2018_MODALITIES, crop_size: int = 224) -> None:
+                 modalities: Sequence[str] = BRATS2018_MODALITIES, crop_size: Optional[int] = None) -> None:
         super().__init__(keys)
-        self.case_key, self.layout, self.crop_size = case_key, layout, int(crop_size)
+        self.case_key, self.layout = case_key, layout
+        self.crop_size = None if crop_size is None else int(crop_size)
         self.modalities = _check_modalities(modalities, get_layout(layout))
         if len(self.keys) not in (1, 2):
             raise ValueError(f"LoadBratsCased takes an image key and an optional label key, got {self.keys}")
@@ -328,17 +337,31 @@ class LoadBratsCased(MapTransform):
         case_dir = d[self.case_key]
         with_label = len(self.keys) == 2
         image, regions, affine = load_brats_case(case_dir, self.layout, self.modalities, with_label)
+        # the case folder names the output (<case>_seg.nii.gz); the affine is the first modality's
         meta = {"filename_or_obj": str(Path(case_dir) / Path(case_dir).name), "original_affine": affine}
-        arrays = [centre_crop_or_pad(image, self.crop_size)]
-        if with_label:
-            arrays.append(centre_crop_or_pad(regions, self.crop_size).astype(np.float32))
+        arrays = [image] + ([regions.astype(np.float32)] if with_label else [])
+        if self.crop_size is not None:
+            arrays = [centre_crop_or_pad(a, self.crop_size) for a in arrays]
         for key, arr in zip(self.keys, arrays):
             d[key] = MetaTensor(torch.from_numpy(np.ascontiguousarray(arr)), affine=torch.as_tensor(affine), meta=dict(meta))
         return d
 
 
+def brats2015_to_2018_labels(label):
+    """BraTS 2015 labels -> BraTS 2018 labels: 3 (non-enhancing tumour) merges into 1 (core), others stay.
+
+    A network trained on WT/TC/ET regions cannot tell 2015's 1 and 3 apart (both are TC but not ET),
+    so its written label maps use the 2018 convention; compare them with this mapping of a 2015 truth.
+    """
+    lab = np.asarray(label)
+    return np.where(lab == 3, 1, lab).astype(lab.dtype)
+
+
 def regions_to_labels(regions):
     """``(3, *spatial)`` WT, TC, ET masks -> ``(1, *spatial)`` BraTS2018 labels (2 oedema, 1 core, 4 enhancing).
+
+    For either layout the written convention is 2018's: 2015's labels 1 and 3 both come out as 1
+    (:func:`brats2015_to_2018_labels`).
 
     Nested by construction: ET inside TC inside WT wins in that order, so a voxel predicted ET but
     not WT still becomes 4. Works on numpy arrays and (Meta)Tensors.

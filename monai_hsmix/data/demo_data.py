@@ -121,7 +121,7 @@ def _write_synapse(out: Path, rng: np.random.Generator, size: int, depth: int,
         hu, label = synthetic_abdomen(rng, size, depth)
         _save_nifti(hu, raw / "img" / f"img{case:04d}.nii.gz")
         _save_nifti(label, raw / "label" / f"label{case:04d}.nii.gz")
-    convert_btcv(out, out, train_cases, test_cases)
+    convert_btcv(out, out, train_cases, test_cases, progress=False)
 
 
 def _write_brats(out: Path, rng: np.random.Generator, size: int, depth: int, n_hgg: int, n_lgg: int) -> None:

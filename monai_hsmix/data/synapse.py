@@ -3,7 +3,11 @@
 Layout (as published with TransUNet)::
 
     train_npz/case0005_slice000.npz      image (H, W) float in [0, 1], label (H, W)
-    test_vol_h5/case0001.npy.h5          image, label (D, H, W)
+    test_vol_h5/case0001.npy.h5          image, label (D, H, W); attribute "affine" when written by convert_btcv
+
+``(D, H, W)`` is the NIfTI scan's ``(z, y, x)``: slices have rows = y, columns = x. Volumes are read
+back (:class:`LoadSynapseVolumed`) in the scan's ``(x, y, z)`` order with its affine, so predictions
+can be written over the scan they came from.
     lists/lists_Synapse/train.txt        one slice name per line (no extension)
     lists/lists_Synapse/test_vol.txt     one case name per line
 """
@@ -15,6 +19,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from monai.config import KeysCollection
 from monai.data import MetaTensor
@@ -42,6 +47,8 @@ BTCV_TO_SYNAPSE = {1: 1, 2: 2, 3: 3, 4: 4, 6: 5, 7: 6, 8: 7, 11: 8}
 BTCV_NUM_LABELS = 13
 
 LIST_DIR = Path("lists") / "lists_Synapse"
+H5_AFFINE_ATTR = "affine"
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 def case_name(case: int) -> str:
@@ -82,16 +89,16 @@ def _btcv_case_files(raw_dir: Path, case: int) -> Tuple[Path, Path]:
     return require_file(img, f"BTCV image of case {case}"), require_file(lab, f"BTCV label of case {case}")
 
 
-def _read_btcv_case(raw_dir: Path, case: int) -> Tuple[np.ndarray, np.ndarray]:
+def _read_btcv_case(raw_dir: Path, case: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     img_path, lab_path = _btcv_case_files(raw_dir, case)
-    hu, _ = load_nifti(img_path, f"BTCV image of case {case}")
+    hu, affine = load_nifti(img_path, f"BTCV image of case {case}")
     lab, _ = load_nifti(lab_path, f"BTCV label of case {case}")
     if hu.ndim != 3 or hu.shape != lab.shape:
         raise DatasetError(f"case {case}: image {img_path} shape {hu.shape} and label {lab_path} shape {lab.shape} differ")
     # NIfTI (x, y, z) -> (z, y, x): axial slices as rows = y, columns = x, like TransUNet's (D, H, W) volumes
     image = ct_to_unit_range(hu).transpose(2, 1, 0)
     label = map_btcv_labels(lab, str(lab_path)).transpose(2, 1, 0)
-    return np.ascontiguousarray(image), np.ascontiguousarray(label)
+    return np.ascontiguousarray(image), np.ascontiguousarray(label), affine
 
 
 def convert_btcv(
@@ -99,6 +106,7 @@ def convert_btcv(
     out_dir: PathLike,
     train_cases: Sequence[int] = SYNAPSE_TRAIN_CASES,
     test_cases: Sequence[int] = SYNAPSE_TEST_CASES,
+    progress: bool = True,
 ) -> Dict[str, int]:
     """Convert raw BTCV NIfTI scans into TransUNet's Synapse layout.
 
@@ -111,6 +119,8 @@ def convert_btcv(
         Output root; ``train_npz/``, ``test_vol_h5/`` and ``lists/lists_Synapse/`` are written.
     train_cases, test_cases : sequence of int
         Case numbers (TransUNet's 18 / 12 by default); they must not overlap.
+    progress : bool
+        Show a tqdm bar over the cases.
 
     Returns
     -------
@@ -134,17 +144,23 @@ def convert_btcv(
     (out / "test_vol_h5").mkdir(parents=True, exist_ok=True)
     (out / LIST_DIR).mkdir(parents=True, exist_ok=True)
     slice_names: List[str] = []
+    bar = tqdm(total=len(train_cases) + len(test_cases), desc="converting BTCV", unit="case", disable=not progress)
     for case in train_cases:
-        image, label = _read_btcv_case(raw, case)
+        image, label, _ = _read_btcv_case(raw, case)
         for z in range(image.shape[0]):
             name = f"{case_name(case)}_slice{z:03d}"
             np.savez_compressed(out / "train_npz" / f"{name}.npz", image=image[z], label=label[z].astype(np.float32))
             slice_names.append(name)
+        bar.update()
     for case in test_cases:
-        image, label = _read_btcv_case(raw, case)
+        image, label, affine = _read_btcv_case(raw, case)
         with h5py.File(out / "test_vol_h5" / f"{case_name(case)}.npy.h5", "w") as f:
             f.create_dataset("image", data=image, compression="gzip")
             f.create_dataset("label", data=label.astype(np.float32), compression="gzip")
+            # the scan's (x, y, z) affine: inference writes its predictions back in the scan's space
+            f.attrs[H5_AFFINE_ATTR] = affine.astype(np.float64)
+        bar.update()
+    bar.close()
     (out / LIST_DIR / "train.txt").write_text("".join(f"{n}\n" for n in slice_names))
     (out / LIST_DIR / "test_vol.txt").write_text("".join(f"{case_name(c)}\n" for c in test_cases))
     return {"train_slices": len(slice_names), "test_volumes": len(test_cases)}
@@ -168,25 +184,63 @@ def synapse_test_datalist(dataset_dir: PathLike, list_file: str = "test_vol.txt"
     return _listed_files(Path(dataset_dir), list_file, "test_vol_h5", ".npy.h5", "test volume")
 
 
-class LoadSynapseVolumed(MapTransform):
-    """Load a ``test_vol_h5`` volume as channel-first ``(1, H, W, D)`` MetaTensors.
+def _h5_volume(path: str, keys: Sequence[str]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """``(D, H, W)`` h5 arrays as ``(x, y, z)`` = ``(W, H, D)``, and the stored affine (identity when absent)."""
+    import h5py
 
-    TransUNet stores ``(D, H, W)``; the depth axis is moved last so that MONAI's ``SliceInferer``
-    (``spatial_dim=2``) and in-plane resizing (``spatial_size=(S, S, -1)``) see axial slices.
+    arrays = load_h5(path, keys)
+    shapes = {k: a.shape for k, a in arrays.items()}
+    if len(set(shapes.values())) != 1 or any(len(s) != 3 for s in shapes.values()):
+        raise DatasetError(f"h5 volume {path}: expected equal (D, H, W) arrays, got {shapes}")
+    with h5py.File(path, "r") as f:  # readable: load_h5 opened it
+        affine = np.asarray(f.attrs[H5_AFFINE_ATTR], dtype=np.float64) if H5_AFFINE_ATTR in f.attrs else np.eye(4)
+    return {k: a.transpose(2, 1, 0) for k, a in arrays.items()}, affine
+
+
+def _nifti_volume(path: str, keys: Sequence[str], hu_window: bool) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    if len(keys) != 1:
+        raise DatasetError(f"NIfTI volume {path}: only an image can be read from one file, got keys {list(keys)}")
+    arr, affine = load_nifti(path, "NIfTI volume")
+    if arr.ndim != 3:
+        raise DatasetError(f"NIfTI volume {path}: shape {arr.shape}, expected a 3D (x, y, z) scan")
+    return {keys[0]: ct_to_unit_range(arr) if hu_window else arr}, affine
+
+
+class LoadSynapseVolumed(MapTransform):
+    """Load a whole scan as channel-first ``(1, x, y, z)`` MetaTensors with the scan's affine.
+
+    Reads TransUNet's ``test_vol_h5`` volumes (``(D, H, W)`` = ``(z, y, x)``, affine from the ``affine``
+    attribute that :func:`convert_btcv` writes, identity otherwise) and NIfTI scans (``.nii``,
+    ``.nii.gz``, an image only; CT in Hounsfield units is windowed like the training data). The
+    network was trained on slices with rows = y: put ``Rotate90d(k=1, spatial_axes=(0, 1))`` and
+    ``Flipd(spatial_axis=0)`` after this loader (together a transposition of x and y that ``Invertd``
+    can undo), as the bundle configs do.
+
+    Parameters
+    ----------
+    keys : str or sequence of str
+        Arrays to read (h5 dataset names; one key for a NIfTI file).
+    path_key : str
+        Key of the file path in the input dictionary.
+    hu_window : bool
+        Window NIfTI intensities from Hounsfield units to ``[0, 1]`` (:func:`ct_to_unit_range`).
     """
 
-    def __init__(self, keys: KeysCollection = ("image", "label"), path_key: str = "path") -> None:
+    def __init__(self, keys: KeysCollection = ("image", "label"), path_key: str = "path", hu_window: bool = True) -> None:
         super().__init__(keys)
         self.path_key = path_key
+        self.hu_window = bool(hu_window)
 
     def __call__(self, data):
         d = dict(data)
-        path = d[self.path_key]
-        arrays = load_h5(path, [str(k) for k in self.keys])
-        shapes = {k: a.shape for k, a in arrays.items()}
-        if len(set(shapes.values())) != 1 or any(len(s) != 3 for s in shapes.values()):
-            raise DatasetError(f"h5 volume {path}: expected equal (D, H, W) arrays, got {shapes}")
+        path = str(d[self.path_key])
+        keys = [str(k) for k in self.keys]
+        if path.endswith(NIFTI_SUFFIXES):
+            arrays, affine = _nifti_volume(path, keys, self.hu_window)
+        else:
+            arrays, affine = _h5_volume(path, keys)
         for key in self.keys:
-            vol = np.ascontiguousarray(arrays[str(key)].transpose(1, 2, 0)[None].astype(np.float32))
-            d[key] = MetaTensor(torch.from_numpy(vol), meta={"filename_or_obj": str(path)})
+            vol = np.ascontiguousarray(arrays[str(key)][None].astype(np.float32))
+            d[key] = MetaTensor(torch.from_numpy(vol), affine=torch.as_tensor(affine),
+                                meta={"filename_or_obj": path, "original_affine": affine})
         return d

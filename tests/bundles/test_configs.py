@@ -14,7 +14,8 @@ from monai_hsmix.bundle_utils import BUNDLES, bundle_dir
 
 from .conftest import configs
 
-SCHEMA = bundle_dir(BUNDLES[0]).parents[1] / "monai_hsmix" / "bundle_schema" / "meta_schema.json"
+SCHEMA_DIR = bundle_dir(BUNDLES[0]).parents[1] / "monai_hsmix" / "bundle_schema"
+SCHEMA = SCHEMA_DIR / "meta_schema_20240725.json"  # MONAI's published schema, see its README
 CONFIG_SETS = [("train",), ("train", "evaluate"), ("train", "multi_gpu_train"), ("inference",)]
 
 
@@ -22,7 +23,8 @@ CONFIG_SETS = [("train",), ("train", "evaluate"), ("train", "multi_gpu_train"), 
 def test_layout_is_complete(bundle):
     root = bundle_dir(bundle)
     for rel in ("configs/metadata.json", "configs/train.yaml", "configs/evaluate.yaml", "configs/inference.yaml",
-                "configs/multi_gpu_train.yaml", "configs/logging.conf", "docs/README.md", "LICENSE"):
+                "configs/multi_gpu_train.yaml", "configs/logging.conf", "docs/README.md", "LICENSE",
+                "large_files.yml", "docs/data_license.txt"):
         assert (root / rel).is_file(), rel
 
 
@@ -83,10 +85,21 @@ def test_metadata_verifies_offline_and_bad_metadata_fails(bundle, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="num_channels"):
         verify_metadata(meta_file=str(tmp_path / "bad.json"), filepath=str(SCHEMA))
-    bad = dict(broken, version="one")
+    bad = dict(broken, version=1)
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    with pytest.raises(ValueError, match="'one' does not match"):
+    with pytest.raises(ValueError, match="1 is not of type 'string'"):
         verify_metadata(meta_file=str(tmp_path / "bad.json"), filepath=str(SCHEMA))
+
+
+def test_shipped_schema_is_monais_published_file_unchanged():
+    import hashlib
+
+    readme = (SCHEMA_DIR / "README.md").read_text()
+    digest = hashlib.sha256(SCHEMA.read_bytes()).hexdigest()
+    assert digest in readme, "the schema differs from the published file its README names"
+    for bundle in BUNDLES:  # and it is the schema the metadata names
+        meta = json.loads((bundle_dir(bundle) / "configs" / "metadata.json").read_text())
+        assert meta["schema"].endswith("/" + SCHEMA.name)
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
@@ -99,3 +112,24 @@ def test_metadata_channels_match_the_config(bundle):
     out_key = "num_classes" if "num_classes" in parser else "out_channels"
     assert fmt["outputs"]["pred"]["num_channels"] == parser.get_parsed_content(out_key)
     assert isinstance(parser.get_parsed_content("device"), torch.device)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_large_files_name_the_weights_where_monai_looks(bundle):
+    import yaml
+
+    entries = yaml.safe_load((bundle_dir(bundle) / "large_files.yml").read_text())["large_files"]
+    assert [e["path"] for e in entries] == ["models/model.pt"]
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_metadata_records_the_versions_installed_here(bundle):
+    import monai
+
+    from monai_hsmix.apps.bundle_metadata import installed_version
+
+    meta = json.loads((bundle_dir(bundle) / "configs" / "metadata.json").read_text())
+    if (meta["monai_version"], meta["pytorch_version"]) != (monai.__version__, torch.__version__.split("+")[0]):
+        pytest.skip("another environment than the one the metadata was recorded in")
+    for package, recorded in meta["required_packages_version"].items():
+        assert recorded == installed_version(package), f"{package}: metadata {recorded}, installed {installed_version(package)}"

@@ -35,3 +35,6 @@ def test_torchrun_two_processes_gloo(bundle, demo_roots, tmp_path, subprocess_en
     assert (tmp_path / "models" / "model.pt").is_file()
     # only rank 0 keeps the logging handlers
     assert log.count("Epoch: 2/2, Iter: 2/2") == 1
+    # and only rank 0 logs at all: engine messages, per-class tables appear once
+    assert log.count("SupervisedTrainer - INFO - Engine run resuming from iteration 0, epoch 0 until 2 epochs") == 1
+    assert log.count("per-class results over") == 2  # one table per validation

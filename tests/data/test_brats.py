@@ -147,3 +147,11 @@ def test_brats2015_deepmedic_two_modalities(brats2015_dir, tmp_path):
     items = prepare_brats_slices(brats2015_dir, tmp_path, "test", layout="brats2015_deepmedic",
                                  modalities=["flair", "t1ce"], crop_size=224)
     assert items and load_npz(items[0]["path"], ["image"])["image"].shape == (2, 224, 224)
+
+
+def test_slice_preparation_shows_progress_over_the_cases(demo_brats, tmp_path, capsys):
+    prepare_brats_slices(demo_brats, tmp_path / "a", "val", crop_size=16, val_fraction=0.25)
+    err = capsys.readouterr().err
+    assert "preparing val slices" in err and "2/2" in err
+    prepare_brats_slices(demo_brats, tmp_path / "b", "val", crop_size=16, val_fraction=0.25, progress=False)
+    assert "preparing" not in capsys.readouterr().err

@@ -20,10 +20,13 @@ from monai_hsmix.data.synapse import (
 )
 
 
+RAW_AFFINE = np.diag([0.8, 0.8, 3.0, 1.0])
+
+
 def _write_raw_case(raw, case, hu, label):
     for sub, name, arr in (("img", f"img{case:04d}", hu), ("label", f"label{case:04d}", label)):
         (raw / "RawData" / "Training" / sub).mkdir(parents=True, exist_ok=True)
-        nib.save(nib.Nifti1Image(arr, np.eye(4)), str(raw / "RawData" / "Training" / sub / f"{name}.nii.gz"))
+        nib.save(nib.Nifti1Image(arr, RAW_AFFINE), str(raw / "RawData" / "Training" / sub / f"{name}.nii.gz"))
 
 
 def test_transunet_split_is_18_train_12_test_disjoint():
@@ -66,6 +69,10 @@ def test_convert_btcv_writes_transunet_layout(tmp_path):
     vol = load_h5(synapse_test_datalist(out)[0]["path"], ["image", "label"])
     assert vol["image"].shape == (3, 10, 12)
     np.testing.assert_array_equal(vol["label"], map_btcv_labels(label).transpose(2, 1, 0))
+    # read back as a scan: (x, y, z) with the scan's affine
+    back = LoadSynapseVolumed()({"path": synapse_test_datalist(out)[0]["path"]})
+    np.testing.assert_array_equal(back["label"][0].numpy(), map_btcv_labels(label))
+    np.testing.assert_allclose(back["image"].affine.numpy(), RAW_AFFINE)
 
 
 def test_convert_btcv_names_the_missing_case_and_writes_nothing(tmp_path):
@@ -108,8 +115,9 @@ def test_load_volume_moves_depth_last_and_names_bad_files(tmp_path):
     with h5py.File(path, "w") as f:
         f["image"], f["label"] = img, img * 0
     out = LoadSynapseVolumed()({"path": str(path)})
-    assert out["image"].shape == (1, 3, 4, 2)
-    assert torch.equal(out["image"][0, :, :, 1], torch.from_numpy(img[1]))
+    # (D, H, W) = (z, y, x) comes back in the scan's (x, y, z) order
+    assert out["image"].shape == (1, 4, 3, 2)
+    assert torch.equal(out["image"][0, :, :, 1], torch.from_numpy(img[1].T))
     assert out["image"].meta["filename_or_obj"] == str(path)
     with h5py.File(path, "w") as f:
         f["image"] = img
@@ -118,3 +126,14 @@ def test_load_volume_moves_depth_last_and_names_bad_files(tmp_path):
     path.write_bytes(b"not hdf5")
     with pytest.raises(DatasetError, match=r"cannot read .*case0001\.npy\.h5"):
         LoadSynapseVolumed()({"path": str(path)})
+
+
+def test_convert_btcv_shows_progress_over_the_cases(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    for case in (5, 1):
+        _write_raw_case(raw, case, np.zeros((4, 4, 2), np.int16), np.zeros((4, 4, 2), np.uint8))
+    convert_btcv(raw, tmp_path / "out", train_cases=[5], test_cases=[1])
+    err = capsys.readouterr().err
+    assert "converting BTCV" in err and "2/2" in err
+    convert_btcv(raw, tmp_path / "out2", train_cases=[5], test_cases=[1], progress=False)
+    assert "converting BTCV" not in capsys.readouterr().err
