@@ -20,6 +20,7 @@ from ignite.handlers.checkpoint import BaseSaveHandler, Checkpoint
 
 from monai.handlers import CheckpointSaver
 
+from monai_hsmix.reporting import is_main_process
 from monai_hsmix.run_settings import normalize_settings, settings_differences
 
 _LAST = re.compile(r"^last_checkpoint_epoch=(\d+)\.pt$")
@@ -125,11 +126,6 @@ class AtomicCheckpointSaver(CheckpointSaver):
 def _unwrap(obj):
     parallel = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
     return obj.module if isinstance(obj, parallel) else obj
-
-
-def _is_main_process() -> bool:
-    dist = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class _BestMetricState:
@@ -317,7 +313,7 @@ class TrainingCheckpoint:
             self._pending = self.find_resumable()
             if self._pending is not None:
                 engine.add_event_handler(Events.STARTED, self._load)
-        if _is_main_process():
+        if is_main_process():
             engine.add_event_handler(Events.STARTED, self._attach_saver)
 
 
