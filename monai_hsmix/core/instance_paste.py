@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_hsmix.core.instance_bank import NucleusTemplate
-from monai_hsmix.core.ssd_constraints import SSDConstraints, find_placement, forbidden_region, scale_factor, shape_factor
+from monai_hsmix.core.ssd_constraints import SSDConstraints, find_nucleus_placement, forbidden_region, scale_factor, shape_factor
 
 __all__ = ["PasteResult", "paste_instances"]
 
@@ -103,7 +103,7 @@ def paste_instances(
             template = templates[t_idx]
             if shape_factor(mask_o, template.mask) > constraints.rho:
                 continue
-            corner = find_placement(forbidden, template.mask, centroid_of[original], constraints, rng)
+            corner = find_nucleus_placement(forbidden, template.mask, centroid_of[original], constraints, rng)
             if corner is None:
                 continue
             top, left = corner

@@ -14,7 +14,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-__all__ = ["Placement", "overlap_fractions", "find_placement", "paste_region", "paste_object"]
+__all__ = ["Placement", "overlap_fractions", "find_lesion_placement", "paste_region", "paste_object"]
 
 
 @dataclass
@@ -73,7 +73,7 @@ def _as_bool_numpy(a):
     return (a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)) != 0
 
 
-def find_placement(
+def find_lesion_placement(
     hard: torch.Tensor,
     image_shape: Sequence[int],
     rng: np.random.RandomState,

@@ -25,7 +25,7 @@ __all__ = [
     "shape_factor",
     "mask_centroid",
     "forbidden_region",
-    "find_placement",
+    "find_nucleus_placement",
 ]
 
 
@@ -101,7 +101,7 @@ def forbidden_region(occupied: np.ndarray, allow_touching: bool) -> np.ndarray:
     return ndimage.binary_dilation(occupied, structure=np.ones((3, 3), dtype=bool))
 
 
-def find_placement(
+def find_nucleus_placement(
     forbidden: np.ndarray,
     template_mask: np.ndarray,
     anchor: Tuple[float, float],

@@ -25,7 +25,7 @@ from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from monai_hsmix.backends.intensity import all_finite
 from monai_hsmix.core.lesion_objects import LesionObject, cut_lesion_object, lesion_instances, reframe_lesion_object
-from monai_hsmix.core.paste_placement import find_placement, paste_object, paste_region
+from monai_hsmix.core.paste_placement import find_lesion_placement, paste_object, paste_region
 from monai_hsmix.core.soft_mask import BLEND_MODES, blend_weights, support_radius
 
 __all__ = [
@@ -349,7 +349,7 @@ class RandSoftCopyPaste(RandomizableTransform):
                 # the lesion's centroid lands within max_shift of where it was in the donor
                 around = np.floor(np.argwhere(components == instance).mean(0) + 0.5).astype(int)
                 shift = np.broadcast_to(np.asarray(self.max_shift, dtype=int), (spatial_dims,))
-            placement = find_placement(hard, spatial, self.R, ref, existing, self.s1, self.s2, self.max_tries,
+            placement = find_lesion_placement(hard, spatial, self.R, ref, existing, self.s1, self.s2, self.max_tries,
                                        around=around, max_shift=shift)
             if placement is None:
                 self._skip(SKIP_NO_VALID_PLACE, info)

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monai_hsmix.core.paste_placement import find_placement, overlap_fractions, paste_object, paste_region
+from monai_hsmix.core.paste_placement import find_lesion_placement, overlap_fractions, paste_object, paste_region
 
 
 def _canvas(hard, offset, shape):
@@ -32,7 +32,7 @@ def test_every_accepted_placement_satisfies_the_constraints(seed, s1, s2, dims):
     reference = np.zeros(shape, dtype=bool)
     reference[tuple(slice(1, s - 2) for s in shape)] = True
     lesions = rng.rand(*shape) > 0.8
-    placement = find_placement(
+    placement = find_lesion_placement(
         torch.as_tensor(hard), shape, rng, torch.as_tensor(reference), torch.as_tensor(lesions), s1, s2, 30
     )
     if placement is None:
@@ -48,7 +48,7 @@ def test_placement_without_reference_ignores_s1_and_keeps_lesion_inside():
     rng = np.random.RandomState(3)
     hard = torch.ones(4, 4, dtype=torch.bool)
     for _ in range(20):
-        p = find_placement(hard, (10, 10), rng, s1=0.99, s2=0.5, max_tries=50)
+        p = find_lesion_placement(hard, (10, 10), rng, s1=0.99, s2=0.5, max_tries=50)
         assert p is not None
         assert all(0 <= o <= 6 for o in p.offset)
 
@@ -58,10 +58,10 @@ def test_no_valid_place_returns_none():
     hard = torch.ones(3, 3, dtype=torch.bool)
     tiny_ref = torch.zeros(12, 12, dtype=torch.bool)
     tiny_ref[5, 5] = True  # at most 1/9 of the lesion can lie on it
-    assert find_placement(hard, (12, 12), rng, reference=tiny_ref, s1=0.5, max_tries=20) is None
-    assert find_placement(hard, (12, 12), rng, reference=torch.zeros(12, 12, dtype=torch.bool)) is None
+    assert find_lesion_placement(hard, (12, 12), rng, reference=tiny_ref, s1=0.5, max_tries=20) is None
+    assert find_lesion_placement(hard, (12, 12), rng, reference=torch.zeros(12, 12, dtype=torch.bool)) is None
     full_lesions = torch.ones(12, 12, dtype=torch.bool)
-    assert find_placement(hard, (12, 12), rng, lesions=full_lesions, s2=0.5, max_tries=20) is None
+    assert find_lesion_placement(hard, (12, 12), rng, lesions=full_lesions, s2=0.5, max_tries=20) is None
 
 
 def test_translation_mode_stays_within_shift():
@@ -69,7 +69,7 @@ def test_translation_mode_stays_within_shift():
     hard = torch.zeros(5, 5, dtype=torch.bool)
     hard[2, 2] = True
     for _ in range(30):
-        p = find_placement(hard, (30, 30), rng, around=(15, 12), max_shift=(2, 0), max_tries=5)
+        p = find_lesion_placement(hard, (30, 30), rng, around=(15, 12), max_shift=(2, 0), max_tries=5)
         centre = np.asarray(p.offset) + 2
         assert abs(centre[0] - 15) <= 2 and centre[1] == 12
 
@@ -77,9 +77,9 @@ def test_translation_mode_stays_within_shift():
 def test_bad_arguments_raise():
     rng = np.random.RandomState(0)
     with pytest.raises(ValueError, match="max_tries"):
-        find_placement(torch.ones(2, 2, dtype=torch.bool), (5, 5), rng, max_tries=0)
+        find_lesion_placement(torch.ones(2, 2, dtype=torch.bool), (5, 5), rng, max_tries=0)
     with pytest.raises(ValueError, match="empty"):
-        find_placement(torch.zeros(2, 2, dtype=torch.bool), (5, 5), rng)
+        find_lesion_placement(torch.zeros(2, 2, dtype=torch.bool), (5, 5), rng)
     with pytest.raises(ValueError, match="empty"):
         overlap_fractions(torch.zeros(2, 2, dtype=torch.bool), (0, 0), (5, 5))
 

@@ -3,7 +3,7 @@ import pytest
 
 from monai_hsmix.core.ssd_constraints import (
     SSDConstraints,
-    find_placement,
+    find_nucleus_placement,
     forbidden_region,
     mask_centroid,
     scale_factor,
@@ -47,14 +47,14 @@ def test_forbidden_region_grows_by_one_pixel_unless_touching_is_allowed():
     assert forbidden_region(occupied, allow_touching=False).sum() == 9
 
 
-def test_find_placement_respects_distance_bounds_and_free_space():
+def test_find_nucleus_placement_respects_distance_bounds_and_free_space():
     rng = np.random.RandomState(0)
     constraints = SSDConstraints(delta=10, gamma=14)
     template = _disk(3)
     forbidden = np.zeros((64, 64), dtype=bool)
     forbidden[28:36, 28:36] = True
     for _ in range(20):
-        corner = find_placement(forbidden, template, (32.0, 32.0), constraints, rng)
+        corner = find_nucleus_placement(forbidden, template, (32.0, 32.0), constraints, rng)
         assert corner is not None
         top, left = corner
         cr, cc = mask_centroid(template)
@@ -63,12 +63,12 @@ def test_find_placement_respects_distance_bounds_and_free_space():
         assert not np.any(forbidden[top : top + 7, left : left + 7] & template)
 
 
-def test_find_placement_returns_none_when_nothing_fits():
+def test_find_nucleus_placement_returns_none_when_nothing_fits():
     forbidden = np.ones((40, 40), dtype=bool)
-    assert find_placement(forbidden, _disk(2), (20.0, 20.0), SSDConstraints(), np.random.RandomState(0)) is None
+    assert find_nucleus_placement(forbidden, _disk(2), (20.0, 20.0), SSDConstraints(), np.random.RandomState(0)) is None
     # annulus entirely outside a small image
     free = np.zeros((12, 12), dtype=bool)
-    assert find_placement(free, _disk(2), (6.0, 6.0), SSDConstraints(delta=30, gamma=40), np.random.RandomState(0)) is None
+    assert find_nucleus_placement(free, _disk(2), (6.0, 6.0), SSDConstraints(delta=30, gamma=40), np.random.RandomState(0)) is None
 
 
 @pytest.mark.parametrize(
