@@ -26,11 +26,9 @@ Where it differs from scikit-image, and why:
   along those axes and the final labels are repeated back to full size. The distance keeps its
   meaning (pooled offsets are scaled by the pooling factor, and the full-size grid step is the
   unit), superpixels are still tens of pooled voxels wide, and boundaries land within one voxel
-  of where they would be: on 8 ACDC slices the boundary recall (2-pixel tolerance) was 0.858
-  against 0.872 at full size and scikit-image's 0.866 at compactness 0.1, and 0.694 against 0.664
-  and 0.648 at compactness 10; on 24 BraTS 2015 slices (FLAIR + T1c, 50-150 segments) 0.756
-  against 0.794 and 0.781 at compactness 0.1, and 0.684 against 0.721 and 0.665 at 0.003.
-  Every pass costs a quarter in 2D and an eighth in 3D, where memory shrinks as much. Pooling
+  of where they would be (boundary recall a few points below full size; figures in
+  ``docs/performance.md``). Every pass costs a quarter in 2D and an eighth in 3D, where memory
+  shrinks as much. Pooling
   also averages out voxel noise, like scikit-image's ``sigma`` smoothing, so fewer fragments form.
   It is decided per image, and not taken by default when the spacing is strongly anisotropic
   (see :func:`_pooling_factors`).
@@ -51,10 +49,8 @@ Where it differs from scikit-image, and why:
 * **Expanded distances.** Features are absolute (colour / compactness, scaled position), so the
   squared distance ``|x|^2 - 2 x.c + |c|^2`` needs per-centre rows only, built once per pass and
   gathered by the tiles. At small compactness colours reach hundreds and the expansion loses a
-  little precision to rounding; against features relative to each tile (exact, but with rows
-  rebuilt per tile) boundary recall on ACDC and BraTS slices was the same within 0.001 at
-  compactness 0.003, 0.1 and 10 (within 0.006 with ``half_resolution=False``), for 20% less
-  time per iteration.
+  little precision to rounding, which left boundary recall unchanged against exact per-tile
+  features (``docs/performance.md``) for less time per iteration.
 * **Batch mates.** Pooling and tile size are decided per image, from its own seed grid, and images
   that share them are clustered together; inside such a group every image keeps its own
   candidate window (extra columns point at an invalid centre) and ties resolve with a fixed
@@ -439,10 +435,9 @@ class _Layout:
         cells away (see the class notes). With cells of 8 voxels or more, 8-voxel tiles meet at
         most 2, scikit-image's own reach. Narrower cells make 8-voxel tiles meet 3 already, and
         tiles of a few voxels spend more time building candidate rows than measuring distances,
-        so there the tile grows (up to ``max_tile``) as long as it meets at most 3 cells: 12
-        voxels for the 5.5-voxel cells of 224-pixel slices with 400 segments, 25% faster. On
-        BraTS slices with 9-16-voxel cells, tiles of 10-16 voxels (same reach) gave boundary
-        recall about 0.03 lower than 8 at compactness 0.003, so wide cells keep 8.
+        so there the tile grows (up to ``max_tile``) as long as it meets at most 3 cells. Wide
+        cells keep 8: larger tiles with the same reach lowered boundary recall on BraTS slices
+        (figures in ``docs/performance.md``).
         """
         largest = min(max_tile, max(spatial))
         largest -= largest % 2  # even: voxel parity is the same inside every tile (see sample_for_means)
