@@ -1,8 +1,9 @@
 """Reference backends: scikit-image SLIC and OpenCV fine-grained static saliency.
 
 These run image by image on the CPU. They are the ground truth that the torch backends are tested
-against, and they follow the paper's choices: all channels as SLIC features, no Lab conversion,
-OpenCV's ``StaticSaliencyFineGrained`` on 8-bit input.
+against, and they run as the paper's code ran: scikit-image's ``slic`` on all channels (CIELAB for
+RGB images with ``slic_space="lab"``, the intensities otherwise), OpenCV's
+``StaticSaliencyFineGrained`` on 8-bit input.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from monai_hsmix.backends.colour import check_slic_space
 from monai_hsmix.backends.intensity import channels_to_uint8_range
 
 
@@ -21,15 +23,16 @@ def skimage_slic(
     compactness: float,
     spacing: Optional[Sequence[float]] = None,
     max_num_iter: int = 10,
+    slic_space: str = "intensity",
 ) -> torch.Tensor:
     """SLIC superpixels (2D) or supervoxels (3D) with scikit-image, one image at a time.
 
     Parameters
     ----------
     images : torch.Tensor
-        ``(B, C, H, W)`` or ``(B, C, H, W, D)`` float tensor, passed on without colour conversion;
-        ``skimage.segmentation.slic`` min-max scales it to ``[0, 1]`` over all channels, so
-        ``compactness`` does not depend on intensity units.
+        ``(B, C, H, W)`` or ``(B, C, H, W, D)`` float tensor. ``skimage.segmentation.slic`` min-max
+        scales it to ``[0, 1]`` over all channels (so ``compactness`` does not depend on intensity
+        units) and, for ``slic_space="lab"``, converts the 3 channels from RGB to CIELAB.
     n_segments : torch.Tensor
         ``(B,)`` integer tensor, the requested number of segments for each image.
     compactness : float
@@ -38,6 +41,8 @@ def skimage_slic(
         Voxel spacing along each spatial axis, for anisotropic volumes.
     max_num_iter : int
         Largest number of k-means iterations (scikit-image stops earlier when no pixel moves).
+    slic_space : {"intensity", "lab"}
+        Cluster the channels as they are, or (3 channels only) as CIELAB colours.
 
     Returns
     -------
@@ -46,6 +51,7 @@ def skimage_slic(
     """
     from skimage.segmentation import slic
 
+    check_slic_space(slic_space, images.shape[1])
     arr = images.detach().float().cpu().numpy()
     counts = n_segments.detach().cpu().numpy().astype(int).reshape(-1)
     out = np.empty((arr.shape[0],) + arr.shape[2:], dtype=np.int64)
@@ -59,7 +65,7 @@ def skimage_slic(
             max_num_iter=int(max_num_iter),
             spacing=None if spacing is None else np.asarray(spacing, dtype=np.float64),
             channel_axis=-1,
-            convert2lab=False,
+            convert2lab=slic_space == "lab",
             enforce_connectivity=True,
             start_label=0,
         )

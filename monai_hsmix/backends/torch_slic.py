@@ -1,10 +1,11 @@
 """Batched SLIC superpixels (2D) and supervoxels (3D) in torch, on the input's device.
 
-The clustering follows scikit-image's ``slic`` (no Lab conversion, all channels as features) so
-that the paper's ``compactness`` presets keep their meaning:
+The clustering follows scikit-image's ``slic`` so that the paper's ``compactness`` presets keep
+their meaning:
 
-* every image is min-max scaled to ``[0, 1]`` over all its channels and voxels, then divided by
-  ``compactness``;
+* every image is min-max scaled to ``[0, 1]`` over all its channels and voxels; with
+  ``slic_space="lab"`` the 3 channels are then converted from sRGB to CIELAB, as scikit-image
+  does for colour images; the features are divided by ``compactness``;
 * seeds sit on scikit-image's regular grid (``skimage.util.regular_grid``), which fixes the grid
   step ``step``; spatial offsets are multiplied by ``spacing`` and divided by ``step``, so the
   squared distance is ``|colour difference|^2 / compactness^2 + |spacing * offset|^2 / step^2``.
@@ -70,6 +71,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from monai_hsmix.backends.colour import check_slic_space, rgb_to_lab
 from monai_hsmix.backends.intensity import all_finite
 
 __all__ = ["torch_slic"]
@@ -134,6 +136,7 @@ def torch_slic(
     spacing: Optional[Sequence[float]] = None,
     max_num_iter: int = 10,
     half_resolution: Optional[bool] = None,
+    slic_space: str = "intensity",
 ) -> torch.Tensor:
     """SLIC superpixels (2D) or supervoxels (3D) for a whole batch at once.
 
@@ -142,7 +145,7 @@ def torch_slic(
     Parameters
     ----------
     images : torch.Tensor
-        ``(B, C, H, W)`` or ``(B, C, H, W, D)`` real tensor, used as it is (no colour conversion).
+        ``(B, C, H, W)`` or ``(B, C, H, W, D)`` real tensor.
     n_segments : torch.Tensor
         ``(B,)`` integers, the requested number of segments for each image.
     compactness : float
@@ -155,6 +158,8 @@ def torch_slic(
         Cluster on the image average-pooled by 2 along the axes where every image's grid step is
         at least 8 voxels (``None``: those axes; ``True``: the axes where it is at least 2;
         ``False``: never), then repeat the labels back to full size. See the module notes.
+    slic_space : {"intensity", "lab"}
+        Cluster the channels as they are, or (3 channels only) as CIELAB colours.
 
     Returns
     -------
@@ -162,6 +167,7 @@ def torch_slic(
         ``(B, *spatial)`` ``int64`` labels on the input's device, contiguous from 0 in every image.
     """
     counts, spacing = _validate(images, n_segments, compactness, spacing, max_num_iter)
+    check_slic_space(slic_space, images.shape[1])
     if half_resolution is not None and not isinstance(half_resolution, bool):
         raise TypeError(f"half_resolution must be None, True or False, got {half_resolution!r}")
     b = images.shape[0]
@@ -169,7 +175,7 @@ def torch_slic(
     if b == 0:
         return torch.zeros((0,) + full, dtype=torch.long, device=images.device)
     factors = _pooling_factors(full, counts, half_resolution)
-    colour = _scaled_colour(images, float(compactness), factors)
+    colour = _scaled_colour(images, float(compactness), factors, slic_space == "lab")
     spatial = tuple(colour.shape[2:])
     layout = _Layout(spatial, counts, spacing, images.device, full, factors)
     fine, inside = layout.tile_pixels(colour)
@@ -214,12 +220,13 @@ def _repeat_to_full_size(labels: torch.Tensor, factors: Tuple[int, ...], full: T
     return labels.contiguous()
 
 
-def _scaled_colour(images: torch.Tensor, compactness: float, factors: Tuple[int, ...]) -> torch.Tensor:
+def _scaled_colour(images: torch.Tensor, compactness: float, factors: Tuple[int, ...], lab: bool = False) -> torch.Tensor:
     """Colours min-max scaled over each whole image, divided by ``compactness``, then pooled.
 
     Pooling (averages of 2 voxels along the axes whose factor is 2; a last odd voxel is its own
     average) commutes with the affine scaling, so it runs first and the scaling touches only
-    the pooled voxels.
+    the pooled voxels. The CIELAB conversion does not commute with pooling: it runs at full
+    size, as in scikit-image, and the Lab colours are pooled.
     """
     b = images.shape[0]
     x = images.detach().float()
@@ -229,6 +236,9 @@ def _scaled_colour(images: torch.Tensor, compactness: float, factors: Tuple[int,
     # scikit-image leaves a constant image at 0 instead of dividing by a zero range
     span = torch.where(span > 0, span, torch.ones_like(span))
     view = (b,) + (1,) * (x.ndim - 1)
+    if lab:
+        x = rgb_to_lab((x - lo.view(view)).div_(span.view(view)))
+        return _pool_by_two(x, factors).div_(compactness)
     pooled = _pool_by_two(x, factors)
     if pooled is x:
         return (x - lo.view(view)).div_(span.view(view) * compactness)

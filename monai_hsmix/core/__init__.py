@@ -1,35 +1,35 @@
-"""Pure functional core: the papers' equations on tensors, with no randomness of their own.
+"""Pure functional core: the papers' equations on tensors.
 
 HSMix (``hsmix_equations``, ``segment_ops``, ``labels``, ``pairing``), Soft-CP (``soft_mask``,
 ``lesion_objects``, ``paste_placement``) and InsMix
 (``instance_bank``, ``ssd_constraints``, ``instance_paste``, ``background_shuffle``).
 
-Random draws (pairings, Bernoulli uniforms, ratios) are passed in, so every function here is
-deterministic and testable on its own.
+The HSMix functions take their random draws (pairings, Bernoulli uniforms, ratios) as arguments,
+so they are deterministic and testable on their own; the Soft-CP and InsMix placement and
+shuffling functions take a random generator (``rng``) from their transform.
 """
 
 from monai_hsmix.core.instance_bank import InstanceBank
 from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.core.hsmix_equations import (
     HSMixMasks,
-    HSMixOutput,
     blend,
     blend_index_labels,
     hard_mask_from_segments,
-    hsmix_batch,
     hsmix_masks,
+    identity_masks,
+    mix_with_masks,
     mixed_segment_grid,
     relative_saliency,
     soft_mask_from_saliency,
 )
 from monai_hsmix.core.labels import class_indices, is_index_labels, labels_to_channels, one_hot_channels
 from monai_hsmix.core.pairing import random_derangement
-from monai_hsmix.core.segment_ops import segment_mean, square_grid_segments
+from monai_hsmix.core.segment_ops import grid_cells, segment_mean
 from monai_hsmix.core.soft_mask import SoftMask, blend_weights, gaussian_mask, soft_mask
 
 __all__ = [
     "HSMixMasks",
-    "HSMixOutput",
     "InstanceBank",
     "SSDConstraints",
     "SoftMask",
@@ -39,10 +39,12 @@ __all__ = [
     "class_indices",
     "gaussian_mask",
     "hard_mask_from_segments",
-    "hsmix_batch",
+    "grid_cells",
     "hsmix_masks",
+    "identity_masks",
     "is_index_labels",
     "labels_to_channels",
+    "mix_with_masks",
     "mixed_segment_grid",
     "one_hot_channels",
     "random_derangement",
@@ -50,5 +52,4 @@ __all__ = [
     "segment_mean",
     "soft_mask",
     "soft_mask_from_saliency",
-    "square_grid_segments",
 ]

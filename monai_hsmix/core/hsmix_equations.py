@@ -1,19 +1,27 @@
 """HSMix (arXiv 2511.17614, Sec. 3, Algorithm 1) as pure tensor functions.
 
-Notation follows the paper: ``X1, Y1`` an image and its labels, ``X2, Y2`` its partner in the batch,
-``SP1, SP2`` their superpixel maps, ``SA1, SA2`` their saliency maps.
+Notation and equation numbers follow the paper: ``X1, Y1`` an image and its labels, ``X2, Y2`` its
+partner in the batch, ``SP1, SP2`` their superpixel maps, ``SA1, SA2`` their saliency maps.
 
-* Eq. 1-2 (hard mixing): every superpixel of ``SP2`` is selected with probability ``p``; the union
-  is the binary mask ``Mh`` and ``Xh = X1 (1 - Mh) + X2 Mh``, ``Yh`` likewise.
-* Eq. 3-7 (soft mixing): ``SPm = SP1 (1 - Mh) + SP2 Mh`` (with the two label sets kept distinct),
-  ``SA21 = SA2 / (SA1 + SA2)``, ``Ms`` = mean of ``SA21`` over each superpixel of ``SPm``, and
-  ``Xs = X1 (1 - Ms) + X2 Ms``, ``Ys`` likewise.
+* Eq. 1 (hard mask): every superpixel of ``SP2`` is selected with probability ``p``; the union of
+  the selected ones is the binary mask ``Mh``.
+* Eq. 2 (hard sample): ``Xh = X1 (1 - Mh) + X2 Mh``, ``Yh`` likewise.
+* Eq. 3 (relative saliency): ``SA21 = SA2 / (SA1 + SA2)``.
+* Eq. 4 (mixed grid): ``SPm = SP1 (1 - Mh) + SP2 Mh``, with the two label sets kept distinct.
+* Eq. 5 (per-superpixel mean): ``SA21`` averaged over the pixels of each superpixel of ``SPm``.
+* Eq. 6 (soft mask): ``Ms``, every pixel carrying the mean of its ``SPm`` superpixel.
+* Eq. 7 (soft sample): ``Xs = X1 (1 - Ms) + X2 Ms``, ``Ys`` likewise.
+
+:func:`hsmix_masks` builds ``Mh`` and ``Ms`` for a batch, :func:`mix_with_masks` applies them to any
+tensor of the batch (images, one-hot or multi-label channels, class indices): the transforms call
+exactly these two.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -51,7 +59,7 @@ def hard_mask_from_segments(segments: torch.Tensor, uniforms: torch.Tensor, p: f
 
 
 def mixed_segment_grid(segments1: torch.Tensor, segments2: torch.Tensor, hard_mask: torch.Tensor) -> torch.Tensor:
-    """Eq. 3: ``SPm = SP1 (1 - Mh) + SP2 Mh`` with the labels of ``SP2`` shifted past those of ``SP1``.
+    """Eq. 4: ``SPm = SP1 (1 - Mh) + SP2 Mh`` with the labels of ``SP2`` shifted past those of ``SP1``.
 
     Without the shift, superpixel ``k`` of ``SP1`` and superpixel ``k`` of ``SP2`` would merge into
     one region of ``SPm`` and Eq. 5 would average saliency across two unrelated areas.
@@ -61,21 +69,21 @@ def mixed_segment_grid(segments1: torch.Tensor, segments2: torch.Tensor, hard_ma
 
 
 def relative_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor) -> torch.Tensor:
-    """Eq. 4: ``SA21 = SA2 / (SA1 + SA2)``, :data:`EQUAL_SALIENCY_RATIO` where both are 0."""
+    """Eq. 3: ``SA21 = SA2 / (SA1 + SA2)``, :data:`EQUAL_SALIENCY_RATIO` where both are 0."""
     total = saliency1 + saliency2
     # where both are 0 the division gives NaN, which the where replaces
     return torch.where(total > 0, saliency2 / total, EQUAL_SALIENCY_RATIO)
 
 
 def soft_mask_from_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor) -> torch.Tensor:
-    """Eq. 4-5: the relative saliency averaged inside every superpixel of ``SPm`` (``Ms``)."""
+    """Eq. 5-6: the relative saliency (Eq. 3) averaged inside every superpixel of ``SPm`` (``Ms``)."""
     return segment_mean(relative_saliency(saliency1, saliency2), mixed_segments)
 
 
 def blend(
     first: torch.Tensor, second: torch.Tensor, mask: torch.Tensor, out: Optional[torch.Tensor] = None
 ) -> torch.Tensor:
-    """Eq. 2 and 6-7: ``first (1 - mask) + second mask``, the mask broadcast over channels.
+    """Eq. 2 and 7: ``first (1 - mask) + second mask``, the mask broadcast over channels.
 
     Parameters
     ----------
@@ -135,12 +143,12 @@ class HSMixMasks:
     """The masks and maps of one HSMix call (everything needed to mix any tensor of the batch).
 
     Attributes are ``(B, *spatial)`` tensors except ``partner`` (``(B,)``, the batch index of ``X2``
-    for pair ``b``). ``soft_mask`` is ``None`` when only hard mixing was asked for (no saliency is
-    computed then); the three superpixel maps are ``None`` when they were not kept (mixing needs
+    for pair ``b``). A mask is ``None`` when it was not asked for (no saliency is computed for
+    hard-only mixing); the three superpixel maps are ``None`` when they were not kept (mixing needs
     only the masks, and the maps are as large as the masks).
     """
 
-    hard_mask: torch.Tensor
+    hard_mask: Optional[torch.Tensor]
     soft_mask: Optional[torch.Tensor]
     segments: Optional[torch.Tensor]
     partner_segments: Optional[torch.Tensor]
@@ -148,15 +156,15 @@ class HSMixMasks:
     partner: torch.Tensor
 
 
-@dataclass
-class HSMixOutput(HSMixMasks):
-    """The masks plus the mixed images and labels (channel axis kept); soft fields ``None`` for
-    hard-only mixing, label fields ``None`` without labels."""
 
-    hard_image: Optional[torch.Tensor] = None
-    hard_label: Optional[torch.Tensor] = None
-    soft_image: Optional[torch.Tensor] = None
-    soft_label: Optional[torch.Tensor] = None
+    def parts(self, hard: bool = True, soft: bool = True) -> List[Tuple[torch.Tensor, bool]]:
+        """``(mask, binary)`` for the hard and/or soft part, in the paper's order (hard first)."""
+        chosen = [(name, mask, binary) for name, mask, binary, flag in
+                  (("hard", self.hard_mask, True, hard), ("soft", self.soft_mask, False, soft)) if flag]
+        for name, mask, _ in chosen:
+            if mask is None:
+                raise ValueError(f"the {name} mask was not computed for this batch")
+        return [(mask, binary) for _, mask, binary in chosen]
 
 
 def hsmix_masks(
@@ -168,10 +176,33 @@ def hsmix_masks(
     saliency: Optional[torch.Tensor] = None,
     keep_maps: bool = True,
 ) -> HSMixMasks:
-    """Eq. 1 and 3-5 for a batch: ``Mh``, ``SPm`` and ``Ms`` (see :func:`hsmix_batch` for the arguments).
+    """Eq. 1 and 3-6 for a batch: ``Mh``, ``SPm`` and ``Ms``.
 
-    With ``keep_maps=False`` the superpixel maps are not returned, so their memory is freed as
-    soon as the masks are built.
+    Each image's superpixels and saliency are computed once for the batch; ``SP2`` and ``SA2`` are
+    gathered through ``partner`` rather than recomputed for every pair.
+
+    Parameters
+    ----------
+    partner : torch.Tensor
+        ``(B,)`` int64 batch index of each image's partner ``X2``.
+    segments : torch.Tensor
+        ``(B, *spatial)`` superpixel labels of every image.
+    uniforms : torch.Tensor
+        ``(B, K)`` U(0, 1) draws for the Bernoulli selection (see :func:`hard_mask_from_segments`).
+    p : float
+        Selection probability.
+    soft_mask : torch.Tensor, optional
+        ``(B, *spatial)`` ready-made ratio ``Ms`` (the Table 7 ablations: one Beta ratio per image,
+        or the pixel-wise saliency ratio). When omitted, Eq. 3-6 build it from ``saliency``.
+    saliency : torch.Tensor, optional
+        ``(B, *spatial)`` saliency of every image. With neither ``soft_mask`` nor ``saliency``
+        only the hard mask is built.
+    keep_maps : bool
+        Return the superpixel maps too; ``False`` frees them as soon as the masks exist.
+
+    Returns
+    -------
+    HSMixMasks
     """
     partner = partner.to(segments.device)
     segments2 = segments[partner]
@@ -186,51 +217,73 @@ def hsmix_masks(
                       mixed_segments=mixed, partner=partner)
 
 
-def hsmix_batch(
-    images: torch.Tensor,
-    labels: Optional[torch.Tensor],
+def mix_with_masks(
+    tensor: torch.Tensor,
     partner: torch.Tensor,
-    segments: torch.Tensor,
-    uniforms: torch.Tensor,
-    p: float,
-    soft_mask: Optional[torch.Tensor] = None,
-    saliency: Optional[torch.Tensor] = None,
-) -> HSMixOutput:
-    """Hard and soft mixing of every image with its partner (Algorithm 1 for a batch).
+    parts: Sequence[Tuple[torch.Tensor, bool]],
+    include_original: bool = False,
+    num_classes: Optional[int] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 2 and 7 for any tensor of the batch: every part's blend, stacked along the batch axis.
 
-    Each image's superpixels and saliency are computed once for the batch; ``SP2`` and ``SA2`` are
-    gathered through ``partner`` rather than recomputed for every pair.
+    This is the one mixing path of the package: images, one-hot / multi-label channels and class
+    indices all go through it.
 
     Parameters
     ----------
-    images : torch.Tensor
-        ``(B, C, *spatial)`` images.
-    labels : torch.Tensor, optional
-        ``(B, K, *spatial)`` label channels (one-hot or multi-label), mixed exactly like the images.
+    tensor : torch.Tensor
+        ``(B, C, *spatial)`` floating tensor, or, with ``num_classes``, validated ``(B, 1, *spatial)``
+        ``int64`` class indices whose one-hot channels are mixed (without building them).
     partner : torch.Tensor
-        ``(B,)`` int64 index of each image's partner.
-    segments : torch.Tensor
-        ``(B, *spatial)`` superpixel labels of every image.
-    uniforms : torch.Tensor
-        ``(B, K)`` U(0, 1) draws for the Bernoulli selection (see :func:`hard_mask_from_segments`).
-    p : float
-        Selection probability.
-    soft_mask : torch.Tensor, optional
-        ``(B, *spatial)`` ready-made ratio ``Ms`` (the Table 7 ablations: one Beta ratio per image, or
-        the pixel-wise saliency ratio). When omitted, Eq. 3-5 build it from ``saliency``.
-    saliency : torch.Tensor, optional
-        ``(B, *spatial)`` saliency of every image. With neither ``soft_mask`` nor ``saliency`` only
-        hard mixing is done.
+        ``(B,)`` batch index of each row's ``X2``.
+    parts : sequence of (torch.Tensor, bool)
+        The masks to apply, each ``(B, *spatial)`` with values in ``[0, 1]``, and whether it holds
+        only 0 and 1 (``Mh``: label channels are then copied, not blended). See
+        :meth:`HSMixMasks.parts`.
+    include_original : bool
+        Put the unmixed rows (one-hot for class indices) in front.
+    num_classes : int, optional
+        Number of classes of index labels.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        The ``(B * n, C', *spatial)`` output (``n`` = number of parts, plus one with
+        ``include_original``; ``C' = num_classes`` for index labels, which come back ``float32``)
+        and, for each output row, the input row it derives from (its ``X1``).
     """
-    masks = hsmix_masks(partner.to(images.device), segments, uniforms, p, soft_mask=soft_mask, saliency=saliency)
-    images2 = images[masks.partner]
-    out = HSMixOutput(**vars(masks))
-    out.hard_image = blend(images, images2, masks.hard_mask)
-    if masks.soft_mask is not None:
-        out.soft_image = blend(images, images2, masks.soft_mask)
-    if labels is not None:
-        labels2 = labels[masks.partner]
-        out.hard_label = blend(labels, labels2, masks.hard_mask)
-        if masks.soft_mask is not None:
-            out.soft_label = blend(labels, labels2, masks.soft_mask)
-    return out
+    bsz = tensor.shape[0]
+    first = 1 if include_original else 0
+    channels, dtype = (tensor.shape[1], tensor.dtype) if num_classes is None else (num_classes, torch.float32)
+    out = torch.empty((bsz * (first + len(parts)), channels) + tuple(tensor.shape[2:]), dtype=dtype, device=tensor.device)
+    if first and num_classes is None:
+        out[:bsz] = tensor
+    elif first:
+        one_hot_channels(tensor, num_classes, out=out[:bsz])
+    partners = partner.tolist()
+    for k, (mask, binary) in enumerate(parts, start=first):
+        part = out[k * bsz : (k + 1) * bsz]
+        mix = blend
+        if num_classes is not None:
+            # a binary mask makes its labels one-hot copies: one scatter each
+            mix = functools.partial(blend_index_labels, num_classes=num_classes, binary=binary)
+        # row by row: partners' rows are read in place instead of gathered into a copy, and
+        # temporaries stay one sample large
+        for row, other in enumerate(partners):
+            mix(tensor[row : row + 1], tensor[other : other + 1], mask[row : row + 1], out=part[row : row + 1])
+    rows = torch.arange(bsz).repeat(first + len(parts))
+    return out, rows
+
+
+def identity_masks(
+    bsz: int, spatial: Sequence[int], device: "torch.device | str | None" = None, dtype: torch.dtype = torch.float32
+) -> HSMixMasks:
+    """Masks that mix nothing: every image paired with itself, ``Mh = Ms = 0``, one superpixel.
+
+    What a batch that was not mixed (``prob`` not drawn, a batch of one) reports, so that callers
+    see the same fields whatever the draw.
+    """
+    zeros = torch.zeros((bsz,) + tuple(spatial), dtype=dtype, device=device)
+    segments = torch.zeros((bsz,) + tuple(spatial), dtype=torch.long, device=device)
+    return HSMixMasks(hard_mask=zeros, soft_mask=zeros.clone(), segments=segments, partner_segments=segments.clone(),
+                      mixed_segments=segments.clone(), partner=torch.arange(bsz, device=device))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -21,7 +20,10 @@ def segment_mean(values: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
     """Replace every pixel by the mean of ``values`` over the pixels of its own segment.
 
     This is the paper's Eq. 5: the mean is taken over the superpixel's pixels (not over the whole
-    image), computed for the whole batch with one scatter-add, no loop over segments.
+    image), computed for the whole batch with one scatter-add, no loop over segments. Sums and
+    counts are accumulated in at least float32, so half-precision input neither overflows (a
+    float16 count stops at 65,504 pixels, and BraTS supervoxels are larger) nor loses its small
+    terms; the result has the input's dtype.
 
     Parameters
     ----------
@@ -43,48 +45,48 @@ def segment_mean(values: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
     total = ids.shape[0] * num
     flat_ids = ids.reshape(-1)
     vals = values.reshape(-1)
-    sums = torch.zeros(total, dtype=vals.dtype, device=vals.device).scatter_add_(0, flat_ids, vals)
+    acc = torch.promote_types(vals.dtype, torch.float32)
+    sums = torch.zeros(total, dtype=acc, device=vals.device).scatter_add_(0, flat_ids, vals.to(acc))
     counts = torch.bincount(flat_ids, minlength=total)
-    means = sums / counts.clamp_min(1).to(vals.dtype)
+    means = (sums / counts.clamp_min(1).to(acc)).to(values.dtype)
     return means.index_select(0, flat_ids).reshape(values.shape)  # 4x faster than means[flat_ids]
 
 
-def square_grid_segments(
-    spatial_shape: Sequence[int], n_segments: torch.Tensor, device: "torch.device | str | None" = None
+def grid_cells(
+    bsz: int, spatial_shape: Sequence[int], grid_size: "int | Sequence[int]" = 7, device: "torch.device | str | None" = None
 ) -> torch.Tensor:
-    """Square (cubic) grid cells used in place of superpixels, the paper's Table 7 ablation.
+    """A regular grid of ``grid_size`` cells along every spatial axis, the paper's Table 7 ablation.
 
-    The cell side is chosen so that each image gets about ``n_segments[b]`` cells, which makes the
-    grid ablation comparable with superpixels of the same count.
+    The paper's "7 x 7 square grid" row replaces the superpixels of hard mixing by 7 x 7 cells
+    whatever the image size; in 3D the grid is 7 x 7 x 7. Cell borders fall at
+    ``floor(i * grid_size / size)``, so cells differ by at most one voxel in width.
 
     Parameters
     ----------
+    bsz : int
+        Batch size (every image gets the same grid).
     spatial_shape : sequence of int
         ``(H, W)`` or ``(H, W, D)``.
-    n_segments : torch.Tensor
-        ``(B,)`` requested number of cells per image.
+    grid_size : int or sequence of int
+        Cells along each axis (one value for all axes, or one per axis). An axis shorter than
+        its cell count gets one cell per voxel.
+    device : torch.device or str, optional
+        Where to build the labels.
 
     Returns
     -------
     torch.Tensor
-        ``(B, *spatial_shape)`` int64 cell labels, contiguous from 0 in every image.
+        ``(bsz, *spatial_shape)`` int64 cell labels, contiguous from 0.
     """
     dims = len(spatial_shape)
-    counts = n_segments.to(device=device, dtype=torch.float64).clamp_min(1)
-    side = (math.prod(spatial_shape) / counts) ** (1.0 / dims)
-    side = side.clamp_min(1.0)
-    bsz = counts.shape[0]
-    labels = torch.zeros((bsz,) + tuple(spatial_shape), dtype=torch.int64, device=device)
-    for axis, size in enumerate(spatial_shape):
-        view = [1] * (dims + 1)
-        view[axis + 1] = size
-        coord = torch.arange(size, device=device, dtype=torch.float64).reshape(view)
-        bside = side.reshape([bsz] + [1] * dims)
-        cells_along = torch.ceil(size / bside).long()
-        labels = labels * cells_along + torch.floor(coord / bside).long()
-    # cells can be empty only at the far edge when the ceil overshoots; relabel to keep ids dense
-    flat = labels.reshape(bsz, -1)
-    dense = torch.empty_like(flat)
-    for b in range(bsz):  # a loop over images (not pixels): unique is per image
-        dense[b] = torch.unique(flat[b], return_inverse=True)[1]
-    return dense.reshape(labels.shape)
+    sizes = (grid_size,) * dims if isinstance(grid_size, int) else tuple(int(g) for g in grid_size)
+    if len(sizes) != dims or any(g < 1 for g in sizes):
+        raise ValueError(f"grid_size must be a positive int or {dims} positive ints, got {grid_size!r}")
+    labels = torch.zeros(tuple(spatial_shape), dtype=torch.int64, device=device)
+    for axis, (size, cells) in enumerate(zip(spatial_shape, sizes)):
+        cells = min(cells, size)
+        view = [1] * dims
+        view[axis] = size
+        index = torch.div(torch.arange(size, device=device) * cells, size, rounding_mode="floor").reshape(view)
+        labels = labels * cells + index
+    return labels.unsqueeze(0).expand((bsz,) + tuple(spatial_shape)).contiguous()

@@ -1,5 +1,9 @@
 """HSMix as MONAI batch transforms: :class:`RandHSMix` (arrays) and :class:`RandHSMixd` (dictionaries).
 
+The mixing itself is :func:`monai_hsmix.core.hsmix_masks` (the masks, Eq. 1 and 3-6) and
+:func:`monai_hsmix.core.mix_with_masks` (the blends, Eq. 2 and 7); the transforms add the random
+draws, validation and the MONAI conventions.
+
 HSMix mixes pairs of samples, so it works on a whole batch ``(B, C, H, W[, D])`` at once: use it in a
 DataLoader's ``collate_fn`` (:class:`monai_hsmix.data.HSMixCollate`) or in a trainer's
 ``prepare_batch`` (:class:`monai_hsmix.data.HSMixPrepareBatch`), not on single samples.
@@ -7,7 +11,6 @@ DataLoader's ``collate_fn`` (:class:`monai_hsmix.data.HSMixCollate`) or in a tra
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -19,19 +22,20 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import TransformBackends
 
 from monai_hsmix.backends import resolve_backend
+from monai_hsmix.backends.colour import SLIC_SPACES, check_slic_space
 from monai_hsmix.backends.intensity import all_finite
 from monai_hsmix.core import (
     HSMixMasks,
-    blend,
-    blend_index_labels,
     class_indices,
+    grid_cells,
     hsmix_masks,
+    identity_masks,
     is_index_labels,
     labels_to_channels,
+    mix_with_masks,
     one_hot_channels,
     random_derangement,
     relative_saliency,
-    square_grid_segments,
 )
 from monai_hsmix.transforms.batch_types import like_input, to_torch
 from monai_hsmix.transforms.hsmix_presets import get_preset
@@ -62,9 +66,10 @@ class RandHSMix(RandomizableTransform):
 
     Every image ``X1`` of the batch is paired with another image ``X2`` of the same batch (a random
     derangement). Hard mixing pastes Bernoulli(``p``)-selected SLIC superpixels of ``X2`` onto
-    ``X1`` (mask ``Mh``); soft mixing blends the two with the relative saliency ``SA2 / (SA1 + SA2)``
-    averaged inside every superpixel of the mixed grid (mask ``Ms``). Labels are mixed as one-hot (or
-    multi-label) channels with the same masks and come back as float soft labels.
+    ``X1`` (mask ``Mh``, Eq. 1-2); soft mixing blends the two with the relative saliency
+    ``SA21 = SA2 / (SA1 + SA2)`` (Eq. 3) averaged inside every superpixel of the mixed grid ``SPm``
+    (Eq. 4-5), which gives the mask ``Ms`` (Eq. 6) and the soft sample (Eq. 7). Labels are mixed as
+    one-hot (or multi-label) channels with the same masks and come back as float soft labels.
 
     Parameters
     ----------
@@ -76,25 +81,35 @@ class RandHSMix(RandomizableTransform):
         Superpixel count, drawn per image from ``U(lmin, lmax)`` (inclusive).
     compactness : float
         SLIC compactness, in scikit-image's sense: each image is min-max scaled to ``[0, 1]`` over
-        all its channels before clustering, so the value does not depend on intensity units; small
-        values follow intensity edges, large values give regular, grid-like superpixels.
+        all its channels and, with ``slic_space="lab"``, converted to CIELAB (values 0-100) before
+        clustering; small values follow intensity edges, large values give regular superpixels.
+        The same number means about 100 times more regularity in ``"intensity"`` space than in
+        ``"lab"``: use the value that goes with the space (the presets do).
     p : float
         Probability that a superpixel of ``X2`` is pasted in hard mixing.
+    slic_space : {"intensity", "lab"}
+        SLIC features. ``"intensity"``: the channels as they are (CT, MRI, any modality stack).
+        ``"lab"``: the 3 channels are RGB (in ``[0, 1]`` or ``[0, 255]``) converted to CIELAB, as
+        scikit-image's ``slic`` does for colour images (H&E, dermoscopy); the paper's RGB presets
+        assume it. Never chosen from the channel count: three adjacent slices or three MRI
+        modalities are not a colour image.
     mode : {"both", "hard", "soft", "random"}
         ``"both"`` (the paper) returns the hard and the soft batch concatenated (``2B`` samples),
         ``"hard"`` / ``"soft"`` one of them, ``"random"`` one of the two chosen at each call.
     include_original : bool
         Put the unmixed batch in front of the mixed one(s).
     prob : float
-        Probability of applying the transform to a batch. When it is not applied, the images come
-        back unchanged and the labels are still returned as float channels, so a loss always sees
-        one label format.
+        Probability of applying the transform to a batch. When it is not applied, the output keeps
+        the input's ``B`` samples: images unchanged (integer images cast to float32, as mixed ones
+        are), labels as float channels, so a loss always sees one format.
     backend : {"auto", "torch", "reference"}
         Where superpixels and saliency come from: ``"reference"`` is scikit-image SLIC + OpenCV
         saliency on the CPU, ``"torch"`` the batched torch implementation on the batch's device,
         ``"auto"`` torch when available.
     hard_region : {"superpixel", "grid"}
-        Table 7 ablation: select square grid cells (about the same count) instead of superpixels.
+        Table 7 ablation: select the cells of a regular ``grid_size`` grid instead of superpixels.
+    grid_size : int or sequence of int
+        Cells per axis for ``hard_region="grid"`` (the paper's 7 x 7, whatever the image size).
     soft_ratio : {"superpixel", "pixel", "beta"}
         Table 7 ablation: the soft ratio ``Ms`` averaged per superpixel (the paper), the pixel-wise
         saliency ratio, or one ``Beta(beta_alpha, beta_alpha)`` ratio per image (Mixup).
@@ -109,7 +124,12 @@ class RandHSMix(RandomizableTransform):
     -----
     Call it as ``images, labels = mix(images, labels)``; ``mix(images)`` returns images only. Input
     may be numpy, torch or a batched MetaTensor; the output has the same type, and a MetaTensor's
-    per-sample meta follows each mixed sample's ``X1``. Mixed images are floating point.
+    per-sample meta follows each mixed sample's ``X1``. Output images are floating point (float32
+    for integer input, the input's dtype otherwise, float16 and bfloat16 included).
+
+    Output batch size, for an input of ``B`` samples: ``2B`` for ``mode="both"``, ``B`` for the
+    other modes, plus ``B`` with ``include_original``; a batch that is not mixed (``prob`` not
+    drawn, or ``B = 1``) keeps ``B``.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -121,11 +141,13 @@ class RandHSMix(RandomizableTransform):
         n_segments: Union[int, Sequence[int]] = (200, 400),
         compactness: float = 10.0,
         p: float = 0.3,
+        slic_space: str = "intensity",
         mode: str = "both",
         include_original: bool = False,
         prob: float = 1.0,
         backend: str = "auto",
         hard_region: str = "superpixel",
+        grid_size: Union[int, Sequence[int]] = 7,
         soft_ratio: str = "superpixel",
         beta_alpha: float = 1.0,
         spacing: Optional[Sequence[float]] = None,
@@ -145,10 +167,13 @@ class RandHSMix(RandomizableTransform):
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
         self.p = float(p)
-        for name, value, allowed in (("mode", mode, MODES), ("hard_region", hard_region, HARD_REGIONS), ("soft_ratio", soft_ratio, SOFT_RATIOS)):
+        choices = (("mode", mode, MODES), ("hard_region", hard_region, HARD_REGIONS), ("soft_ratio", soft_ratio, SOFT_RATIOS),
+                   ("slic_space", slic_space, SLIC_SPACES))
+        for name, value, allowed in choices:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        self.mode, self.hard_region, self.soft_ratio = mode, hard_region, soft_ratio
+        self.mode, self.hard_region, self.soft_ratio, self.slic_space = mode, hard_region, soft_ratio, slic_space
+        self.grid_size = _check_grid_size(grid_size)
         self.include_original = bool(include_original)
         if not float(beta_alpha) > 0:
             raise ValueError(f"beta_alpha must be positive, got {beta_alpha}")
@@ -173,7 +198,8 @@ class RandHSMix(RandomizableTransform):
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "RandHSMix":
         """Build with a dataset preset of the paper's Table 9 (``glas``, ``monuseg``, ``isic2017``,
-        ``brats2018``, ``synapse``); keyword arguments override or complete it."""
+        ``brats2018``, ``synapse``), feature space included; keyword arguments override or
+        complete it."""
         return cls(**{**get_preset(name).as_kwargs(), **overrides})
 
     # -- randomness -------------------------------------------------------------------------
@@ -190,8 +216,21 @@ class RandHSMix(RandomizableTransform):
         # Bernoulli draws need the superpixel count, known only after SLIC: seed a torch generator now
         self._seed = int(self.R.randint(0, 2**31 - 1))
 
+    def mixes(self, batch_size: int) -> bool:
+        """Whether the last :meth:`randomize` mixes a batch of ``batch_size`` (a batch of one is
+        returned unmixed, with a warning the first time)."""
+        if not self._do_transform:
+            return False
+        if batch_size < 2:
+            if not self._warned_single:
+                logger.warning("HSMix needs at least 2 samples in a batch to form pairs; a batch of 1 is returned unmixed")
+                self._warned_single = True
+            return False
+        return True
+
     # -- validation -------------------------------------------------------------------------
-    def _check_batch(self, images: torch.Tensor, name: str = "img") -> None:
+    def check_images(self, images: torch.Tensor, name: str = "img") -> None:
+        """Raise a ``ValueError`` saying what is wrong unless ``images`` is a batch HSMix can mix."""
         if images.ndim not in (4, 5):
             raise ValueError(f"{name} must be a batch (B, C, H, W) or (B, C, H, W, D), got shape {tuple(images.shape)}")
         if images.shape[0] == 0 or any(s == 0 for s in images.shape[1:]):
@@ -202,8 +241,15 @@ class RandHSMix(RandomizableTransform):
             raise ValueError(f"{name} contains NaN or infinite values")
         if self.spacing is not None and len(self.spacing) != images.ndim - 2:
             raise ValueError(f"spacing has {len(self.spacing)} values for {images.ndim - 2} spatial dimensions")
+        if self.hard_region == "superpixel":
+            try:
+                check_slic_space(self.slic_space, images.shape[1])
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
 
-    def _check_pair(self, images: torch.Tensor, other: torch.Tensor, name: str) -> None:
+    @staticmethod
+    def check_matching(images: torch.Tensor, other: torch.Tensor, name: str) -> None:
+        """Raise a ``ValueError`` unless ``other`` has the batch and spatial size of ``images``."""
         if other.ndim != images.ndim or other.shape[0] != images.shape[0] or other.shape[2:] != images.shape[2:]:
             raise ValueError(
                 f"{name} shape {tuple(other.shape)} does not match the image batch {tuple(images.shape)}: "
@@ -214,14 +260,22 @@ class RandHSMix(RandomizableTransform):
         """Labels as float channels (see :func:`monai_hsmix.core.labels_to_channels`)."""
         return labels_to_channels(labels, self.num_classes, self.multilabel)
 
+    def prepare_labels(self, labels: torch.Tensor) -> Tuple[torch.Tensor, Optional[int]]:
+        """Validated labels for :meth:`apply`: class indices (``int64``) with the class count, or
+        float channels with ``None``."""
+        if is_index_labels(labels, self.multilabel):
+            return class_indices(labels, self.num_classes), self.num_classes
+        return self.label_channels(labels), None
+
     # -- computation ------------------------------------------------------------------------
-    def _wants(self) -> Tuple[bool, bool]:
+    def parts_wanted(self) -> Tuple[bool, bool]:
+        """``(hard, soft)``: which samples the current draw produces."""
         if self.mode == "random":
             return self._use_hard, not self._use_hard
         return self.mode in ("both", "hard"), self.mode in ("both", "soft")
 
     def compute(self, images: torch.Tensor, keep_maps: bool = True) -> HSMixMasks:
-        """Masks for the current draws (call :meth:`randomize` first); :meth:`expand` applies them.
+        """Masks for the current draws (call :meth:`randomize` first); :meth:`apply` mixes with them.
 
         Parameters
         ----------
@@ -236,13 +290,14 @@ class RandHSMix(RandomizableTransform):
         counts = torch.as_tensor(self._counts, device=device)
         partner = torch.as_tensor(self._partner, device=device)
         if self.hard_region == "grid":
-            segments = square_grid_segments(spatial, counts, device=device)
+            segments = grid_cells(bsz, spatial, self.grid_size, device=device)
         else:
-            segments = self._superpixel_fn(images, counts, self.compactness, spacing=self.spacing, max_num_iter=self.max_num_iter)
+            segments = self._superpixel_fn(images, counts, self.compactness, spacing=self.spacing,
+                                           max_num_iter=self.max_num_iter, slic_space=self.slic_space)
         num = int(segments.max().item()) + 1
         generator = torch.Generator().manual_seed(self._seed)
         uniforms = torch.rand((bsz, num), generator=generator, dtype=torch.float32).to(device)
-        _, want_soft = self._wants()
+        _, want_soft = self.parts_wanted()
         soft_mask = saliency = None
         if want_soft:
             if self.soft_ratio == "beta":
@@ -255,57 +310,24 @@ class RandHSMix(RandomizableTransform):
                     saliency = None
         return hsmix_masks(partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency, keep_maps=keep_maps)
 
-    def expand(self, tensor: torch.Tensor, result: HSMixMasks, num_classes: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Mix any ``(B, C, *spatial)`` tensor with ``result``'s masks and stack the parts the mode asks for.
+    def apply(self, tensor: torch.Tensor, masks: HSMixMasks, num_classes: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Mix any ``(B, C, *spatial)`` tensor of the batch with ``masks`` (from :meth:`compute`).
 
-        With ``num_classes``, ``tensor`` holds validated ``(B, 1, *spatial)`` ``int64`` class indices
-        and the output their mixed one-hot channels (built without a one-hot copy of the input).
-        Returns the output batch and, for each output row, the input row it derives from (its ``X1``).
-        The parts are written straight into one preallocated output (no per-part copies to concatenate).
+        The parts the mode asks for are stacked along the batch axis by
+        :func:`monai_hsmix.core.mix_with_masks`. With ``num_classes``, ``tensor`` holds validated
+        ``(B, 1, *spatial)`` ``int64`` class indices (see :meth:`prepare_labels`) and the output
+        their mixed one-hot channels. Returns the output and, for each output row, the input row
+        it derives from (its ``X1``).
         """
-        want_hard, want_soft = self._wants()
-        masks = [m for m, wanted in ((result.hard_mask, want_hard), (result.soft_mask, want_soft)) if wanted]
-        bsz = tensor.shape[0]
-        first = 1 if self.include_original else 0
-        channels, dtype = (tensor.shape[1], tensor.dtype) if num_classes is None else (num_classes, torch.float32)
-        out = torch.empty((bsz * (first + len(masks)), channels) + tuple(tensor.shape[2:]), dtype=dtype, device=tensor.device)
-        if first and num_classes is None:
-            out[:bsz] = tensor
-        elif first:
-            one_hot_channels(tensor, num_classes, out=out[:bsz])
-        partner = result.partner.tolist()
-        for k, mask in enumerate(masks, start=first):
-            part = out[k * bsz:(k + 1) * bsz]
-            mix = blend
-            if num_classes is not None:
-                # Mh is 0 or 1 by construction: its labels are one-hot copies, one scatter each
-                mix = functools.partial(blend_index_labels, num_classes=num_classes, binary=mask is result.hard_mask)
-            # row by row: partners' rows are read in place instead of gathered into a copy, and
-            # temporaries stay one sample large
-            for row, other in enumerate(partner):
-                mix(tensor[row : row + 1], tensor[other : other + 1], mask[row : row + 1], out=part[row : row + 1])
-        rows = torch.arange(bsz).repeat(first + len(masks))
-        return out, rows
+        hard, soft = self.parts_wanted()
+        return mix_with_masks(tensor, masks.partner, masks.parts(hard, soft), self.include_original, num_classes)
 
-    def prepare_labels(self, labels: torch.Tensor) -> Tuple[torch.Tensor, Optional[int]]:
-        """Validated labels for :meth:`expand`: class indices (``int64``) with the class count, or
-        float channels with ``None``."""
-        if is_index_labels(labels, self.multilabel):
-            return class_indices(labels, self.num_classes), self.num_classes
-        return self.label_channels(labels), None
-
-    def _as_float(self, images: torch.Tensor) -> torch.Tensor:
-        return images if images.is_floating_point() else images.float()
-
-    def _skip(self, bsz: int) -> bool:
-        if not self._do_transform:
-            return True
-        if bsz < 2:
-            if not self._warned_single:
-                logger.warning("HSMix needs at least 2 samples in a batch to form pairs; a batch of 1 is returned unmixed")
-                self._warned_single = True
-            return True
-        return False
+    def unmixed(self, tensor: torch.Tensor, num_classes: Optional[int] = None) -> torch.Tensor:
+        """What a batch that is not mixed returns for ``tensor``: images as floats, index labels
+        as one-hot channels (``num_classes`` given), label channels as they are."""
+        if num_classes is not None:
+            return one_hot_channels(tensor, num_classes)
+        return as_floating(tensor)
 
     def __call__(self, img: Any, label: Any = None, randomize: bool = True, return_masks: bool = False):  # type: ignore[override]
         """Mix a batch.
@@ -320,40 +342,37 @@ class RandHSMix(RandomizableTransform):
             Draw new random numbers (set ``False`` to repeat the last draws on a same-sized batch).
         return_masks : bool
             Also return the :class:`~monai_hsmix.core.HSMixMasks` with ``Mh``, ``Ms``, the
-            superpixel maps and the pairing (``None`` when the batch was not mixed).
+            superpixel maps and the pairing. A batch that was not mixed reports
+            :func:`~monai_hsmix.core.identity_masks` (each image its own partner, zero masks), and
+            a mask the draw did not produce (the other part under ``mode="random"``) is zero.
 
         Returns
         -------
         images, or (images, labels), with the masks appended when ``return_masks``.
         """
         images = to_torch(img, "img")
-        self._check_batch(images)
+        self.check_images(images)
         labels = classes = None
         if label is not None:
             labels = to_torch(label, "label")
-            self._check_pair(images, labels, "label")
+            self.check_matching(images, labels, "label")
             labels, classes = self.prepare_labels(labels)
         bsz = images.shape[0]
         if randomize:
             self.randomize(bsz)
-        result = None
-        if self._skip(bsz):
-            out_img = img
-            if labels is not None and classes is not None:
-                labels = one_hot_channels(labels, classes)  # already validated
-            out_lab = None if labels is None else like_input(labels, label, torch.arange(bsz))
+        fimages = as_floating(images)
+        if self.mixes(bsz):
+            masks = self.compute(fimages, keep_maps=return_masks)
+            mixed, rows = self.apply(fimages, masks)
+            out_lab = None if labels is None else like_input(self.apply(labels, masks, classes)[0], label, rows)
         else:
-            fimages = self._as_float(images)
-            result = self.compute(fimages, keep_maps=return_masks)
-            mixed, rows = self.expand(fimages, result)
-            out_img = like_input(mixed, img, rows)
-            out_lab = None
-            if labels is not None:
-                mixed_lab, _ = self.expand(labels, result, classes)
-                out_lab = like_input(mixed_lab, label, rows)
-        outputs: Tuple[Any, ...] = (out_img,) if labels is None else (out_img, out_lab)
+            masks = identity_masks(bsz, images.shape[2:], images.device, fimages.dtype) if return_masks else None
+            rows = torch.arange(bsz)
+            mixed = fimages
+            out_lab = None if labels is None else like_input(self.unmixed(labels, classes), label, rows)
+        outputs: Tuple[Any, ...] = (like_input(mixed, img, rows),) if labels is None else (like_input(mixed, img, rows), out_lab)
         if return_masks:
-            outputs = outputs + (result,)
+            outputs = outputs + (_filled(masks, fimages.dtype),)
         return outputs[0] if len(outputs) == 1 else outputs
 
 
@@ -365,26 +384,32 @@ class RandHSMixd(RandomizableTransform, MapTransform):
     keys : str or sequence of str
         Keys to mix: images and labels. All must share batch and spatial size.
     label_keys : str or sequence of str
-        The subset of ``keys`` that holds labels (mixed as one-hot / multi-label channels).
+        The subset of ``keys`` that holds labels (mixed as one-hot / multi-label channels). An
+        integer-typed key that is not listed here is an error: it is almost always a label map
+        that would otherwise be blended as intensities (fractional class indices).
     image_key : str, optional
         The image whose superpixels and saliency define the masks (default: the first key of
         ``keys`` that is not a label key). Every image key is mixed with the same masks.
     return_masks : bool
         Add ``{mask_key_prefix}hard_mask``, ``soft_mask``, ``segments``, ``partner_segments``,
-        ``mixed_segments`` (each ``(B, 1, ...)``) and ``partner`` (``(B,)``) to the output.
+        ``mixed_segments`` (each ``(B, 1, ...)``) and ``partner`` (``(B,)``) to the output, in
+        every call: a batch that was not mixed reports zero masks, one segment and each sample
+        its own partner; a mask the draw did not produce is zero.
     mask_key_prefix : str
         Prefix of the keys added by ``return_masks``.
     allow_missing_keys : bool
         Skip keys that are absent instead of raising.
     **kwargs
         Every other argument of :class:`RandHSMix` (``num_classes``, ``multilabel``, ``n_segments``,
-        ``compactness``, ``p``, ``mode``, ``include_original``, ``prob``, ``backend``,
-        ``hard_region``, ``soft_ratio``, ``beta_alpha``, ``spacing``, ``max_num_iter``).
+        ``compactness``, ``p``, ``slic_space``, ``mode``, ``include_original``, ``prob``,
+        ``backend``, ``hard_region``, ``grid_size``, ``soft_ratio``, ``beta_alpha``, ``spacing``,
+        ``max_num_iter``).
 
     Notes
     -----
     Keys that are not in ``keys`` are passed through unchanged; with ``mode="both"`` the mixed keys
-    hold ``2B`` samples while such keys keep ``B``.
+    hold ``2B`` samples while such keys keep ``B`` (see :class:`RandHSMix` for the batch size in
+    each case).
     """
 
     backend = RandHSMix.backend
@@ -427,48 +452,87 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         self.mixer.randomize(data)
         self._do_transform = self.mixer._do_transform
 
+    def _validated(self, d: Mapping[Hashable, Any], present: List[Hashable], source_key: Hashable):
+        """Every key as a torch tensor, checked; labels prepared. Returns tensors and class counts."""
+        source = to_torch(d[source_key], str(source_key))
+        tensors: Dict[Hashable, torch.Tensor] = {source_key: source}
+        classes: Dict[Hashable, Optional[int]] = {}
+        for key in present:
+            t = source if key == source_key else to_torch(d[key], str(key))
+            if key in self.label_keys:
+                self.mixer.check_matching(source, t, str(key))
+                t, classes[key] = self.mixer.prepare_labels(t)
+            else:
+                if not t.is_floating_point() and t.dtype != torch.bool and not t.is_complex():
+                    raise ValueError(
+                        f"{key!r} holds integers ({t.dtype}) but is not in label_keys: it would be blended as "
+                        f"intensities (fractional class indices). List it in label_keys if it is a label map, "
+                        f"or cast it to float first if it is an image (e.g. EnsureTyped or ScaleIntensityd)"
+                    )
+                if key != source_key:
+                    self.mixer.check_matching(source, t, str(key))
+                self.mixer.check_images(t, str(key))
+            tensors[key] = t
+        return tensors, classes
+
     def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
         d = dict(data)
         present = list(self.key_iterator(d))
         image_keys = [k for k in present if k not in self.label_keys]
-        label_keys = [k for k in present if k in self.label_keys]
         if not image_keys:
             raise ValueError(f"RandHSMixd needs at least one image key among {present} (keys not in label_keys)")
         source_key = self.image_key if self.image_key in image_keys else image_keys[0]
-        source = to_torch(d[source_key], str(source_key))
-        self.mixer._check_batch(source, str(source_key))
-        tensors: Dict[Hashable, torch.Tensor] = {source_key: source}
-        classes: Dict[Hashable, Optional[int]] = {}
-        for key in present:
-            if key == source_key:
-                continue
-            t = to_torch(d[key], str(key))
-            self.mixer._check_pair(source, t, str(key))
-            if key in label_keys:
-                t, classes[key] = self.mixer.prepare_labels(t)
-            else:
-                self.mixer._check_batch(t, str(key))
-            tensors[key] = t
+        tensors, classes = self._validated(d, present, source_key)
+        source = tensors[source_key]
         bsz = source.shape[0]
         self.randomize(bsz)
-        if self.mixer._skip(bsz):
-            for key in label_keys:
-                t = tensors[key] if classes[key] is None else one_hot_channels(tensors[key], classes[key])
-                d[key] = like_input(t, data[key], torch.arange(bsz))
-            return d
-        for key in image_keys:
-            tensors[key] = self.mixer._as_float(tensors[key])
-        result = self.mixer.compute(tensors[source_key], keep_maps=self.return_masks)
-        for key in present:
-            mixed, rows = self.mixer.expand(tensors[key], result, classes.get(key))
-            d[key] = like_input(mixed, data[key], rows)
+        if self.mixer.mixes(bsz):
+            masks = self.mixer.compute(source, keep_maps=self.return_masks)
+            for key in present:
+                mixed, rows = self.mixer.apply(tensors[key], masks, classes.get(key))
+                d[key] = like_input(mixed, data[key], rows)
+        else:
+            masks = identity_masks(bsz, source.shape[2:], source.device, source.dtype)
+            for key in present:
+                d[key] = like_input(self.mixer.unmixed(tensors[key], classes.get(key)), data[key], torch.arange(bsz))
         if self.return_masks:
+            masks = _filled(masks, source.dtype)
             for field in MASK_FIELDS:
-                value = getattr(result, field)
-                if value is not None:
-                    d[f"{self.mask_key_prefix}{field}"] = value.unsqueeze(1)
-            d[f"{self.mask_key_prefix}partner"] = result.partner
+                d[f"{self.mask_key_prefix}{field}"] = getattr(masks, field).unsqueeze(1)
+            d[f"{self.mask_key_prefix}partner"] = masks.partner
         return d
+
+
+def as_floating(images: torch.Tensor) -> torch.Tensor:
+    """Images as a floating tensor: floating input as it is, anything else as float32."""
+    return images if images.is_floating_point() else images.float()
+
+
+def _filled(masks: HSMixMasks, dtype: torch.dtype) -> HSMixMasks:
+    """``masks`` with a zero mask in place of a part the draw did not produce, so that the
+    reported fields never depend on the draw."""
+    reference = masks.hard_mask if masks.hard_mask is not None else masks.soft_mask
+    zeros = torch.zeros_like(reference, dtype=dtype)
+    return HSMixMasks(
+        hard_mask=masks.hard_mask if masks.hard_mask is not None else zeros,
+        soft_mask=masks.soft_mask if masks.soft_mask is not None else zeros,
+        segments=masks.segments,
+        partner_segments=masks.partner_segments,
+        mixed_segments=masks.mixed_segments,
+        partner=masks.partner,
+    )
+
+
+def _check_grid_size(grid_size: Union[int, Sequence[int]]) -> Union[int, Tuple[int, ...]]:
+    if isinstance(grid_size, (int, np.integer)) and not isinstance(grid_size, bool):
+        values: Tuple[int, ...] = (int(grid_size),)
+    else:
+        values = tuple(grid_size) if isinstance(grid_size, (tuple, list)) else ()
+        if not values or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"grid_size must be a positive int or a sequence of positive ints, got {grid_size!r}")
+    if any(int(v) < 1 for v in values):
+        raise ValueError(f"grid_size must be positive, got {grid_size!r}")
+    return int(values[0]) if isinstance(grid_size, (int, np.integer)) else tuple(int(v) for v in values)
 
 
 RandHSMixD = RandHSMixDict = RandHSMixd

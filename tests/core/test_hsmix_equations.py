@@ -1,6 +1,7 @@
 """Invariants of the paper's equations, checked on random batches (hypothesis)."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,8 +10,9 @@ from monai_hsmix.core import (
     blend,
     blend_index_labels,
     hard_mask_from_segments,
-    hsmix_batch,
     hsmix_masks,
+    identity_masks,
+    mix_with_masks,
     labels_to_channels,
     mixed_segment_grid,
     random_derangement,
@@ -42,7 +44,13 @@ def batches(draw):
 @given(batches())
 def test_hsmix_invariants(batch):
     images, labels, segments, saliency, partner, uniforms, p = batch
-    out = hsmix_batch(images, labels, partner, segments, uniforms, p, saliency=saliency)
+    out = hsmix_masks(partner, segments, uniforms, p, saliency=saliency)
+    mixed_images, rows = mix_with_masks(images, partner, out.parts())
+    mixed_labels, _ = mix_with_masks(labels, partner, out.parts())
+    bsz = images.shape[0]
+    assert torch.equal(rows, torch.arange(bsz).repeat(2))
+    hard_image, soft_image = mixed_images[:bsz], mixed_images[bsz:]
+    hard_label, soft_label = mixed_labels[:bsz], mixed_labels[bsz:]
     x1, x2 = images, images[partner]
     mh = out.hard_mask
     # Mh is binary and is a union of whole superpixels of SP2
@@ -53,7 +61,7 @@ def test_hsmix_invariants(batch):
             assert bool((region == region[0]).all())
     # each pixel of Xh is exactly X1 or X2, as the mask says
     hard_expect = torch.where(mh.unsqueeze(1) > 0, x2, x1)
-    assert torch.equal(out.hard_image, hard_expect)
+    assert torch.equal(hard_image, hard_expect)
     # Ms lies in [0, 1] and is constant inside every superpixel of SPm
     ms, spm = out.soft_mask, out.mixed_segments
     assert float(ms.min()) >= 0.0 and float(ms.max()) <= 1.0
@@ -62,13 +70,13 @@ def test_hsmix_invariants(batch):
             vals = ms[b][spm[b] == s]
             assert torch.allclose(vals, vals[0].expand_as(vals))
     # Y is mixed exactly as X
-    assert torch.equal(out.hard_label, blend(labels, labels[partner], mh))
-    assert torch.allclose(out.soft_label, blend(labels, labels[partner], ms))
-    assert torch.allclose(out.soft_image, x1 * (1 - ms.unsqueeze(1)) + x2 * ms.unsqueeze(1))
+    assert torch.equal(hard_label, blend(labels, labels[partner], mh))
+    assert torch.allclose(soft_label, blend(labels, labels[partner], ms))
+    assert torch.allclose(soft_image, x1 * (1 - ms.unsqueeze(1)) + x2 * ms.unsqueeze(1))
     # soft labels stay a probability distribution per pixel
-    ones = torch.ones_like(out.soft_label[:, 0])
-    assert torch.allclose(out.soft_label.sum(1), ones) and torch.allclose(out.hard_label.sum(1), ones)
-    assert torch.isfinite(out.soft_image).all()
+    ones = torch.ones_like(soft_label[:, 0])
+    assert torch.allclose(soft_label.sum(1), ones) and torch.allclose(hard_label.sum(1), ones)
+    assert torch.isfinite(soft_image).all()
 
 
 def test_selection_follows_uniform_draws():
@@ -107,8 +115,32 @@ def test_soft_ratio_is_the_mean_over_the_superpixel_not_the_image():
 def test_hard_only_skips_soft_outputs():
     images = torch.rand(2, 1, 4, 4)
     segs = torch.zeros(2, 4, 4, dtype=torch.long)
-    out = hsmix_batch(images, None, torch.tensor([1, 0]), segs, torch.zeros(2, 1), 0.5)
-    assert out.soft_image is None and out.soft_mask is None and torch.equal(out.hard_image, images.flip(0))
+    masks = hsmix_masks(torch.tensor([1, 0]), segs, torch.zeros(2, 1), 0.5)
+    assert masks.soft_mask is None
+    with pytest.raises(ValueError, match="soft mask was not computed"):
+        masks.parts(hard=False, soft=True)
+    out, rows = mix_with_masks(images, masks.partner, masks.parts(hard=True, soft=False))
+    assert torch.equal(out, images.flip(0)) and rows.tolist() == [0, 1]
+
+
+def test_include_original_and_index_labels_share_the_one_path():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 3, (3, 1, 5, 6), generator=g)
+    masks = hsmix_masks(torch.tensor([2, 0, 1]), torch.randint(0, 4, (3, 5, 6), generator=g), torch.rand(3, 4, generator=g),
+                        0.5, saliency=torch.rand(3, 5, 6, generator=g))
+    out, rows = mix_with_masks(labels, masks.partner, masks.parts(), include_original=True, num_classes=3)
+    channels = labels_to_channels(labels, 3)
+    expected, expected_rows = mix_with_masks(channels, masks.partner, masks.parts(), include_original=True)
+    assert out.shape == (9, 3, 5, 6) and torch.equal(rows, expected_rows) and rows.tolist() == [0, 1, 2] * 3
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    assert torch.equal(out[:3], channels)
+
+
+def test_identity_masks_mix_nothing():
+    images = torch.rand(3, 2, 4, 5)
+    masks = identity_masks(3, (4, 5))
+    out, _ = mix_with_masks(images, masks.partner, masks.parts())
+    assert torch.equal(out, torch.cat([images, images]))
 
 
 @settings(max_examples=60, deadline=None)
