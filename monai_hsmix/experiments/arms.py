@@ -144,7 +144,7 @@ ARMS: Dict[str, Arm] = {
         Arm("hsmix_paper", "HSMix hard + soft, the paper's protocol (B sources give B hard + B soft samples at every step)",
             _hsmix("both"), doubles_batch=True, always_mix=True, uses=HS),
         Arm("hsmix_random", "HSMix hard or soft (coin flip per batch) from B sources: 'both' without halving the sources", _hsmix("random"), uses=HS),
-        Arm("grid_hard", "hard mixing of square grid cells instead of superpixels", _hsmix("hard", hard_region="grid"), uses=HS),
+        Arm("grid_hard", "hard mixing of the cells of a 7 x 7 grid instead of superpixels (the paper's Table 7)", _hsmix("hard", hard_region="grid", grid_size=7), uses=HS),
         Arm("beta_soft", "soft mixing with one Beta ratio per image instead of saliency", _hsmix("soft", soft_ratio="beta"), uses=HS),
         Arm("pixel_soft", "soft mixing with the pixel-wise saliency ratio instead of its superpixel average", _hsmix("soft", soft_ratio="pixel"), uses=HS),
     )
