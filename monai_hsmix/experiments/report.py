@@ -186,6 +186,40 @@ def plot(table: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> Path
     return path
 
 
+def plot_paired(table: Mapping[str, Mapping[str, Any]], path: Path) -> Optional[Path]:
+    """Paired difference to ``none`` per arm (points), each pair a dot, the mean with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "none" not in table:
+        return None
+    arms = [a for a in table if a != "none"]
+    diffs = {a: pair(_by_key(table[a]), _by_key(table["none"])) for a in arms}
+    arms = [a for a in arms if diffs[a] is not None]
+    if not arms:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(arms) + 1.5), dpi=120)
+    base = _by_key(table["none"])
+    for i, arm in enumerate(arms):
+        mine = _by_key(table[arm])
+        points = [100 * (mine[k] - base[k]) for k in mine if k in base]
+        ax.scatter(points, [i] * len(points), color="#969696", s=10, zorder=2)
+        d = diffs[arm]
+        if d.n > 1:
+            ax.plot([100 * d.lo, 100 * d.hi], [i, i], color="#3182bd", lw=2, zorder=3)
+        ax.scatter([100 * d.mean], [i], color="#08519c", s=30, zorder=4)
+    ax.axvline(0, color="#de2d26", lw=1, ls="--")
+    ax.set_yticks(range(len(arms)), arms)
+    ax.invert_yaxis()
+    ax.set_xlabel("paired Δ mean foreground DSC vs none (points), mean and 95% CI")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_report(
     out_dir: Path,
     arm_order: Sequence[str],
@@ -220,6 +254,8 @@ def write_report(
                   paired_table(table), "", "## Cost per arm (means over runs)", "", cost_table(table)]
         plot(table, out_dir / "mean_fg_dsc.png", f"{len(runs)} runs")
         lines += ["", "![mean foreground DSC per arm](mean_fg_dsc.png)"]
+        if plot_paired(table, out_dir / "paired_dsc.png"):
+            lines += ["", "![paired differences to none](paired_dsc.png)"]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -172,6 +172,7 @@ def test_image_folder_report_has_intervals_and_costs(image_sweep):
     assert "[" in row and "/3 up)" in row  # 3 pairs (one seed x three folds) with an interval
     cost = text.split("## Cost per arm")[1]
     assert "| hsmix_paper | 8 | 4 | 1.00 | 8.0 | 4.0 |" in cost and "| none | 4 | 4 | 0.50 | 4.0 | 4.0 |" in cost
+    assert (image_sweep / "paired_dsc.png").stat().st_size > 1000 and "paired_dsc.png" in text
 
 
 def test_changed_hsmix_setting_keeps_none_runs_and_refuses_hsmix_runs(tiny_image_folder, image_sweep, tmp_path, monkeypatch, capsys):

@@ -38,7 +38,7 @@ def test_write_report_counts_finished_runs(tmp_path):
     text = path.read_text()
     assert "Finished runs: 1 of 4." in text and "| none | 1 | 50.00 ± 0.00 | 25.00 ± 0.00 | 37.50 ± 0.00 | — |" in text
     assert "| mix |" not in text
-    assert (tmp_path / "mean_fg_dsc.png").exists()
+    assert (tmp_path / "mean_fg_dsc.png").exists() and not (tmp_path / "paired_dsc.png").exists()  # nothing to pair yet
 
 
 def _fold_run(arm, seed, fold, dice):
