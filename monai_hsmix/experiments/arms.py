@@ -70,11 +70,14 @@ class Arm:
     build: Callable[[int, MixOptions, int], Mixer] = field(repr=False)
     halves_batch: bool = False
     doubles_batch: bool = False
+    doubles_sources: bool = False
     always_mix: bool = False
     uses: Tuple[str, ...] = ()
 
     def sources_per_step(self, batch_size: int) -> int:
         """Source samples drawn for a mixed step."""
+        if self.doubles_sources:
+            return 2 * batch_size
         return batch_size // 2 if self.halves_batch else batch_size
 
     def samples_per_step(self, batch_size: int) -> int:
@@ -135,6 +138,9 @@ ARMS: Dict[str, Arm] = {
     arm.name: arm
     for arm in (
         Arm("none", "basic augmentation only", _identity),
+        # the control of hsmix_paper: its doubled batch without its mixing
+        Arm("none_2b", "basic augmentation only, 2B unmixed samples at every step (the sample count of hsmix_paper)", _identity,
+            doubles_batch=True, doubles_sources=True, always_mix=True),
         Arm("mixup", "MONAI MixUp, images and one-hot labels with the same Beta weight", _monai(MixUp), uses=("mixup",)),
         Arm("cutmix", "MONAI CutMix, images and one-hot labels with the same box", _monai(CutMix), uses=("cutmix",)),
         Arm("hsmix_hard", "HSMix hard mixing only (superpixels pasted with probability p)", _hsmix("hard"), uses=HS),

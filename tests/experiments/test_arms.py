@@ -31,7 +31,7 @@ def test_every_arm_gives_batch_size_samples_with_labels_summing_to_one(name):
     assert bool(((out_labels >= -1e-6) & (out_labels <= 1 + 1e-6)).all())
 
 
-@pytest.mark.parametrize("name", [n for n in ARMS if n != "none"])
+@pytest.mark.parametrize("name", [n for n in ARMS if not n.startswith("none")])
 def test_mixing_arms_change_images_and_labels_together(name):
     arm = get_arm(name)
     k = arm.sources_per_step(8)
@@ -46,13 +46,22 @@ def test_mixing_arms_change_images_and_labels_together(name):
 
 
 def test_hsmix_both_halves_the_sources_and_the_others_do_not():
-    assert [n for n, a in ARMS.items() if a.sources_per_step(8) != 8] == ["hsmix_both"]
+    assert [n for n, a in ARMS.items() if a.sources_per_step(8) != 8] == ["none_2b", "hsmix_both"]
     assert get_arm("hsmix_both").sources_per_step(8) == 4
+
+
+def test_none_2b_is_hsmix_paper_without_mixing():
+    control, paper = get_arm("none_2b"), get_arm("hsmix_paper")
+    assert control.always_mix and control.samples_per_step(8) == paper.samples_per_step(8) == 16
+    assert control.sources_per_step(8) == 16  # 2B distinct unmixed samples, not B sources repeated
+    images, labels = _batch(16, 4)
+    out_images, out_labels = control.build(16, OPTIONS, 0)(images, labels)
+    assert torch.equal(out_images, images) and torch.equal(out_labels, labels)
 
 
 def test_hsmix_paper_gives_a_hard_and_a_soft_sample_of_each_of_its_b_sources():
     arm = get_arm("hsmix_paper")
-    assert arm.always_mix and [n for n, a in ARMS.items() if a.samples_per_step(8) != 8] == ["hsmix_paper"]
+    assert arm.always_mix and [n for n, a in ARMS.items() if a.samples_per_step(8) != 8] == ["none_2b", "hsmix_paper"]
     images, labels = _batch(arm.sources_per_step(8), 2)
     out_images, out_labels = arm.build(8, OPTIONS, 5)(images, labels)
     assert out_images.shape[0] == out_labels.shape[0] == 16
