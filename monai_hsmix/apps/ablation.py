@@ -1,15 +1,25 @@
 """Does HSMix help on your data? Train the same 2D UNet under several mixing arms and compare.
 
-Example::
+Examples::
 
     python -m monai_hsmix.apps.ablation --data-dir /data/acdc --out runs/acdc_ablation \\
         --seeds 0 1 2 --train-patients 10 --image-size 96 --steps 400
+    python -m monai_hsmix.apps.ablation --data-dir /data/monuseg --out runs/monuseg_ablation \\
+        --preset monuseg --folds 5 --seeds 0 --image-size 64 --steps 600
 
-The dataset is a Decathlon folder (``dataset.json`` with ``training`` and, optionally,
-``validation`` lists of image/label NIfTI volumes). Patients (found in file names with
-``--patient-pattern``) are never split between training and validation. Each arm x seed writes
-``OUT/runs/ARM_seedSEED.json``; a rerun with the same options skips those that exist, then rewrites
-``OUT/report.md`` and ``OUT/mean_fg_dsc.png``.
+Two layouts are read directly:
+
+- a Decathlon folder (``dataset.json`` with ``training`` and, optionally, ``validation`` lists of
+  image/label NIfTI volumes): 2D slices resized to ``--image-size``; patients (found in file names
+  with ``--patient-pattern``) are never split between training and validation. Each arm x seed
+  writes ``OUT/runs/ARM_seedSEED.json``.
+- an image folder (``images/NAME.tif|png`` with ``masks/NAME.png``, e.g. MoNuSeg): k-fold
+  cross-validation by image (``--folds``), training on random ``--image-size`` crops at the stored
+  resolution, sliding-window evaluation of the held-out images. Each arm x seed x fold writes
+  ``OUT/runs/ARM_seedSEED_foldF.json``.
+
+A rerun with the same options skips the runs that exist (and refuses, naming the setting, runs made
+with other settings), then rewrites ``OUT/report.md`` and ``OUT/mean_fg_dsc.png``.
 """
 
 from __future__ import annotations
@@ -24,24 +34,28 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import monai
 import torch
 
 from monai_hsmix.backends import available_backends
-from monai_hsmix.experiments.arms import ARMS, MixOptions, get_arm
+from monai_hsmix.experiments.arms import ARMS, MixOptions, arm_settings, get_arm
 from monai_hsmix.experiments.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
+from monai_hsmix.experiments.evaluate import evaluate
+from monai_hsmix.experiments.image_folder import CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image, read_pair
 from monai_hsmix.experiments.report import write_report
-from monai_hsmix.experiments.train2d import TrainConfig, config_dict, train_run
+from monai_hsmix.experiments.train2d import TrainConfig, train_run
+from monai_hsmix.transforms import get_preset
 
 logger = logging.getLogger("monai_hsmix.ablation")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.ablation", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="Decathlon-layout folder with dataset.json")
+    parser.add_argument("--data-dir", type=Path, required=True, help="Decathlon folder (dataset.json) or image folder (images/, masks/)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (runs/, report.md, mean_fg_dsc.png)")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="arms to run (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -49,15 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-patients", type=int, default=10, help="patients held out when dataset.json has no 'validation'")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the patient draw (same for every arm and seed)")
     parser.add_argument("--patient-pattern", default=DEFAULT_PATIENT_PATTERN, help="regex whose first group is the patient id in a file name")
-    parser.add_argument("--image-size", type=int, default=96, help="slices are resized to this square size")
+    parser.add_argument("--image-size", type=int, default=96, help="training size: slices are resized to it (Decathlon), crops have it (image folder)")
+    parser.add_argument("--folds", type=int, default=5, help="image folder: k of the k-fold cross-validation by image")
+    parser.add_argument("--only-folds", type=int, nargs="+", default=None, help="image folder: run only these folds (0-based)")
+    parser.add_argument("--num-classes", type=int, default=2, help="image folder: classes in the masks (0..K-1)")
     parser.add_argument("--steps", type=int, default=500, help="optimiser steps (same in every arm)")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per step in every arm (even, >= 4)")
     parser.add_argument("--lr", type=float, default=5e-3, help="AdamW learning rate, poly(0.9) decay to 0")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (the paper's 5e-4 for MoNuSeg)")
     parser.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 128], help="UNet channels per level")
     parser.add_argument("--mix-prob", type=float, default=0.5, help="probability that a step's batch is mixed (every mixing arm)")
-    parser.add_argument("--hsmix-segments", type=int, nargs=2, default=[50, 100], metavar=("LMIN", "LMAX"))
-    parser.add_argument("--hsmix-compactness", type=float, default=0.1, help="SLIC compactness (intensities are in [0, 1])")
-    parser.add_argument("--hsmix-p", type=float, default=0.3, help="probability of pasting a superpixel (hard mixing)")
+    parser.add_argument("--preset", default=None, help="HSMix preset (e.g. monuseg): its settings, with n_segments scaled to the training size")
+    parser.add_argument("--preset-size", type=int, default=224, help="image size the preset's n_segments are meant for (the paper's 224)")
+    parser.add_argument("--hsmix-segments", type=int, nargs=2, default=None, metavar=("LMIN", "LMAX"),
+                        help="superpixel count range (default: the preset's, scaled by area to --image-size; 50 100 without preset)")
+    parser.add_argument("--hsmix-compactness", type=float, default=None, help="SLIC compactness (default: the preset's; 0.1 without preset)")
+    parser.add_argument("--hsmix-p", type=float, default=None, help="probability of pasting a superpixel (default: the preset's; 0.3 without preset)")
     parser.add_argument("--backend", default="auto", help="HSMix superpixel/saliency backend: auto, torch or reference")
     parser.add_argument("--mixup-alpha", type=float, default=1.0)
     parser.add_argument("--cutmix-alpha", type=float, default=1.0)
@@ -87,20 +108,36 @@ def _resolved_backend(name: str) -> str:
     return name
 
 
-def _sweep_settings(args: argparse.Namespace) -> Dict[str, Any]:
-    return {
-        "data_dir": str(args.data_dir.resolve()),
-        "train_patients": args.train_patients,
-        "val_patients": args.val_patients,
-        "split_seed": args.split_seed,
-        "patient_pattern": args.patient_pattern,
-    }
+def _mix_options(args: argparse.Namespace, num_classes: int) -> MixOptions:
+    """HSMix options: the preset's (n_segments scaled by area to the training size), then explicit flags."""
+    segments, compactness, p = (50, 100), 0.1, 0.3
+    if args.preset:
+        preset = get_preset(args.preset)
+        # keep the preset's superpixel size in pixels: the paper's counts are for 224 x 224 inputs
+        scale = (args.image_size / args.preset_size) ** 2
+        segments = tuple(max(1, round(n * scale)) for n in preset.n_segments)
+        compactness, p = preset.compactness, preset.p
+    return MixOptions(
+        num_classes=num_classes,
+        n_segments=tuple(args.hsmix_segments) if args.hsmix_segments else segments,
+        compactness=compactness if args.hsmix_compactness is None else args.hsmix_compactness,
+        p=p if args.hsmix_p is None else args.hsmix_p,
+        backend=_resolved_backend(args.backend),
+        mixup_alpha=args.mixup_alpha,
+        cutmix_alpha=args.cutmix_alpha,
+        beta_alpha=args.beta_alpha,
+        preset=args.preset,
+    )
 
 
 def _write_json(path: Path, payload: Dict[str, Any]) -> None:
-    # write then rename, so an interrupted sweep never leaves a half-written result that resume would skip
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
+    # temp file in the same folder, flushed to disk, then renamed: an interrupted sweep never leaves a
+    # half-written result that a resume would take for a finished run
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(json.dumps(payload, indent=1))
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
@@ -124,27 +161,105 @@ class SettingsMismatchError(RuntimeError):
     """A sweep folder holds results of different settings (refuse to mix them in one report)."""
 
 
+@dataclass
+class Job:
+    """One arm x seed (x fold) run still to train, with the settings its JSON records."""
+
+    arm: str
+    seed: int
+    fold: Optional[int]
+    path: Path
+    settings: Dict[str, Any]
+
+
+def _plan(runs_dir: Path, args: argparse.Namespace, folds: Sequence[Optional[int]], common: Dict[Optional[int], Dict[str, Any]],
+          mix: MixOptions) -> Tuple[List[Job], int]:
+    """Runs still to train (seed, then fold, then arm: an interrupted sweep leaves complete pairs) and the planned count."""
+    todo, planned = [], 0
+    for seed in args.seeds:
+        for fold in folds:
+            for arm in args.arms:
+                planned += 1
+                name = f"{arm}_seed{seed}" + ("" if fold is None else f"_fold{fold}")
+                path = runs_dir / f"{name}.json"
+                # only what this arm depends on: the 'none' runs stay valid when an HSMix setting changes
+                settings = {**common[fold], "arm": arm_settings(get_arm(arm), mix)}
+                if path.exists():
+                    _check_same_settings(path, settings)
+                    logger.info("skip %s: %s exists", name, path)
+                else:
+                    todo.append(Job(arm, seed, fold, path, settings))
+    return todo, planned
+
+
+def _train_jobs(todo: Sequence[Job], data: Dict[Optional[int], Tuple[Any, Any]], num_classes: int, config: TrainConfig, mix: MixOptions) -> None:
+    commit = _git_commit()  # before training: the code that produces the runs
+    for job in todo:
+        sampler, evaluator = data[job.fold]
+        tick = time.perf_counter()
+        result = train_run(job.arm, job.seed, sampler, evaluator, num_classes, config, mix)
+        result.update({"fold": job.fold, "settings": job.settings, "git_commit": commit})
+        _write_json(job.path, result)
+        logger.info("%s done in %.0f s", job.path.stem, time.perf_counter() - tick)
+
+
+def _decathlon(args: argparse.Namespace, config: TrainConfig, base: Dict[str, Any]):
+    train_patients = None if args.train_patients == 0 else args.train_patients
+    split = split_dataset(args.data_dir, train_patients, args.split_seed, args.val_patients, args.patient_pattern)
+    mix = _mix_options(args, split.num_classes)
+    common = {None: {**base, "train_patients": args.train_patients, "val_patients": args.val_patients,
+                     "patient_pattern": args.patient_pattern, "train_ids": sorted(split.train), "val_ids": sorted(split.val)}}
+
+    def load() -> Dict[Optional[int], Tuple[Any, Any]]:
+        train_volumes = load_volumes(split.train, split.num_classes)
+        val_volumes = load_volumes(split.val, split.num_classes)
+        slices = to_slices(train_volumes, args.image_size)
+        logger.info("%d training patients (%d slices), %d validation patients (%d volumes)",
+                    len(split.train), slices.images.shape[0], len(split.val), len(val_volumes))
+        return {None: (slices, lambda model: evaluate(model, val_volumes, args.image_size, split.num_classes))}
+
+    data_line = (f"{args.data_dir} — {len(split.train)} training patients {sorted(split.train)}, "
+                 f"{len(split.val)} validation patients")
+    return split.num_classes, split.class_names[1:], mix, [None], common, load, data_line
+
+
+def _image_folder(args: argparse.Namespace, config: TrainConfig, base: Dict[str, Any]):
+    pairs = find_pairs(args.data_dir)
+    splits = kfold_by_image(list(pairs), args.folds, args.split_seed)
+    folds = list(range(args.folds)) if args.only_folds is None else sorted(set(args.only_folds))
+    bad = [f for f in folds if not 0 <= f < args.folds]
+    if bad:
+        raise ValueError(f"--only-folds {bad} outside [0, {args.folds - 1}]")
+    mix = _mix_options(args, args.num_classes)
+    common = {f: {**base, "folds": args.folds, "fold": f, "train_images": splits[f][0], "test_images": splits[f][1]} for f in folds}
+
+    def load() -> Dict[Optional[int], Tuple[Any, Any]]:
+        loaded = {name: read_pair(*pairs[name], args.num_classes) for name in sorted(pairs)}
+        out = {}
+        for f in folds:
+            train, test = splits[f]
+            sampler = CropSampler([loaded[n][0] for n in train], [loaded[n][1] for n in train], args.image_size)
+            images, labels = [loaded[n][0] for n in test], [loaded[n][1] for n in test]
+            out[f] = (sampler, lambda model, i=images, l=labels, n=test: evaluate_images(model, i, l, n, args.image_size, args.num_classes))
+        logger.info("%d images, %d folds (%s run here)", len(pairs), args.folds, folds)
+        return out
+
+    names = ["foreground"] if args.num_classes == 2 else [f"class {k}" for k in range(1, args.num_classes)]
+    data_line = (f"{args.data_dir} — {len(pairs)} images, {args.folds}-fold cross-validation by image (split seed "
+                 f"{args.split_seed}), folds run: {folds}; training on random {args.image_size}x{args.image_size} crops at the "
+                 f"stored resolution, whole held-out images predicted by sliding window")
+    return args.num_classes, names, mix, folds, common, load, data_line
+
+
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         image_size=args.image_size,
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        weight_decay=args.weight_decay,
         channels=tuple(args.channels),
         mix_prob=args.mix_prob,
-    )
-
-
-def _mix_options(args: argparse.Namespace, num_classes: int) -> MixOptions:
-    return MixOptions(
-        num_classes=num_classes,
-        n_segments=tuple(args.hsmix_segments),
-        compactness=args.hsmix_compactness,
-        p=args.hsmix_p,
-        backend=_resolved_backend(args.backend),
-        mixup_alpha=args.mixup_alpha,
-        cutmix_alpha=args.cutmix_alpha,
-        beta_alpha=args.beta_alpha,
     )
 
 
@@ -167,88 +282,85 @@ def check_arguments(args: argparse.Namespace) -> None:
     if len(args.channels) < 2:
         raise ValueError(f"--channels needs at least 2 levels, got {args.channels}")
     config = _train_config(args)
-    # num_classes is only known from dataset.json: any valid count checks the other options
+    # num_classes is only known from the data: any valid count checks the other options
     mix = _mix_options(args, num_classes=2)
     for name in args.arms:
         arm = get_arm(name)
         try:
             arm.build(arm.sources_per_step(config.batch_size), mix, 0)
         except ValueError as err:
-            raise ValueError(f"arm {name!r} rejects its options: {err} (see --hsmix-*, --backend, --mixup-alpha, "
-                             "--cutmix-alpha, --beta-alpha)") from err
+            raise ValueError(f"arm {name!r} rejects its options: {err} (see --hsmix-*, --preset, --backend, "
+                             "--mixup-alpha, --cutmix-alpha, --beta-alpha)") from err
 
 
 def run(args: argparse.Namespace) -> Path:
-    """Run the missing arm x seed runs, then write the report; returns the report path."""
+    """Run the missing arm x seed (x fold) runs, then write the report; returns the report path."""
     torch.set_num_threads(args.threads)
     config = _train_config(args)
-    train_patients = None if args.train_patients == 0 else args.train_patients
-    split = split_dataset(args.data_dir, train_patients, args.split_seed, args.val_patients, args.patient_pattern)
-    mix = _mix_options(args, split.num_classes)
-    commit = _git_commit()  # before training: the code that produces the runs
-    header = _report_header(args, split, config)
-    settings = {**_sweep_settings(args), **config_dict(config, mix), "train_ids": sorted(split.train), "val_ids": sorted(split.val)}
+    layout = "image_folder" if is_image_folder(args.data_dir) and not (args.data_dir / "dataset.json").is_file() else "decathlon"
+    base = {"data_dir": str(args.data_dir.resolve()), "layout": layout, "split_seed": args.split_seed,
+            "train": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}}
+    build = _image_folder if layout == "image_folder" else _decathlon
+    num_classes, class_names, mix, folds, common, load, data_line = build(args, config, base)
     runs_dir = args.out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    todo = []
-    # seed-major order: an interrupted sweep still has every arm at its first seeds
-    for seed in args.seeds:
-        for arm in args.arms:
-            path = runs_dir / f"{arm}_seed{seed}.json"
-            if path.exists():
-                _check_same_settings(path, settings)
-                logger.info("skip %s seed %d: %s exists", arm, seed, path)
-            else:
-                todo.append((arm, seed, path))
+    todo, planned = _plan(runs_dir, args, folds, common, mix)
     if todo and not args.report_only:
-        train_volumes = load_volumes(split.train, split.num_classes)
-        val_volumes = load_volumes(split.val, split.num_classes)
-        slices = to_slices(train_volumes, args.image_size)
-        logger.info("%d training patients (%d slices), %d validation patients (%d volumes)",
-                    len(split.train), slices.images.shape[0], len(split.val), len(val_volumes))
-        for arm, seed, path in todo:
-            tick = time.perf_counter()
-            result = train_run(arm, seed, slices, val_volumes, split.num_classes, config, mix)
-            result["settings"] = settings
-            result["git_commit"] = commit
-            _write_json(path, result)
-            logger.info("%s seed %d done in %.0f s", arm, seed, time.perf_counter() - tick)
+        _train_jobs(todo, load(), num_classes, config, mix)
     return write_report(
         args.out,
         args.arms,
-        split.class_names[1:],
-        expected_runs=len(args.arms) * len(args.seeds),
-        header=header,
-        notes=REPORT_NOTES,
+        class_names,
+        expected_runs=planned,
+        header=_report_header(args, data_line, config, mix),
+        notes=REPORT_NOTES[layout],
     )
 
 
-REPORT_NOTES = (
-    "Every arm trains the same UNet with the same AdamW/poly schedule for the same number of steps, and every "
-    "step sees `batch size` samples: arms draw that many slices, except `hsmix_both`, which draws half as many "
-    "sources and gets a hard and a soft mixed copy of each. All arms share the random flip and ±20° rotation. "
-    "Labels are one-hot and mixed as channels (MONAI MixUp/CutMix are given the one-hot labels). Loss: "
-    "softmax DiceLoss(soft_label=True) + cross-entropy with probability targets. Evaluation: validation "
-    "volumes predicted slice by slice at the training size, logits resized back to the stored grid; DSC and "
-    "Jaccard from MONAI, HD95 = MONAI HausdorffDistanceMetric(percentile=95) (larger of the two directed "
-    "95th percentiles, not medpy's pooled hd95) in header-spacing units; a missed class scores the volume "
-    "diagonal; classes absent from a reference are left out."
+_SHARED_NOTES = (
+    "Every arm trains the same UNet with the same AdamW/poly schedule for the same number of steps. A mixed step "
+    "sees `batch size` samples drawn as that many sources, except `hsmix_both` (half as many sources, a hard and a "
+    "soft mix of each: equal samples) and `hsmix_paper` (the paper's protocol: `batch size` sources give a hard and a "
+    "soft batch, twice the samples, at every step); the cost table gives each arm's samples and sources per step. "
+    "All arms share the random flip and ±20° rotation. Labels are one-hot and mixed as channels (MONAI MixUp/CutMix "
+    "are given the one-hot labels). Loss: softmax DiceLoss(soft_label=True) + cross-entropy with probability targets. "
 )
+REPORT_NOTES = {
+    "decathlon": _SHARED_NOTES + (
+        "Evaluation: validation volumes predicted slice by slice at the training size, logits resized back to the "
+        "stored grid; DSC and Jaccard from MONAI, HD95 = MONAI HausdorffDistanceMetric(percentile=95) (larger of the "
+        "two directed 95th percentiles, not medpy's pooled hd95) in header-spacing units; a missed class scores the "
+        "volume diagonal; classes absent from a reference are left out."
+    ),
+    "image_folder": _SHARED_NOTES + (
+        "Evaluation: each held-out image predicted whole with MONAI sliding_window_inference (window = crop size, "
+        "overlap 0.25, Gaussian blending); DSC and Jaccard from MONAI on the whole image, HD95 = MONAI "
+        "HausdorffDistanceMetric(percentile=95) in pixels (larger of the two directed 95th percentiles). Runs are "
+        "paired by seed and fold: the same initialisation, crops before mixing, training and test images."
+    ),
+}
 
 
-def _report_header(args: argparse.Namespace, split: Any, config: TrainConfig) -> Dict[str, Any]:
+def _report_header(args: argparse.Namespace, data_line: str, config: TrainConfig, mix: MixOptions) -> Dict[str, Any]:
+    import cv2
+    import numpy
+    import PIL
+    import skimage
+
     shown = [a for a in args.argv if a != "--report-only"]  # the command that trains the runs, not the re-report
     command = "python -m monai_hsmix.apps.ablation " + " ".join(shlex.quote(a) for a in shown)
+    hsmix = {k: v for k, v in mix.hsmix_kwargs().items() if k not in ("num_classes",)}
     return {
         "command": f"`{command}`",
-        "data": f"{args.data_dir} — {len(split.train)} training patients {sorted(split.train)}, "
-        f"{len(split.val)} validation patients",
+        "data": data_line,
         "versions": f"python {platform.python_version()}, torch {torch.__version__}, monai {monai.__version__}, "
-        f"git {_git_commit()} (report), {torch.get_num_threads()} CPU thread(s)",
-        "mixing": f"HSMix backend {_resolved_backend(args.backend)}, n_segments {args.hsmix_segments}, compactness {args.hsmix_compactness}, "
-        f"p {args.hsmix_p}; MixUp alpha {args.mixup_alpha}, CutMix alpha {args.cutmix_alpha}, beta_soft alpha {args.beta_alpha}",
-        "schedule": f"{config.steps} steps x {config.batch_size} samples, AdamW lr {config.lr} poly(0.9), "
-        f"{config.image_size}x{config.image_size} slices, UNet channels {list(config.channels)}, mix prob {config.mix_prob}",
+        f"numpy {numpy.__version__}, scikit-image {skimage.__version__}, opencv {cv2.__version__}, Pillow {PIL.__version__}, "
+        f"git {_git_commit()} (report), {args.threads} CPU thread(s)",
+        "mixing": f"HSMix preset {mix.preset or 'none'}, resolved {hsmix}; MixUp alpha {mix.mixup_alpha}, "
+        f"CutMix alpha {mix.cutmix_alpha}",
+        "schedule": f"{config.steps} steps x {config.batch_size} samples, AdamW lr {config.lr} wd {config.weight_decay} poly(0.9), "
+        f"{config.image_size}x{config.image_size} training size, UNet channels {list(config.channels)}, mix prob {config.mix_prob} "
+        "(1.0 for hsmix_paper)",
     }
 
 

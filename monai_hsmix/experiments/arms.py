@@ -1,9 +1,16 @@
 """The arms of the ablation: which batch mixing a training step applies.
 
-Every arm maps a batch of images ``(k, C, H, W)`` and one-hot labels ``(k, K, H, W)`` to ``B`` training
-samples with soft labels. All arms but ``hsmix_both`` draw ``k = B`` source samples; HSMix mode
-``"both"`` returns a hard and a soft batch (``2k`` samples), so it draws ``k = B / 2`` and every arm's
-optimiser step sees the same ``B`` samples.
+Every arm maps a batch of images ``(k, C, H, W)`` and one-hot labels ``(k, K, H, W)`` to training
+samples with soft labels. HSMix mode ``"both"`` returns a hard and a soft batch (``2k`` samples), which
+two arms count differently:
+
+- ``hsmix_both`` (equal samples) draws ``k = B / 2`` sources, so its step sees the same ``B`` samples as
+  every other arm, from half as many distinct sources;
+- ``hsmix_paper`` (the paper's protocol, Sec. 4.2, and its training scripts) draws ``k = B`` sources and
+  trains on all ``2B`` hard + soft samples at every step (no originals, no unmixed steps): twice the
+  samples per step, so twice the network cost.
+
+Every other arm draws ``k = B`` sources and returns ``B`` samples.
 
 MONAI's ``MixUp`` and ``CutMix`` are fixed to one ``batch_size`` (a smaller batch raises): the
 runner always draws exactly ``k`` samples. ``CutMixd`` without ``label_keys`` would silently leave the
@@ -14,12 +21,12 @@ same weights (MixUp) or the same boxes (CutMix) as the images.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from monai.transforms import CutMix, MixUp
 
-from monai_hsmix.transforms import RandHSMix
+from monai_hsmix.transforms import RandHSMix, get_preset
 
 Mixer = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
 
@@ -36,20 +43,46 @@ class MixOptions:
     mixup_alpha: float = 1.0
     cutmix_alpha: float = 1.0
     beta_alpha: float = 1.0
+    preset: Optional[str] = None
+
+    def hsmix_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments of :class:`RandHSMix` shared by the HSMix arms.
+
+        With ``preset``, the preset's settings come first (so that whatever the preset carries, e.g.
+        its SLIC colour space, reaches the arms), then the options given here override them.
+        """
+        base = get_preset(self.preset).as_kwargs() if self.preset else {}
+        return {**base, "num_classes": self.num_classes, "n_segments": self.n_segments, "compactness": self.compactness,
+                "p": self.p, "backend": self.backend, "beta_alpha": self.beta_alpha}
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One ablation arm: a name, what it tests, and how it builds its mixer."""
+    """One ablation arm: a name, what it tests, and how it builds its mixer.
+
+    ``uses`` names the option groups the arm's result depends on (``"hsmix"``, ``"mixup"``,
+    ``"cutmix"``): a resumed sweep compares only those, so that e.g. the ``none`` runs stay valid when an
+    HSMix setting changes.
+    """
 
     name: str
     description: str
     build: Callable[[int, MixOptions, int], Mixer] = field(repr=False)
     halves_batch: bool = False
+    doubles_batch: bool = False
+    doubles_sources: bool = False
+    always_mix: bool = False
+    uses: Tuple[str, ...] = ()
 
     def sources_per_step(self, batch_size: int) -> int:
-        """Source samples to draw so that the mixed batch has ``batch_size`` samples."""
+        """Source samples drawn for a mixed step."""
+        if self.doubles_sources:
+            return 2 * batch_size
         return batch_size // 2 if self.halves_batch else batch_size
+
+    def samples_per_step(self, batch_size: int) -> int:
+        """Samples the network sees in a mixed step."""
+        return 2 * batch_size if self.doubles_batch else batch_size
 
 
 def _identity(batch_size: int, options: MixOptions, seed: int) -> Mixer:
@@ -68,34 +101,58 @@ def _monai(cls):
 
 def _hsmix(mode: str, **overrides):
     def build(batch_size: int, options: MixOptions, seed: int) -> Mixer:
-        mixer = RandHSMix(
-            num_classes=options.num_classes,
-            n_segments=options.n_segments,
-            compactness=options.compactness,
-            p=options.p,
-            mode=mode,
-            backend=options.backend,
-            beta_alpha=options.beta_alpha,
-            **overrides,
-        )
+        mixer = RandHSMix(**{**options.hsmix_kwargs(), **build.overrides})
         mixer.set_random_state(seed=seed)
         return lambda images, labels: tuple(mixer(images, labels))
 
+    build.overrides = {"mode": mode, **overrides}  # type: ignore[attr-defined]
     return build
 
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def arm_settings(arm: Arm, options: MixOptions) -> Dict[str, Any]:
+    """The settings an arm's result depends on, JSON-ready.
+
+    For the HSMix arms this is every argument the arm gives :class:`RandHSMix`, the preset's included
+    (so that a preset that gains a setting, e.g. its SLIC colour space, shows up as a changed setting
+    when a sweep is resumed); defaults left alone are covered by the git commit each run records.
+    """
+    out: Dict[str, Any] = {"num_classes": options.num_classes}
+    if "hsmix" in arm.uses:
+        kwargs = {**options.hsmix_kwargs(), **arm.build.overrides}  # type: ignore[attr-defined]
+        out["hsmix"] = {k: _jsonable(v) for k, v in sorted(kwargs.items())}
+        out["hsmix"]["preset"] = options.preset
+    if "mixup" in arm.uses:
+        out["mixup_alpha"] = options.mixup_alpha
+    if "cutmix" in arm.uses:
+        out["cutmix_alpha"] = options.cutmix_alpha
+    return out
+
+
+HS = ("hsmix",)
 
 ARMS: Dict[str, Arm] = {
     arm.name: arm
     for arm in (
         Arm("none", "basic augmentation only", _identity),
-        Arm("mixup", "MONAI MixUp, images and one-hot labels with the same Beta weight", _monai(MixUp)),
-        Arm("cutmix", "MONAI CutMix, images and one-hot labels with the same box", _monai(CutMix)),
-        Arm("hsmix_hard", "HSMix hard mixing only (superpixels pasted with probability p)", _hsmix("hard")),
-        Arm("hsmix_soft", "HSMix soft mixing only (saliency ratio averaged per superpixel)", _hsmix("soft")),
-        Arm("hsmix_both", "HSMix hard + soft (B/2 sources give B/2 hard + B/2 soft samples)", _hsmix("both"), halves_batch=True),
-        Arm("hsmix_random", "HSMix hard or soft (coin flip per batch) from B sources: 'both' without halving the sources", _hsmix("random")),
-        Arm("grid_hard", "hard mixing of square grid cells instead of superpixels", _hsmix("hard", hard_region="grid")),
-        Arm("beta_soft", "soft mixing with one Beta ratio per image instead of saliency", _hsmix("soft", soft_ratio="beta")),
+        # the control of hsmix_paper: its doubled batch without its mixing
+        Arm("none_2b", "basic augmentation only, 2B unmixed samples at every step (the sample count of hsmix_paper)", _identity,
+            doubles_batch=True, doubles_sources=True, always_mix=True),
+        Arm("mixup", "MONAI MixUp, images and one-hot labels with the same Beta weight", _monai(MixUp), uses=("mixup",)),
+        Arm("cutmix", "MONAI CutMix, images and one-hot labels with the same box", _monai(CutMix), uses=("cutmix",)),
+        Arm("hsmix_hard", "HSMix hard mixing only (superpixels pasted with probability p)", _hsmix("hard"), uses=HS),
+        Arm("hsmix_soft", "HSMix soft mixing only (saliency ratio averaged per superpixel)", _hsmix("soft"), uses=HS),
+        Arm("hsmix_both", "HSMix hard + soft, equal samples (B/2 sources give B/2 hard + B/2 soft samples)", _hsmix("both"),
+            halves_batch=True, uses=HS),
+        Arm("hsmix_paper", "HSMix hard + soft, the paper's protocol (B sources give B hard + B soft samples at every step)",
+            _hsmix("both"), doubles_batch=True, always_mix=True, uses=HS),
+        Arm("hsmix_random", "HSMix hard or soft (coin flip per batch) from B sources: 'both' without halving the sources", _hsmix("random"), uses=HS),
+        Arm("grid_hard", "hard mixing of the cells of a 7 x 7 grid instead of superpixels (the paper's Table 7)", _hsmix("hard", hard_region="grid", grid_size=7), uses=HS),
+        Arm("beta_soft", "soft mixing with one Beta ratio per image instead of saliency", _hsmix("soft", soft_ratio="beta"), uses=HS),
+        Arm("pixel_soft", "soft mixing with the pixel-wise saliency ratio instead of its superpixel average", _hsmix("soft", soft_ratio="pixel"), uses=HS),
     )
 }
 

@@ -44,6 +44,15 @@ class SliceSet:
     images: torch.Tensor
     labels: torch.Tensor
 
+    @property
+    def in_channels(self) -> int:
+        return int(self.images.shape[1])
+
+    def draw(self, count: int, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``count`` slices drawn uniformly with replacement."""
+        idx = torch.randint(self.images.shape[0], (count,), generator=generator)
+        return self.images[idx], self.labels[idx]
+
 
 def _read_pair_list(root: Path, entries: Sequence[dict], section: str) -> List[Tuple[Path, Path]]:
     pairs = []

@@ -1,9 +1,11 @@
 """Aggregate the per-run JSON files of a sweep into a Markdown report and a PNG plot.
 
 Per run, each metric is averaged over the validation volumes (NaN, i.e. class absent, left out);
-the report gives mean +- std of these run means over seeds, per arm and class. ``Δ vs none`` is
-the mean over seeds of the paired difference of mean foreground Dice to the ``none`` arm with the
-same seed.
+the report gives mean +- std of these run means over runs (seeds, or seeds x folds), per arm and class.
+``Δ vs none`` is the mean of the paired differences of mean foreground Dice to the ``none`` run with the
+same seed (and fold); the paired table adds 95% intervals (:mod:`monai_hsmix.experiments.stats`)
+against ``none`` and against the better MONAI mixer, and the cost table what each arm's steps hold and
+how long they took.
 """
 
 from __future__ import annotations
@@ -15,13 +17,21 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from monai_hsmix.experiments.stats import pair, runs_needed
+
+MONAI_MIXERS = ("cutmix", "mixup")
 METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95", "HD95", 1.0))
 
 
 def load_runs(runs_dir: Path) -> List[Dict[str, Any]]:
     """Every finished run's JSON in ``runs_dir`` (sorted by arm, then seed)."""
     runs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json"))]
-    return sorted(runs, key=lambda r: (r["arm"], r["seed"]))
+    return sorted(runs, key=lambda r: (r["arm"], r["seed"], r.get("fold", -1)))
+
+
+def run_key(run: Mapping[str, Any]) -> Any:
+    """What pairs runs of different arms: the seed, and the fold when there are folds."""
+    return run["seed"] if run.get("fold") is None else (run["seed"], run["fold"])
 
 
 def run_means(run: Mapping[str, Any], metric: str) -> np.ndarray:
@@ -50,22 +60,81 @@ def summarise(runs: Sequence[Mapping[str, Any]], arm_order: Sequence[str]) -> Di
         if not arm_runs:
             continue
         entry: Dict[str, Any] = {"seeds": [r["seed"] for r in arm_runs], "description": arm_runs[0].get("description", "")}
+        entry["keys"] = [run_key(r) for r in arm_runs]
+        entry["folds"] = sorted({r["fold"] for r in arm_runs if r.get("fold") is not None})
         for metric, _, _ in METRICS:
             entry[metric] = np.stack([run_means(r, metric) for r in arm_runs])
         entry["mean_dice"] = np.nanmean(entry["dice"], axis=1)
         entry["seconds"] = float(np.mean([r["train_seconds"] + r["eval_seconds"] for r in arm_runs]))
+        entry["cost"] = {
+            field: float(np.mean([r.get(field, math.nan) for r in arm_runs]))
+            for field in ("samples_per_step", "sources_per_step", "mean_samples_per_step", "mean_sources_per_step",
+                          "mix_prob", "train_seconds", "mix_seconds", "eval_seconds")
+        }
         table[arm] = entry
     return table
+
+
+def _by_key(entry: Mapping[str, Any]) -> Dict[Any, float]:
+    return dict(zip(entry["keys"], entry["mean_dice"]))
+
+
+def _unit(table: Mapping[str, Mapping[str, Any]]) -> str:
+    return "runs" if any(e["folds"] for e in table.values()) else "seeds"
 
 
 def _delta_vs_none(table: Mapping[str, Mapping[str, Any]], arm: str) -> str:
     if arm == "none" or "none" not in table:
         return "—"
-    base = dict(zip(table["none"]["seeds"], table["none"]["mean_dice"]))
-    diffs = [d - base[s] for s, d in zip(table[arm]["seeds"], table[arm]["mean_dice"]) if s in base]
-    if not diffs:
+    diff = pair(_by_key(table[arm]), _by_key(table["none"]))
+    if diff is None:
         return "n/a"
-    return f"{100 * np.mean(diffs):+.2f} ({sum(d > 0 for d in diffs)}/{len(diffs)} seeds up)"
+    return f"{100 * diff.mean:+.2f} ({diff.positive}/{diff.n} {_unit(table)} up)"
+
+
+def best_monai_mixer(table: Mapping[str, Mapping[str, Any]]) -> Optional[str]:
+    """The MONAI mixer (CutMix or MixUp) with the higher mean foreground DSC, if either ran."""
+    present = [a for a in MONAI_MIXERS if a in table]
+    return max(present, key=lambda a: float(np.mean(table[a]["mean_dice"]))) if present else None
+
+
+def paired_table(table: Mapping[str, Mapping[str, Any]], reach: float = 1.0) -> str:
+    """Paired differences of mean foreground DSC (points) with 95% intervals vs ``none`` and the best MONAI mixer.
+
+    The last column says whether the interval against ``none`` is within ``± reach`` points and, if not,
+    about how many pairs the observed spread would need.
+    """
+    best = best_monai_mixer(table)
+    header = ["arm", "vs none: Δ [95% CI] (up)", f"vs {best or 'MONAI mixer'}: Δ [95% CI] (up)", f"CI half-width vs none (pairs for ±{reach:g})"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for arm, entry in table.items():
+        cells = [arm]
+        versus_none = pair(_by_key(entry), _by_key(table["none"])) if "none" in table and arm != "none" else None
+        for ref in ("none", best):
+            diff = pair(_by_key(entry), _by_key(table[ref])) if ref in table and ref != arm else None
+            cells.append("—" if diff is None else diff.format())
+        if versus_none is None or versus_none.n < 2:
+            cells.append("—")
+        else:
+            half, sd = 100 * versus_none.half_width, 100 * versus_none.sd
+            need = "" if half <= reach or not sd > 0 else f" (about {runs_needed(sd, reach)} pairs)"
+            cells.append(f"{half:.2f}{need}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cost_table(table: Mapping[str, Mapping[str, Any]]) -> str:
+    """Per arm: samples and sources of a mixed step, their means over all steps, wall-clock and mixing time."""
+    header = ["arm", "mixed-step samples", "mixed-step sources", "mix prob", "mean samples/step", "mean sources/step",
+              "train s/run", "of which mixing s", "eval s/run"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for arm, entry in table.items():
+        c = entry["cost"]
+        cells = [arm] + [f"{c[k]:.0f}" for k in ("samples_per_step", "sources_per_step")] + [f"{c['mix_prob']:.2f}"]
+        cells += [f"{c[k]:.1f}" for k in ("mean_samples_per_step", "mean_sources_per_step")]
+        cells += [f"{c[k]:.0f}" for k in ("train_seconds", "mix_seconds", "eval_seconds")]
+        lines.append("| " + " | ".join(cells).replace("nan", "n/a") + " |")
+    return "\n".join(lines)
 
 
 def markdown_tables(table: Mapping[str, Mapping[str, Any]], class_names: Sequence[str]) -> str:
@@ -117,6 +186,40 @@ def plot(table: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> Path
     return path
 
 
+def plot_paired(table: Mapping[str, Mapping[str, Any]], path: Path) -> Optional[Path]:
+    """Paired difference to ``none`` per arm (points), each pair a dot, the mean with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "none" not in table:
+        return None
+    arms = [a for a in table if a != "none"]
+    diffs = {a: pair(_by_key(table[a]), _by_key(table["none"])) for a in arms}
+    arms = [a for a in arms if diffs[a] is not None]
+    if not arms:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(arms) + 1.5), dpi=120)
+    base = _by_key(table["none"])
+    for i, arm in enumerate(arms):
+        mine = _by_key(table[arm])
+        points = [100 * (mine[k] - base[k]) for k in mine if k in base]
+        ax.scatter(points, [i] * len(points), color="#969696", s=10, zorder=2)
+        d = diffs[arm]
+        if d.n > 1:
+            ax.plot([100 * d.lo, 100 * d.hi], [i, i], color="#3182bd", lw=2, zorder=3)
+        ax.scatter([100 * d.mean], [i], color="#08519c", s=30, zorder=4)
+    ax.axvline(0, color="#de2d26", lw=1, ls="--")
+    ax.set_yticks(range(len(arms)), arms)
+    ax.invert_yaxis()
+    ax.set_xlabel("paired Δ mean foreground DSC vs none (points), mean and 95% CI")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_report(
     out_dir: Path,
     arm_order: Sequence[str],
@@ -140,12 +243,19 @@ def write_report(
         lines += ["", notes]
     lines += ["", "## Arms", ""]
     for arm, entry in table.items():
-        lines.append(f"- `{arm}` (seeds {entry['seeds']}, {entry['seconds']:.0f} s per run): {entry['description']}")
-    lines += ["", "## Results (mean ± std over seeds of the per-run mean over validation volumes)", ""]
+        folds = f", folds {entry['folds']}" if entry["folds"] else ""
+        lines.append(f"- `{arm}` (seeds {sorted(set(entry['seeds']))}{folds}, {entry['seconds']:.0f} s per run): {entry['description']}")
+    lines += ["", f"## Results (mean ± std over {_unit(table) if table else 'runs'} of the per-run mean over validation images/volumes)", ""]
     lines.append(markdown_tables(table, class_names) if table else "No finished runs yet.")
     if table:
+        lines += ["", "## Paired differences in mean foreground DSC (points)", "",
+                  "Runs are paired by seed (and fold); 95% Student-t interval over the pairs; (k/n up): pairs where the arm "
+                  "scored higher. Folds share training images, so the intervals are if anything too narrow.", "",
+                  paired_table(table), "", "## Cost per arm (means over runs)", "", cost_table(table)]
         plot(table, out_dir / "mean_fg_dsc.png", f"{len(runs)} runs")
         lines += ["", "![mean foreground DSC per arm](mean_fg_dsc.png)"]
+        if plot_paired(table, out_dir / "paired_dsc.png"):
+            lines += ["", "![paired differences to none](paired_dsc.png)"]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

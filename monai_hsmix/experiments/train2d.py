@@ -1,16 +1,18 @@
 """One ablation run: train a small 2D MONAI UNet under one arm and seed, then evaluate it.
 
-Every arm gets the same network, the same optimiser and learning-rate schedule, the same number of
-steps and ``batch_size`` samples per step (see :mod:`monai_hsmix.experiments.arms`). A step draws its
-slices uniformly with replacement, applies the shared flip/rotation, then with probability
-``mix_prob`` the arm's mixing (otherwise ``batch_size`` unmixed slices are drawn).
+Every arm gets the same network, the same optimiser and learning-rate schedule and the same number of
+steps. A step draws its training samples from a :class:`Sampler` (slices of volumes, random crops of
+large images), applies the shared flip/rotation, then with probability ``mix_prob`` the arm's mixing
+(otherwise ``batch_size`` unmixed samples are drawn). Mixed steps see ``batch_size`` samples in every
+arm but ``hsmix_paper`` (``2 x batch_size``, and it mixes at every step; see
+:mod:`monai_hsmix.experiments.arms`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Protocol, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,8 +22,17 @@ from monai.networks.utils import one_hot
 
 from monai_hsmix.experiments.arms import MixOptions, get_arm
 from monai_hsmix.experiments.augment import flip_rotate
-from monai_hsmix.experiments.data2d import SliceSet, Volume
-from monai_hsmix.experiments.evaluate import evaluate
+
+Evaluator = Callable[[torch.nn.Module], List[Dict[str, object]]]
+
+
+class Sampler(Protocol):
+    """Where a step's unmixed training samples come from."""
+
+    in_channels: int
+
+    def draw(self, count: int, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``count`` images ``(count, C, H, W)`` float and labels ``(count, 1, H, W)`` int64."""
 
 
 @dataclass(frozen=True)
@@ -82,38 +93,46 @@ def _poly(step: int, total: int) -> float:
 def train_run(
     arm_name: str,
     seed: int,
-    train: SliceSet,
-    val_volumes: Sequence[Volume],
+    train: Sampler,
+    evaluate: Evaluator,
     num_classes: int,
     config: TrainConfig,
     mix: MixOptions,
 ) -> Dict[str, Any]:
-    """Train under ``arm_name`` with ``seed`` and return the validation scores and timings."""
+    """Train under ``arm_name`` with ``seed``, then return ``evaluate(model)``'s scores and the costs.
+
+    The result gives the samples and sources of a mixed step, their means over all steps (unmixed
+    steps draw ``batch_size`` samples), the training wall-clock and the part of it spent mixing.
+    """
     arm = get_arm(arm_name)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     coin = np.random.RandomState(seed)
     sources = arm.sources_per_step(config.batch_size)
+    samples = arm.samples_per_step(config.batch_size)
+    mix_prob = 1.0 if arm.always_mix else config.mix_prob
     mixer = arm.build(sources, mix, seed)
-    model = build_network(train.images.shape[1], num_classes, config.channels)
+    model = build_network(train.in_channels, num_classes, config.channels)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _poly(s, config.steps))
     loss_fn = SoftDiceCE()
-    losses, mix_seconds = [], 0.0
+    losses, mix_seconds, mixed_steps, seen, drawn = [], 0.0, 0, 0, 0
     start = time.perf_counter()
     model.train()
     for _ in range(config.steps):
-        do_mix = coin.rand() < config.mix_prob
+        do_mix = coin.rand() < mix_prob
         count = sources if do_mix else config.batch_size
-        idx = torch.randint(train.images.shape[0], (count,), generator=generator)
-        images, labels = flip_rotate(train.images[idx], train.labels[idx], generator, config.max_rotation)
+        images, labels = flip_rotate(*train.draw(count, generator), generator, config.max_rotation)
         target = one_hot(labels, num_classes, dim=1)
         if do_mix:
             tick = time.perf_counter()
             images, target = mixer(images, target)
             mix_seconds += time.perf_counter() - tick
-        if images.shape[0] != config.batch_size:
-            raise RuntimeError(f"arm {arm_name!r} produced {images.shape[0]} samples, expected {config.batch_size}")
+            mixed_steps += 1
+        expected = samples if do_mix else config.batch_size
+        if images.shape[0] != expected:
+            raise RuntimeError(f"arm {arm_name!r} produced {images.shape[0]} samples, expected {expected}")
+        seen, drawn = seen + expected, drawn + count
         optimiser.zero_grad(set_to_none=True)
         loss = loss_fn(model(torch.as_tensor(images)), torch.as_tensor(target))
         loss.backward()
@@ -122,14 +141,18 @@ def train_run(
         losses.append(float(loss.detach()))
     train_seconds = time.perf_counter() - start
     tick = time.perf_counter()
-    rows = evaluate(model, val_volumes, config.image_size, num_classes)
+    rows = evaluate(model)
     tail = max(1, len(losses) // 10)
     return {
         "arm": arm_name,
         "seed": seed,
         "description": arm.description,
-        "samples_per_step": config.batch_size,
+        "samples_per_step": samples,
         "sources_per_step": sources,
+        "mix_prob": mix_prob,
+        "mixed_steps": mixed_steps,
+        "mean_samples_per_step": seen / config.steps,
+        "mean_sources_per_step": drawn / config.steps,
         "final_train_loss": float(np.mean(losses[-tail:])),
         "train_seconds": train_seconds,
         "mix_seconds": mix_seconds,

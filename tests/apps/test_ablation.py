@@ -148,3 +148,76 @@ def test_a_truncated_volume_is_named(tiny_decathlon, tmp_path, capsys):
               "--train-patients", "0", "--val-patients", "1", *TINY])
     assert excinfo.value.code == 2
     assert str(victim) in capsys.readouterr().err
+
+
+# --- image-folder layout (MoNuSeg-like): k-fold by image, crops, paired intervals, per-arm resume ---------
+
+IMAGE_TINY = ["--image-size", "16", "--steps", "2", "--batch-size", "4", "--channels", "4", "8", "--backend", "reference",
+              "--folds", "3", "--seeds", "0", "--preset", "monuseg", "--preset-size", "64"]
+
+
+@pytest.fixture(scope="module")
+def tiny_image_folder(tmp_path_factory) -> Path:
+    from tests.experiments.test_image_folder import write_image_folder
+
+    return write_image_folder(tmp_path_factory.mktemp("tiny_images") / "data", 6, size=32)
+
+
+def _run_images(data: Path, out: Path, arms=("none", "hsmix_paper"), *extra: str) -> Path:
+    assert main(["--data-dir", str(data), "--out", str(out), "--arms", *arms, *IMAGE_TINY, *extra]) == 0
+    return out / "report.md"
+
+
+@pytest.fixture(scope="module")
+def image_sweep(tiny_image_folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("image_sweep")
+    _run_images(tiny_image_folder, out)
+    return out
+
+
+def test_image_folder_runs_every_fold_with_disjoint_images(image_sweep):
+    names = sorted(p.name for p in (image_sweep / "runs").glob("*.json"))
+    assert names == [f"{arm}_seed0_fold{f}.json" for arm in ("hsmix_paper", "none") for f in range(3)]
+    tested = []
+    for f in range(3):
+        run = json.loads((image_sweep / "runs" / f"none_seed0_fold{f}.json").read_text())
+        train, test = run["settings"]["train_images"], run["settings"]["test_images"]
+        assert not set(train) & set(test) and len(train) + len(test) == 6
+        assert sorted(v["volume"] for v in run["volumes"]) == sorted(test)  # scored on its held-out images only
+        tested += test
+    assert sorted(tested) == [f"img{i:02d}" for i in range(6)]
+
+
+def test_hsmix_paper_run_trains_on_2b_samples_from_b_sources_at_every_step(image_sweep):
+    paper = json.loads((image_sweep / "runs" / "hsmix_paper_seed0_fold0.json").read_text())
+    assert (paper["samples_per_step"], paper["sources_per_step"], paper["mix_prob"]) == (8, 4, 1.0)
+    assert paper["mixed_steps"] == 2 and paper["mean_samples_per_step"] == 8.0
+    hs = paper["settings"]["arm"]["hsmix"]
+    # the preset reaches the arm (Lab superpixels) with its counts scaled by area: (300, 500) * (16 / 64)^2
+    assert hs["preset"] == "monuseg" and hs["slic_space"] == "lab" and hs["n_segments"] == [19, 31]
+    assert paper["train_seconds"] >= paper["mix_seconds"] > 0
+
+
+def test_image_folder_report_has_intervals_and_costs(image_sweep):
+    text = (image_sweep / "report.md").read_text()
+    assert "Finished runs: 6 of 6." in text and "3-fold cross-validation by image" in text
+    paired = text.split("## Paired differences")[1].split("##")[0]
+    row = [line for line in paired.splitlines() if line.startswith("| hsmix_paper |")][0]
+    assert "[" in row and "/3 up)" in row  # 3 pairs (one seed x three folds) with an interval
+    cost = text.split("## Cost per arm")[1]
+    assert "| hsmix_paper | 8 | 4 | 1.00 | 8.0 | 4.0 |" in cost and "| none | 4 | 4 | 0.50 | 4.0 | 4.0 |" in cost
+    assert (image_sweep / "paired_dsc.png").stat().st_size > 1000 and "paired_dsc.png" in text
+
+
+def test_changed_hsmix_setting_keeps_none_runs_and_refuses_hsmix_runs(tiny_image_folder, image_sweep, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import monai_hsmix.apps.ablation as ablation
+
+    shutil.copytree(image_sweep / "runs", tmp_path / "runs")
+    monkeypatch.setattr(ablation, "train_run", lambda *a, **k: pytest.fail("a finished run was retrained"))
+    _run_images(tiny_image_folder, tmp_path, ("none",), "--hsmix-p", "0.5")  # 'none' does not depend on p
+    with pytest.raises(SystemExit) as info:
+        _run_images(tiny_image_folder, tmp_path, ("none", "hsmix_paper"), "--hsmix-p", "0.5")
+    assert info.value.code == 2
+    assert "arm.hsmix.p: stored 0.3, now 0.5" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from monai.networks.utils import one_hot
 
-from monai_hsmix.experiments.arms import ARMS, MixOptions, get_arm
+from monai_hsmix.experiments.arms import ARMS, MixOptions, arm_settings, get_arm
 
 OPTIONS = MixOptions(num_classes=3, n_segments=(6, 10), backend="reference")
 
@@ -23,21 +23,21 @@ def _batch(k: int, seed: int):
 @pytest.mark.parametrize("name", list(ARMS))
 def test_every_arm_gives_batch_size_samples_with_labels_summing_to_one(name):
     arm = get_arm(name)
-    k = arm.sources_per_step(8)
+    k, n = arm.sources_per_step(8), arm.samples_per_step(8)
     images, labels = _batch(k, 0)
     out_images, out_labels = arm.build(k, OPTIONS, 0)(images, labels)
-    assert out_images.shape == (8, 1, 16, 16) and out_labels.shape == (8, 3, 16, 16)
-    assert torch.allclose(out_labels.sum(1), torch.ones(8, 16, 16), atol=1e-5)
+    assert out_images.shape == (n, 1, 16, 16) and out_labels.shape == (n, 3, 16, 16)
+    assert torch.allclose(out_labels.sum(1), torch.ones(n, 16, 16), atol=1e-5)
     assert bool(((out_labels >= -1e-6) & (out_labels <= 1 + 1e-6)).all())
 
 
-@pytest.mark.parametrize("name", [n for n in ARMS if n != "none"])
+@pytest.mark.parametrize("name", [n for n in ARMS if not n.startswith("none")])
 def test_mixing_arms_change_images_and_labels_together(name):
     arm = get_arm(name)
     k = arm.sources_per_step(8)
     images, labels = _batch(k, 1)
     out_images, out_labels = arm.build(k, OPTIONS, 3)(images, labels)
-    rows = torch.arange(8) % k
+    rows = torch.arange(arm.samples_per_step(8)) % k
     changed_images = (out_images != images[rows]).flatten(1).any(1)
     changed_labels = (out_labels != labels[rows]).flatten(1).any(1)
     assert bool(changed_labels.any())
@@ -46,8 +46,44 @@ def test_mixing_arms_change_images_and_labels_together(name):
 
 
 def test_hsmix_both_halves_the_sources_and_the_others_do_not():
-    assert [n for n, a in ARMS.items() if a.sources_per_step(8) != 8] == ["hsmix_both"]
+    assert [n for n, a in ARMS.items() if a.sources_per_step(8) != 8] == ["none_2b", "hsmix_both"]
     assert get_arm("hsmix_both").sources_per_step(8) == 4
+
+
+def test_none_2b_is_hsmix_paper_without_mixing():
+    control, paper = get_arm("none_2b"), get_arm("hsmix_paper")
+    assert control.always_mix and control.samples_per_step(8) == paper.samples_per_step(8) == 16
+    assert control.sources_per_step(8) == 16  # 2B distinct unmixed samples, not B sources repeated
+    images, labels = _batch(16, 4)
+    out_images, out_labels = control.build(16, OPTIONS, 0)(images, labels)
+    assert torch.equal(out_images, images) and torch.equal(out_labels, labels)
+
+
+def test_hsmix_paper_gives_a_hard_and_a_soft_sample_of_each_of_its_b_sources():
+    arm = get_arm("hsmix_paper")
+    assert arm.always_mix and [n for n, a in ARMS.items() if a.samples_per_step(8) != 8] == ["none_2b", "hsmix_paper"]
+    images, labels = _batch(arm.sources_per_step(8), 2)
+    out_images, out_labels = arm.build(8, OPTIONS, 5)(images, labels)
+    assert out_images.shape[0] == out_labels.shape[0] == 16
+    # no originals: rows i and i + 8 are the hard and the soft mix of source i (every soft mix differs from it)
+    hard, soft = out_labels[:8], out_labels[8:]
+    assert bool((out_images[8:] != images).flatten(1).any(1).all())
+    assert bool(((hard == 0) | (hard == 1)).all()) and not bool(((soft == 0) | (soft == 1)).all())
+    # hard sample i is source i with regions of one other source pasted in: the B sources feed the 2B samples
+    for i in range(8):
+        own = out_images[i] == images[i]
+        assert any(bool((own | (out_images[i] == images[j])).all()) for j in range(8) if j != i)
+
+
+def test_arm_settings_hold_only_what_the_arm_depends_on():
+    options = MixOptions(num_classes=2, n_segments=(6, 10), preset="monuseg", mixup_alpha=0.4)
+    assert arm_settings(get_arm("none"), options) == {"num_classes": 2}
+    assert arm_settings(get_arm("mixup"), options) == {"num_classes": 2, "mixup_alpha": 0.4}
+    grid = arm_settings(get_arm("grid_hard"), options)["hsmix"]
+    assert grid["hard_region"] == "grid" and grid["mode"] == "hard" and grid["preset"] == "monuseg"
+    assert grid["n_segments"] == [6, 10]  # the option overrides the preset's count
+    # the arm builds the transform these settings describe
+    assert get_arm("grid_hard").build(4, options, 0) is not None
 
 
 def test_unknown_arm_is_named_in_the_error():

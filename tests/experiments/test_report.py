@@ -38,4 +38,27 @@ def test_write_report_counts_finished_runs(tmp_path):
     text = path.read_text()
     assert "Finished runs: 1 of 4." in text and "| none | 1 | 50.00 ± 0.00 | 25.00 ± 0.00 | 37.50 ± 0.00 | — |" in text
     assert "| mix |" not in text
-    assert (tmp_path / "mean_fg_dsc.png").exists()
+    assert (tmp_path / "mean_fg_dsc.png").exists() and not (tmp_path / "paired_dsc.png").exists()  # nothing to pair yet
+
+
+def _fold_run(arm, seed, fold, dice):
+    return {**_run(arm, seed, [[dice]]), "fold": fold}
+
+
+def test_paired_table_against_none_and_the_better_monai_mixer():
+    from monai_hsmix.experiments.report import best_monai_mixer, paired_table
+
+    runs = []
+    for fold, base in enumerate([0.70, 0.60, 0.80]):
+        runs += [_fold_run("none", 0, fold, base), _fold_run("mixup", 0, fold, base - 0.01),
+                 _fold_run("cutmix", 0, fold, base + 0.01), _fold_run("hsmix", 0, fold, base + [0.02, 0.0, 0.01][fold])]
+    table = summarise(runs, ["none", "mixup", "cutmix", "hsmix"])
+    assert best_monai_mixer(table) == "cutmix"
+    text = paired_table(table)
+    assert "vs cutmix" in text
+    row = [line for line in text.splitlines() if line.startswith("| hsmix |")][0].split(" | ")
+    # vs none: +2, +0, +1 points -> mean +1.00, 2 of 3 up; vs cutmix: +1, -1, 0 -> mean 0, 1 of 3 up
+    assert row[1].startswith("+1.00 [") and row[1].endswith("(2/3 up)")
+    assert row[2].startswith("+0.00 [") and row[2].endswith("(1/3 up)")
+    # half-width t(2) * 1 / sqrt(3) = 2.48 points > 1: the table says how many pairs +-1 would need
+    assert row[3].startswith("2.48 (about ")

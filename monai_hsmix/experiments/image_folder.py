@@ -1,0 +1,132 @@
+"""A folder of large 2D images with masks (e.g. MoNuSeg) for the ablation: k-fold splits by image,
+random training crops at the stored resolution, sliding-window evaluation of whole images.
+
+Layout: ``images/NAME.tif`` (or ``.tiff``, ``.png``) and ``masks/NAME.png`` with class indices
+(``0/1`` for a binary task). Images are read with Pillow (which decodes the LZW-compressed TIFFs of
+MoNuSeg), so no conversion step is needed; RGB values are scaled to ``[0, 1]``.
+
+Crops keep the stored resolution, because resizing a 1000 x 1000 H&E tile to a CPU-sized input would
+shrink nuclei to a few pixels; the network then predicts whole images window by window with MONAI's
+``sliding_window_inference`` at the crop size (the size the network's instance norm saw in training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from PIL import Image
+
+from monai_hsmix.experiments.evaluate import score_volume
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
+
+
+def is_image_folder(root: Path) -> bool:
+    """Whether ``root`` has the ``images/`` + ``masks/`` layout."""
+    return (Path(root) / "images").is_dir() and (Path(root) / "masks").is_dir()
+
+
+def find_pairs(root: Path) -> Dict[str, Tuple[Path, Path]]:
+    """``{name: (image, mask)}`` for every image of ``root/images`` (each must have ``masks/NAME.png``)."""
+    root = Path(root)
+    if not is_image_folder(root):
+        raise FileNotFoundError(f"{root} has no images/ and masks/ folders")
+    images = sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise FileNotFoundError(f"no {'/'.join(IMAGE_SUFFIXES)} images in {root / 'images'}")
+    pairs, missing = {}, []
+    for image in images:
+        mask = root / "masks" / f"{image.stem}.png"
+        if mask.is_file():
+            pairs[image.stem] = (image, mask)
+        else:
+            missing.append(mask.name)
+    if missing:
+        raise FileNotFoundError(f"images without a mask in {root / 'masks'}: {missing[:5]}")
+    return pairs
+
+
+def read_pair(image_path: Path, mask_path: Path, num_classes: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(C, H, W)`` uint8 image and ``(1, H, W)`` uint8 class indices, checked against each other."""
+    with Image.open(image_path) as im:
+        image = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+    with Image.open(mask_path) as im:
+        mask = np.asarray(im)
+    if image.dtype != np.uint8:
+        raise ValueError(f"{image_path}: expected 8-bit pixels, got {image.dtype}")
+    image = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
+    if mask.ndim != 2 or mask.shape != image.shape[1:]:
+        raise ValueError(f"{mask_path} has shape {mask.shape}, image {image_path.name} has {image.shape[1:]}")
+    if mask.max() >= num_classes:
+        raise ValueError(f"{mask_path} holds values up to {int(mask.max())}, outside [0, {num_classes - 1}]")
+    return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(mask.astype(np.uint8)[None])
+
+
+def kfold_by_image(names: Sequence[str], folds: int, seed: int) -> List[Tuple[List[str], List[str]]]:
+    """``folds`` (train, test) splits of whole images: every image is tested exactly once.
+
+    The images are shuffled with ``seed`` and cut into ``folds`` near-equal parts.
+    """
+    names = sorted(names)
+    if not 2 <= folds <= len(names):
+        raise ValueError(f"folds must be in [2, {len(names)}] for {len(names)} images, got {folds}")
+    order = np.random.RandomState(seed).permutation(len(names))
+    parts = [sorted(names[i] for i in part) for part in np.array_split(order, folds)]
+    return [(sorted(n for n in names if n not in set(test)), test) for test in parts]
+
+
+@dataclass
+class CropSampler:
+    """Random ``size x size`` crops of whole training images (uniform image, then uniform position)."""
+
+    images: List[torch.Tensor]
+    labels: List[torch.Tensor]
+    size: int
+
+    def __post_init__(self) -> None:
+        small = [tuple(i.shape[1:]) for i in self.images if min(i.shape[1:]) < self.size]
+        if small:
+            raise ValueError(f"crop size {self.size} is larger than images of shape {small[:3]}")
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.images[0].shape[0])
+
+    def draw(self, count: int, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``count`` crops: float images in ``[0, 1]`` and int64 labels."""
+        which = torch.randint(len(self.images), (count,), generator=generator).tolist()
+        crops, masks = [], []
+        for i in which:
+            height, width = self.images[i].shape[1:]
+            y = int(torch.randint(height - self.size + 1, (1,), generator=generator))
+            x = int(torch.randint(width - self.size + 1, (1,), generator=generator))
+            crops.append(self.images[i][:, y : y + self.size, x : x + self.size])
+            masks.append(self.labels[i][:, y : y + self.size, x : x + self.size])
+        return torch.stack(crops).float().div_(255.0), torch.stack(masks).long()
+
+
+@torch.no_grad()
+def evaluate_images(
+    model: torch.nn.Module, images: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], names: Sequence[str], roi: int, num_classes: int
+) -> List[Dict[str, object]]:
+    """Per-image scores (``score_volume``) of sliding-window predictions at window size ``roi``.
+
+    Windows overlap by a quarter and are blended with Gaussian weights (MONAI's defaults for
+    patch-trained networks); distances are in pixels.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        rows = []
+        for name, image, label in zip(names, images, labels):
+            logits = sliding_window_inference(image[None].float().div(255.0), (roi, roi), 16, model, overlap=0.25, mode="gaussian")
+            pred = torch.as_tensor(logits).argmax(1)[0]
+            rows.append({"volume": name, "patient": name, **score_volume(pred, label[0].long(), num_classes, (1.0, 1.0))})
+        return rows
+    finally:
+        model.train(was_training)
