@@ -173,13 +173,13 @@ class Job:
 
 
 def _plan(runs_dir: Path, args: argparse.Namespace, folds: Sequence[Optional[int]], common: Dict[Optional[int], Dict[str, Any]],
-          mix: MixOptions) -> Tuple[List[Job], int]:
-    """Runs still to train (seed, then fold, then arm: an interrupted sweep leaves complete pairs) and the planned count."""
-    todo, planned = [], 0
+          mix: MixOptions) -> Tuple[List[Job], List[Tuple[str, int, Optional[int]]]]:
+    """Runs still to train (seed, then fold, then arm: an interrupted sweep leaves complete pairs) and every planned run."""
+    todo, planned = [], []
     for seed in args.seeds:
         for fold in folds:
             for arm in args.arms:
-                planned += 1
+                planned.append((arm, seed, fold))
                 name = f"{arm}_seed{seed}" + ("" if fold is None else f"_fold{fold}")
                 path = runs_dir / f"{name}.json"
                 # only what this arm depends on: the 'none' runs stay valid when an HSMix setting changes
@@ -311,9 +311,10 @@ def run(args: argparse.Namespace) -> Path:
         args.out,
         args.arms,
         class_names,
-        expected_runs=planned,
+        expected_runs=len(planned),
         header=_report_header(args, data_line, config, mix),
         notes=REPORT_NOTES[layout],
+        planned=planned,
     )
 
 

@@ -227,10 +227,18 @@ def write_report(
     expected_runs: int,
     header: Mapping[str, Any],
     notes: Optional[str] = None,
+    planned: Optional[Sequence[Any]] = None,
 ) -> Path:
-    """Write ``report.md`` and ``mean_fg_dsc.png`` in ``out_dir`` from the JSON files in ``out_dir/runs``."""
+    """Write ``report.md`` and ``mean_fg_dsc.png`` in ``out_dir`` from the JSON files in ``out_dir/runs``.
+
+    With ``planned`` (``(arm, seed, fold)`` triples), only those runs are reported: a folder may also hold runs
+    of other seeds kept for a later session, which must not change this command's tables.
+    """
     out_dir = Path(out_dir)
     runs = load_runs(out_dir / "runs")
+    if planned is not None:
+        wanted = set(planned)
+        runs = [r for r in runs if (r["arm"], r["seed"], r.get("fold")) in wanted]
     table = summarise(runs, arm_order)
     lines = ["# HSMix ablation report", ""]
     lines.append(f"Finished runs: {len(runs)} of {expected_runs}.")

@@ -221,3 +221,14 @@ def test_changed_hsmix_setting_keeps_none_runs_and_refuses_hsmix_runs(tiny_image
         _run_images(tiny_image_folder, tmp_path, ("none", "hsmix_paper"), "--hsmix-p", "0.5")
     assert info.value.code == 2
     assert "arm.hsmix.p: stored 0.3, now 0.5" in capsys.readouterr().err
+
+
+def test_report_leaves_out_runs_of_seeds_this_command_does_not_plan(tiny_image_folder, image_sweep, tmp_path):
+    import shutil
+
+    shutil.copytree(image_sweep / "runs", tmp_path / "runs")
+    extra = json.loads((tmp_path / "runs" / "none_seed0_fold0.json").read_text())
+    extra["seed"] = 7  # a run kept for a later session's seed
+    (tmp_path / "runs" / "none_seed7_fold0.json").write_text(json.dumps(extra))
+    text = _run_images(tiny_image_folder, tmp_path).read_text()
+    assert "Finished runs: 6 of 6." in text and "| none | 3 |" in text
