@@ -143,12 +143,12 @@ class HSMixMasks:
     """The masks and maps of one HSMix call (everything needed to mix any tensor of the batch).
 
     Attributes are ``(B, *spatial)`` tensors except ``partner`` (``(B,)``, the batch index of ``X2``
-    for pair ``b``). A mask is ``None`` when it was not asked for (no saliency is computed for
-    hard-only mixing); the three superpixel maps are ``None`` when they were not kept (mixing needs
+    for pair ``b``). ``soft_mask`` is ``None`` when it was not asked for (no saliency is computed
+    for hard-only mixing; ``Mh`` is always built, since ``SPm`` needs it); the three superpixel maps are ``None`` when they were not kept (mixing needs
     only the masks, and the maps are as large as the masks).
     """
 
-    hard_mask: Optional[torch.Tensor]
+    hard_mask: torch.Tensor
     soft_mask: Optional[torch.Tensor]
     segments: Optional[torch.Tensor]
     partner_segments: Optional[torch.Tensor]
@@ -159,12 +159,12 @@ class HSMixMasks:
 
     def parts(self, hard: bool = True, soft: bool = True) -> List[Tuple[torch.Tensor, bool]]:
         """``(mask, binary)`` for the hard and/or soft part, in the paper's order (hard first)."""
-        chosen = [(name, mask, binary) for name, mask, binary, flag in
-                  (("hard", self.hard_mask, True, hard), ("soft", self.soft_mask, False, soft)) if flag]
-        for name, mask, _ in chosen:
-            if mask is None:
-                raise ValueError(f"the {name} mask was not computed for this batch")
-        return [(mask, binary) for _, mask, binary in chosen]
+        chosen = [(self.hard_mask, True)] if hard else []
+        if soft:
+            if self.soft_mask is None:
+                raise ValueError("the soft mask was not computed for this batch")
+            chosen.append((self.soft_mask, False))
+        return chosen
 
 
 def hsmix_masks(

@@ -11,6 +11,7 @@ DataLoader's ``collate_fn`` (:class:`monai_hsmix.data.HSMixCollate`) or in a tra
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -510,30 +511,22 @@ def as_floating(images: torch.Tensor) -> torch.Tensor:
 
 
 def _filled(masks: HSMixMasks, dtype: torch.dtype) -> HSMixMasks:
-    """``masks`` with a zero mask in place of a part the draw did not produce, so that the
-    reported fields never depend on the draw."""
-    reference = masks.hard_mask if masks.hard_mask is not None else masks.soft_mask
-    zeros = torch.zeros_like(reference, dtype=dtype)
-    return HSMixMasks(
-        hard_mask=masks.hard_mask if masks.hard_mask is not None else zeros,
-        soft_mask=masks.soft_mask if masks.soft_mask is not None else zeros,
-        segments=masks.segments,
-        partner_segments=masks.partner_segments,
-        mixed_segments=masks.mixed_segments,
-        partner=masks.partner,
-    )
+    """``masks`` with a zero soft mask where the draw produced none (``Mh`` is always built), so
+    that the reported fields never depend on the draw."""
+    if masks.soft_mask is not None:
+        return masks
+    return dataclasses.replace(masks, soft_mask=torch.zeros_like(masks.hard_mask, dtype=dtype))
 
 
 def _check_grid_size(grid_size: Union[int, Sequence[int]]) -> Union[int, Tuple[int, ...]]:
-    if isinstance(grid_size, (int, np.integer)) and not isinstance(grid_size, bool):
-        values: Tuple[int, ...] = (int(grid_size),)
-    else:
-        values = tuple(grid_size) if isinstance(grid_size, (tuple, list)) else ()
-        if not values or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-            raise ValueError(f"grid_size must be a positive int or a sequence of positive ints, got {grid_size!r}")
-    if any(int(v) < 1 for v in values):
-        raise ValueError(f"grid_size must be positive, got {grid_size!r}")
-    return int(values[0]) if isinstance(grid_size, (int, np.integer)) else tuple(int(v) for v in values)
+    def positive_int(v: Any) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+
+    if positive_int(grid_size):
+        return int(grid_size)
+    if isinstance(grid_size, (tuple, list)) and grid_size and all(positive_int(v) for v in grid_size):
+        return tuple(int(v) for v in grid_size)
+    raise ValueError(f"grid_size must be a positive int or a sequence of positive ints, got {grid_size!r}")
 
 
 RandHSMixD = RandHSMixDict = RandHSMixd
