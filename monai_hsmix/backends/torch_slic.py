@@ -68,7 +68,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from monai_hsmix.backends import numba_slic
 from monai_hsmix.backends.colour import check_slic_space, rgb_to_lab
+from monai_hsmix.backends.engine import resolve_engine
 from monai_hsmix.backends.intensity import all_finite
 
 __all__ = ["torch_slic"]
@@ -135,6 +137,7 @@ def torch_slic(
     half_resolution: Optional[bool] = None,
     slic_space: str = "intensity",
     max_segments: Optional[int] = None,
+    engine: str = "auto",
 ) -> torch.Tensor:
     """SLIC superpixels (2D) or supervoxels (3D) for a whole batch at once.
 
@@ -165,6 +168,10 @@ def torch_slic(
         batch is one pass; without it they are chosen from each image's own count and images
         that differ are clustered in separate passes. Either way an image's superpixels do not
         depend on its batch mates.
+    engine : {"auto", "torch", "numba"}
+        Batched torch operations (what a GPU runs) or fused CPU loops compiled by numba
+        (:mod:`monai_hsmix.backends.numba_slic`); ``"auto"`` picks numba for CPU tensors. See
+        :func:`monai_hsmix.backends.engine.resolve_engine`.
 
     Returns
     -------
@@ -173,6 +180,7 @@ def torch_slic(
     """
     counts, spacing = _validate(images, n_segments, compactness, spacing, max_num_iter)
     check_slic_space(slic_space, images.shape[1])
+    cluster = _cluster_numba if resolve_engine(engine, images.device) == "numba" else _cluster
     if half_resolution is not None and not isinstance(half_resolution, bool):
         raise TypeError(f"half_resolution must be None, True or False, got {half_resolution!r}")
     b = images.shape[0]
@@ -191,9 +199,9 @@ def torch_slic(
     for config in dict.fromkeys(configs):
         members = [i for i, c in enumerate(configs) if c == config]
         if len(members) == b:
-            return _cluster(images, counts, float(compactness), spacing, max_num_iter, config, slic_space == "lab")
+            return cluster(images, counts, float(compactness), spacing, max_num_iter, config, slic_space == "lab")
         index = torch.tensor(members, device=images.device)
-        labels = _cluster(images.index_select(0, index), counts[members], float(compactness), spacing, max_num_iter,
+        labels = cluster(images.index_select(0, index), counts[members], float(compactness), spacing, max_num_iter,
                           config, slic_space == "lab")
         if out is None:
             out = torch.empty((b,) + full, dtype=torch.long, device=images.device)
@@ -227,6 +235,30 @@ def _cluster(images, counts, compactness, spacing, max_num_iter, config, lab) ->
     labels = _merge_small_fragments(labels, colour, min_size)
     labels = _contiguous(labels.reshape(b, -1)).reshape((b,) + spatial)
     return _repeat_to_full_size(labels, factors, full)
+
+
+def _cluster_numba(images, counts, compactness, spacing, max_num_iter, config, lab) -> torch.Tensor:
+    """:func:`_cluster` by the numba kernels (the tile size of ``config`` does not apply)."""
+    factors, _ = config
+    full = tuple(images.shape[2:])
+    colour = _scaled_colour(images, compactness, factors, lab)
+    plans = [_numba_plan(full, int(n), spacing, factors) for n in counts.tolist()]
+    labels = numba_slic.slic_labels(colour.contiguous().numpy(), plans, max_num_iter, factors, full)
+    return torch.from_numpy(labels)
+
+
+@functools.lru_cache(maxsize=4096)
+def _numba_plan(full: Tuple[int, ...], count: int, spacing: Tuple[float, ...], factors: Tuple[int, ...]) -> tuple:
+    """The seed grid of one image as the numba kernels take it (cached: counts repeat)."""
+    spatial = tuple(-(-size // f) for size, f in zip(full, factors))
+    grid = _SeedGrid(full, spatial, torch.tensor([count]), factors)
+    seed_pos = []
+    for d in range(len(spatial)):
+        g = torch.arange(int(grid.per_axis[0, d]), dtype=torch.float64)
+        seed_pos.append(torch.floor(grid.starts[0, d] + g * grid.steps[0, d] + 0.5).clamp(0, spatial[d] - 1).long().numpy())
+    coord_scale = [s * f / float(grid.scalar_step[0]) for s, f in zip(spacing, factors)]
+    min_size = int(math.floor(0.5 * math.prod(spatial) / int(grid.per_axis[0].prod())))
+    return numba_slic.image_plan([c[0].numpy() for c in grid.cell_of], seed_pos, coord_scale, grid.steps[0].tolist(), min_size)
 
 
 def _unchanged(assigned: torch.Tensor, previous: torch.Tensor) -> bool:

@@ -25,6 +25,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
+from monai_hsmix.core import numba_mixing
 from monai_hsmix.core.labels import one_hot_channels
 from monai_hsmix.core.segment_ops import segment_mean
 
@@ -263,6 +264,13 @@ def mix_with_masks(
     partners = partner.tolist()
     for k, (mask, binary) in enumerate(parts, start=first):
         part = out[k * bsz : (k + 1) * bsz]
+        if numba_mixing.can_run(tensor, mask, out) and (num_classes is not None or tensor.is_floating_point()):
+            # CPU: one compiled pass per part writes every output value once
+            if num_classes is None:
+                numba_mixing.blend_rows(tensor, partner, mask, part)
+            else:
+                numba_mixing.blend_index_rows(tensor, partner, mask, part)
+            continue
         mix = blend
         if num_classes is not None:
             # a binary mask makes its labels one-hot copies: one scatter each

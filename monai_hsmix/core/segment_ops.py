@@ -6,6 +6,8 @@ from typing import Sequence
 
 import torch
 
+from monai_hsmix.core import numba_mixing
+
 
 def _flat_ids(segments: torch.Tensor) -> "tuple[torch.Tensor, int]":
     """Batch-unique segment ids ``seg + b * K`` so one scatter serves the whole batch."""
@@ -41,6 +43,8 @@ def segment_mean(values: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"values {tuple(values.shape)} and segments {tuple(segments.shape)} must have the same shape")
     if segments.numel() and int(segments.min()) < 0:
         raise ValueError("segment labels must be non-negative")
+    if values.is_floating_point() and numba_mixing.can_run(values, segments) and values.numel():
+        return numba_mixing.segment_mean_rows(values, segments, int(segments.max()) + 1 if segments.numel() else 1)
     ids, num = _flat_ids(segments)
     total = ids.shape[0] * num
     flat_ids = ids.reshape(-1)

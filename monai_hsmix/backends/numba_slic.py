@@ -1,0 +1,486 @@
+"""SLIC on CPU tensors as fused loops compiled by numba: the ``engine="numba"`` path of :func:`torch_slic`.
+
+The clustering is the one :mod:`monai_hsmix.backends.torch_slic` documents (scikit-image's seed
+grid and distance, the same pooling, sampled means, fixed-point stop, speck absorption and
+merging of small fragments by colour), written voxel by voxel. The torch operations pay for
+every pass over memory and every dispatch; here one pass per iteration does the whole
+assignment, with each voxel's features loaded once and the candidate distances kept in
+registers, so a CPU spends its time on arithmetic.
+
+Every image is clustered on its own (its own seed grid and candidate window), so an image gets
+the same superpixels alone and in any batch. A 2D image is a volume of depth 1. Each voxel
+compares the centres seeded in the cells within ``reach`` of its own cell along every axis:
+one cell when cells are at least 4 voxels wide, two when they are narrower (the torch path's
+tiles give 1 to 2; scikit-image searches two grid steps).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numba
+import numpy as np
+
+__all__ = ["slic_labels"]
+
+_SAMPLED_MIN_STEP = 4  # cells at least this wide estimate their centres from even coordinates
+_NARROW_CELL = 4  # narrower cells (voxels) look two cells away, not one
+
+
+def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, factors: Sequence[int],
+                full: Sequence[int]) -> np.ndarray:
+    """Superpixel labels of a batch of (pooled, scaled) feature images, at full size.
+
+    Parameters
+    ----------
+    colour : numpy.ndarray
+        ``(B, C, *spatial)`` float32 features (colours divided by the compactness), pooled by
+        ``factors``.
+    plans : sequence of tuple
+        Per image, what :func:`image_plan` returns for its seed grid.
+    max_num_iter : int
+        Largest number of k-means iterations.
+    factors : sequence of int
+        Pooling factor (1 or 2) per spatial axis.
+    full : sequence of int
+        The images' full spatial size; each pooled voxel's label goes to the voxels it pooled.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(B, *full)`` int64 labels, contiguous from 0 in every image.
+    """
+    b, c_n = colour.shape[:2]
+    nd = colour.ndim - 2
+    lead = (1,) * (3 - nd)
+    out = np.empty((b,) + tuple(full), dtype=np.int64)
+    f = np.array(lead + tuple(factors), dtype=np.int64)
+    for i in range(b):
+        feat = colour[i].reshape((c_n,) + lead + colour.shape[2:])
+        labels = _slic_one(feat, *plans[i], max_num_iter)
+        _repeat_into(labels, out[i].reshape(lead + tuple(full)), f)
+    return out
+
+
+def image_plan(cell_of: Sequence[np.ndarray], seed_pos: Sequence[np.ndarray], coord_scale: Sequence[float],
+               steps: Sequence[float], min_size: int) -> tuple:
+    """The per-image arguments of the kernels, for a 2D or 3D seed grid (2D gets a depth-1 axis).
+
+    Parameters
+    ----------
+    cell_of : sequence of numpy.ndarray
+        Per axis, the index of each coordinate's nearest seed cell.
+    seed_pos : sequence of numpy.ndarray
+        Per axis, the seed coordinates.
+    coord_scale : sequence of float
+        Per axis, the factor from a voxel coordinate to its scaled position.
+    steps : sequence of float
+        Per axis, the seed grid step in voxels.
+    min_size : int
+        Components with fewer voxels are merged into a neighbour.
+    """
+    lead = 3 - len(cell_of)
+    zero = [np.zeros(1, dtype=np.int64)] * lead
+    cells = zero + [np.ascontiguousarray(c, dtype=np.int64) for c in cell_of]
+    seeds = zero + [np.ascontiguousarray(p, dtype=np.int64) for p in seed_pos]
+    per_axis = np.array([len(p) for p in seeds], dtype=np.int64)
+    scale = np.array([0.0] * lead + [float(s) for s in coord_scale])
+    reach = np.array([1] * lead + [1 if s >= _NARROW_CELL else 2 for s in steps], dtype=np.int64)
+    sampled = bool(min(steps) >= _SAMPLED_MIN_STEP)
+    return (scale, cells[0], cells[1], cells[2], per_axis, seeds[0], seeds[1], seeds[2], reach, sampled, int(min_size))
+
+
+@numba.njit(cache=True, nogil=True)
+def _repeat_into(labels, out, factors):
+    nz, ny, nx = out.shape
+    for z in range(nz):
+        for y in range(ny):
+            src = labels[z // factors[0], y // factors[1]]
+            dst = out[z, y]
+            for x in range(nx):
+                dst[x] = src[x // factors[2]]
+
+
+@numba.njit(cache=True, nogil=True)
+def _slic_one(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach, sampled, min_size, max_num_iter):
+    labels, cen_col, cen_pos, _ = _kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach,
+                                          sampled, max_num_iter, True)
+    labels = _absorb_specks(labels, feat, cen_col, cen_pos, scale)
+    return _merge_small_fragments(labels, feat, min_size)
+
+
+@numba.njit(cache=True, nogil=True)
+def _kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach, sampled, max_num_iter,
+            stop_at_fixed_point):
+    """k-means from the seed grid: the final labels of every voxel, the centres they come from,
+    and how many iterations ran before the last assignment."""
+    c_n, nz, ny, nx = feat.shape
+    gz, gy, gx = per_axis[0], per_axis[1], per_axis[2]
+    k_n = gz * gy * gx
+    cen_col = np.empty((k_n, c_n), dtype=np.float32)
+    cen_pos = np.empty((k_n, 3), dtype=np.float32)
+    for iz in range(gz):
+        for iy in range(gy):
+            for ix in range(gx):
+                k = (iz * gy + iy) * gx + ix
+                z, y, x = seed_z[iz], seed_y[iy], seed_x[ix]
+                for c in range(c_n):
+                    cen_col[k, c] = feat[c, z, y, x]
+                cen_pos[k, 0] = z * scale[0]
+                cen_pos[k, 1] = y * scale[1]
+                cen_pos[k, 2] = x * scale[2]
+    # iterations before the last assign the voxels with even coordinates only (when sampled):
+    # they form a smaller image of their own, whose voxels sit at twice their index
+    stride = 2 if sampled else 1
+    sub = np.ascontiguousarray(feat[:, ::stride, ::stride, ::stride])
+    sub_z, sub_y, sub_x = cell_z[::stride], cell_y[::stride], cell_x[::stride]
+    pos_z = _positions(sub.shape[1], stride * scale[0])
+    pos_y = _positions(sub.shape[2], stride * scale[1])
+    pos_x = _positions(sub.shape[3], stride * scale[2])
+    labels = np.full(sub.shape[1:], -1, dtype=np.int64)
+    previous = labels.copy()
+    best = np.empty(sub.shape[1:], dtype=np.float32)
+    sums = np.empty((k_n, c_n + 4))
+    iterations = 0
+    for _ in range(max_num_iter - 1):
+        iterations += 1
+        previous[:] = labels
+        _assign(sub, pos_z, pos_y, pos_x, best, labels, cen_col, cen_pos, sub_z, sub_y, sub_x, per_axis, reach)
+        # means of the voxels just assigned; a centre that lost every voxel stays (scikit-image)
+        sums[:] = 0.0
+        for z in range(sub.shape[1]):
+            for y in range(sub.shape[2]):
+                for x in range(sub.shape[3]):
+                    k = labels[z, y, x]
+                    for c in range(c_n):
+                        sums[k, c] += sub[c, z, y, x]
+                    sums[k, c_n] += pos_z[z]
+                    sums[k, c_n + 1] += pos_y[y]
+                    sums[k, c_n + 2] += pos_x[x]
+                    sums[k, c_n + 3] += 1.0
+        for k in range(k_n):
+            n = sums[k, c_n + 3]
+            if n > 0:
+                for c in range(c_n):
+                    cen_col[k, c] = sums[k, c] / n
+                for a in range(3):
+                    cen_pos[k, a] = sums[k, c_n + a] / n
+        if stop_at_fixed_point and np.array_equal(labels, previous):
+            break  # a fixed point: further iterations would repeat this assignment
+    labels = np.empty((nz, ny, nx), dtype=np.int64)
+    best = np.empty((nz, ny, nx), dtype=np.float32)
+    _assign(feat, _positions(nz, scale[0]), _positions(ny, scale[1]), _positions(nx, scale[2]), best, labels, cen_col,
+            cen_pos, cell_z, cell_y, cell_x, per_axis, reach)
+    return labels, cen_col, cen_pos, iterations
+
+
+@numba.njit(cache=True, nogil=True)
+def _positions(n, scale):
+    out = np.empty(n, dtype=np.float32)
+    for i in range(n):
+        out[i] = i * scale
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _expanded_centres(cen_col, cen_pos, per_axis, cell_x, rx):
+    """Candidate centres laid out along the last axis: ``out[iz, iy, j, :, x]`` holds the features
+    (colour, position) of the centre in cell ``(iz, iy, cell_x[x] + j - rx)``.
+
+    Built once per iteration (a few thousand values), so the assignment reads candidates as
+    contiguous rows instead of gathering them voxel by voxel. Missing cells (past the grid's
+    edge) get an infinite position: their distance is infinite.
+    """
+    k_n, c_n = cen_col.shape
+    gz, gy, gx = per_axis[0], per_axis[1], per_axis[2]
+    nx = cell_x.shape[0]
+    out = np.empty((gz, gy, 2 * rx + 1, c_n + 3, nx), dtype=np.float32)
+    for iz in range(gz):
+        for iy in range(gy):
+            row = (iz * gy + iy) * gx
+            for j in range(2 * rx + 1):
+                for x in range(nx):
+                    ix = cell_x[x] + j - rx
+                    if 0 <= ix < gx:
+                        k = row + ix
+                        for c in range(c_n):
+                            out[iz, iy, j, c, x] = cen_col[k, c]
+                        for a in range(3):
+                            out[iz, iy, j, c_n + a, x] = cen_pos[k, a]
+                    else:
+                        for c in range(c_n + 3):
+                            out[iz, iy, j, c, x] = 0.0
+                        out[iz, iy, j, c_n, x] = np.inf
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _assign(feat, pos_z, pos_y, pos_x, best, labels, cen_col, cen_pos, cell_z, cell_y, cell_x, per_axis, reach):
+    """Nearest candidate centre of every voxel, in place: the centres seeded within ``reach``
+    cells of the voxel's own cell along every axis.
+
+    A line of voxels along the last axis is compared with one candidate offset at a time over
+    its whole length (candidates laid out by :func:`_expanded_centres`), so the inner loops are
+    long, contiguous and vectorise. Offsets are visited in increasing centre number, and only a
+    strictly smaller distance replaces the best: ties go to the lower centre number.
+    """
+    c_n, nz, ny, nx = feat.shape
+    gz, gy, gx = per_axis[0], per_axis[1], per_axis[2]
+    rz, ry, rx = reach[0], reach[1], reach[2]
+    cand = _expanded_centres(cen_col, cen_pos, per_axis, cell_x, rx)
+    cell_plus = np.empty((2 * rx + 1, nx), dtype=np.int64)
+    for j in range(2 * rx + 1):
+        for x in range(nx):
+            cell_plus[j, x] = cell_x[x] + j - rx
+    d = np.empty(nx, dtype=np.float32)
+    for z in range(nz):
+        pz = pos_z[z]
+        cz = cell_z[z]
+        for y in range(ny):
+            py = pos_y[y]
+            cy = cell_y[y]
+            brow = best[z, y]
+            lrow = labels[z, y]
+            brow[:] = np.inf
+            for iz in range(max(cz - rz, 0), min(cz + rz + 1, gz)):
+                for iy in range(max(cy - ry, 0), min(cy + ry + 1, gy)):
+                    row = (iz * gy + iy) * gx
+                    for j in range(2 * rx + 1):
+                        e = cand[iz, iy, j]
+                        ez, ey, ex = e[c_n], e[c_n + 1], e[c_n + 2]
+                        for x in range(nx):
+                            a = pz - ez[x]
+                            b = py - ey[x]
+                            t = pos_x[x] - ex[x]
+                            d[x] = a * a + b * b + t * t
+                        for c in range(c_n):
+                            f = feat[c, z, y]
+                            m = e[c]
+                            for x in range(nx):
+                                t = f[x] - m[x]
+                                d[x] += t * t
+                        cp = cell_plus[j]
+                        for x in range(nx):
+                            closer = d[x] < brow[x]
+                            brow[x] = d[x] if closer else brow[x]
+                            lrow[x] = row + cp[x] if closer else lrow[x]
+
+
+@numba.njit(cache=True, nogil=True)
+def _absorb_specks(labels, feat, cen_col, cen_pos, scale):
+    """One-voxel fragments take the adjacent label whose centre is nearest (SLIC distance).
+
+    Decided on the labels k-means left, for every speck at once (as the torch path does).
+    """
+    c_n, nz, ny, nx = feat.shape
+    out = labels.copy()
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                own = labels[z, y, x]
+                if ((x > 0 and labels[z, y, x - 1] == own) or (x + 1 < nx and labels[z, y, x + 1] == own)
+                        or (y > 0 and labels[z, y - 1, x] == own) or (y + 1 < ny and labels[z, y + 1, x] == own)
+                        or (z > 0 and labels[z - 1, y, x] == own) or (z + 1 < nz and labels[z + 1, y, x] == own)):
+                    continue
+                best = np.inf
+                choice = own
+                for a in range(6):
+                    zz, yy, xx = z, y, x
+                    if a == 0:
+                        zz -= 1
+                    elif a == 1:
+                        zz += 1
+                    elif a == 2:
+                        yy -= 1
+                    elif a == 3:
+                        yy += 1
+                    elif a == 4:
+                        xx -= 1
+                    else:
+                        xx += 1
+                    if not (0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx):
+                        continue
+                    k = labels[zz, yy, xx]
+                    d0 = z * scale[0] - cen_pos[k, 0]
+                    d1 = y * scale[1] - cen_pos[k, 1]
+                    d2 = x * scale[2] - cen_pos[k, 2]
+                    d = d0 * d0 + d1 * d1 + d2 * d2
+                    for c in range(c_n):
+                        t = feat[c, z, y, x] - cen_col[k, c]
+                        d += t * t
+                    if d < best:
+                        best = d
+                        choice = k
+                out[z, y, x] = choice
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(parent, i):
+    root = i
+    while parent[root] != root:
+        root = parent[root]
+    while parent[i] != root:  # path compression
+        parent[i], i = root, parent[i]
+    return root
+
+
+@numba.njit(cache=True, nogil=True)
+def _union(parent, i, j):
+    a, b = _find(parent, i), _find(parent, j)
+    if a < b:
+        parent[b] = a
+    elif b < a:
+        parent[a] = b
+
+
+@numba.njit(cache=True, nogil=True)
+def _components(labels):
+    """Face-connected components of equal labels, numbered 0.. in raster order of their first voxel.
+
+    Union-find in raster order; every root is the smallest voxel of its tree, so a component's
+    root is its first voxel.
+    """
+    nz, ny, nx = labels.shape
+    flat = labels.reshape(-1)
+    n = flat.shape[0]
+    sy, sz = nx, ny * nx
+    parent = np.empty(n, dtype=np.int64)
+    i = 0
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                v = flat[i]
+                left = x > 0 and flat[i - 1] == v
+                parent[i] = parent[i - 1] if left else i
+                # when the left voxel and both voxels above match, the one above is already joined
+                if y > 0 and flat[i - sy] == v and not (left and flat[i - 1 - sy] == v):
+                    _union(parent, i, i - sy)
+                if z > 0 and flat[i - sz] == v and not (left and flat[i - 1 - sz] == v):
+                    _union(parent, i, i - sz)
+                i += 1
+    comp = np.empty(n, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        r = _find(parent, i)
+        if r == i:
+            comp[i] = k
+            k += 1
+        else:
+            comp[i] = comp[r]
+    return comp.reshape(labels.shape), k
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_small_fragments(labels, feat, min_size):
+    """Connected components; those under ``min_size`` voxels join the adjacent component that
+    ranks higher by (size, number) and has the closest mean colour, in rounds (as the torch path).
+
+    Returns labels contiguous from 0, ordered by the first voxel of the component they end in.
+    """
+    c_n, nz, ny, nx = feat.shape
+    comp, k_n = _components(labels)
+    size = np.zeros(k_n, dtype=np.int64)
+    colour_sum = np.zeros((k_n, c_n))
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                q = comp[z, y, x]
+                size[q] += 1
+                for c in range(c_n):
+                    colour_sum[q, c] += feat[c, z, y, x]
+    small = size < min_size
+    target = np.arange(k_n)
+    if small.any():
+        # boundaries touching a small component: the only ones a merge can ever use
+        n_pairs = 0
+        first = np.empty(16, dtype=np.int64)
+        second = np.empty(16, dtype=np.int64)
+        for z in range(nz):
+            for y in range(ny):
+                for x in range(nx):
+                    a = comp[z, y, x]
+                    for axis in range(3):
+                        if axis == 0:
+                            if z + 1 >= nz:
+                                continue
+                            c = comp[z + 1, y, x]
+                        elif axis == 1:
+                            if y + 1 >= ny:
+                                continue
+                            c = comp[z, y + 1, x]
+                        else:
+                            if x + 1 >= nx:
+                                continue
+                            c = comp[z, y, x + 1]
+                        if a != c and (small[a] or small[c]):
+                            if n_pairs == first.shape[0]:
+                                first = np.concatenate((first, np.empty_like(first)))
+                                second = np.concatenate((second, np.empty_like(second)))
+                            first[n_pairs] = a
+                            second[n_pairs] = c
+                            n_pairs += 1
+        best_d = np.empty(k_n)
+        best_to = np.empty(k_n, dtype=np.int64)
+        mean = np.empty((k_n, c_n))
+        for _ in range(8):
+            for q in range(k_n):
+                for c in range(c_n):
+                    mean[q, c] = colour_sum[q, c] / max(size[q], 1)
+            best_d[:] = np.inf
+            best_to[:] = -1
+            for p in range(n_pairs):
+                a, c = target[first[p]], target[second[p]]
+                if a == c:
+                    continue
+                if size[c] > size[a] or (size[c] == size[a] and c > a):
+                    src, dst = a, c
+                else:
+                    src, dst = c, a
+                d = 0.0
+                for ch in range(c_n):
+                    t = mean[src, ch] - mean[dst, ch]
+                    d += t * t
+                if d < best_d[src] or (d == best_d[src] and dst < best_to[src]):
+                    best_d[src] = d
+                    best_to[src] = dst
+            step = np.arange(k_n)
+            moved = False
+            for q in range(k_n):
+                if small[q] and best_to[q] >= 0:
+                    step[q] = best_to[q]
+                    moved = True
+            if not moved:
+                break
+            # chains of merges end at a component that does not move (rank rises along a chain)
+            for q in range(k_n):
+                r = q
+                while step[r] != r:
+                    r = step[r]
+                step[q] = r
+            new_size = np.zeros_like(size)
+            new_sum = np.zeros_like(colour_sum)
+            for q in range(k_n):
+                new_size[step[q]] += size[q]
+                for c in range(c_n):
+                    new_sum[step[q], c] += colour_sum[q, c]
+            size, colour_sum = new_size, new_sum
+            for q in range(k_n):
+                target[q] = step[target[q]]
+            any_small = False
+            for q in range(k_n):
+                small[q] = 0 < size[q] < min_size
+                any_small = any_small or small[q]
+            if not any_small:
+                break
+    # contiguous numbers in the order of the components the voxels end in
+    present = np.zeros(k_n, dtype=np.int64)
+    for q in range(k_n):
+        present[target[q]] = 1
+    rank = np.cumsum(present) - 1
+    out = np.empty_like(comp)
+    flat_in = comp.reshape(-1)
+    flat_out = out.reshape(-1)
+    for i in range(flat_in.shape[0]):
+        flat_out[i] = rank[target[flat_in[i]]]
+    return out
