@@ -103,7 +103,9 @@ def evaluate(images: torch.Tensor, truths: np.ndarray, preset: str, seed: int) -
     # the reference backend is scikit-image run as the paper ran it: its row is the first one
     maps = {
         "scikit-image (paper)": skimage_slic(images, counts, settings.compactness, slic_space=space).numpy(),
-        "torch backend": torch_slic(images, counts, settings.compactness, slic_space=space).numpy(),
+        # the CPU default (numba kernels) and the torch operations a GPU runs
+        "torch backend, numba engine": torch_slic(images, counts, settings.compactness, slic_space=space, engine="numba").numpy(),
+        "torch backend, torch engine": torch_slic(images, counts, settings.compactness, slic_space=space, engine="torch").numpy(),
         "square grid": np.stack([square_grid(truths.shape[1:], int(c)) for c in counts]),
     }
     if space == "lab":  # what this package did before the feature space was explicit
