@@ -1,35 +1,44 @@
-"""Eq. 2, 5 and 7 on CPU tensors as single passes compiled by numba.
+"""Eq. 2, 5 and 7 for class labels on CPU tensors, as single passes compiled by numba.
 
 :func:`monai_hsmix.core.mix_with_masks` and :func:`monai_hsmix.core.segment_mean` are torch
-operations that run on any device. On a CPU each of them is several passes over the batch (a
-one-hot scatter, a blend, a scatter-add, a gather) with a dispatch per row; these kernels write
-every output value once, reading the partner's row in place. They compute the same formulas:
-``torch.lerp``'s two-sided form for the blend (so a weight of 0 or 1 copies a value exactly) and
-float64 sums for the segment means.
+operations that run on any device. On a CPU, blending the one-hot channels of class indices is
+a zero fill and two scatters per row, and a segment mean a scatter-add, a bincount and a gather;
+these kernels write every output value once, reading the partner's row in place, with the same
+formulas (``(1 - m) [Y1 = k] + m [Y2 = k]``, exact at ``m`` = 0 or 1; float64 sums for the means).
+Image blends stay with ``torch.lerp``: one pass already, bound by writing the output.
 """
 
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import numba
 import numpy as np
 import torch
 
-__all__ = ["can_run", "blend_rows", "blend_index_rows", "segment_mean_rows"]
+__all__ = ["can_run", "kernels_enabled", "blend_index_rows", "segment_mean_rows"]
 
 _FLOATS = (torch.float32, torch.float64)
+_enabled = True
+
+
+@contextlib.contextmanager
+def kernels_enabled(enabled: bool) -> Iterator[None]:
+    """Within the block, use (``True``) or bypass (``False``) these kernels: benchmarks and tests
+    compare them with the torch operations on the same CPU."""
+    global _enabled
+    before, _enabled = _enabled, bool(enabled)
+    try:
+        yield
+    finally:
+        _enabled = before
 
 
 def can_run(*tensors: torch.Tensor) -> bool:
     """Whether the kernels take these tensors: CPU, no autograd, floats in float32 or float64."""
-    return all(t.device.type == "cpu" and not t.requires_grad and (not t.is_floating_point() or t.dtype in _FLOATS)
+    return _enabled and all(t.device.type == "cpu" and not t.requires_grad and (not t.is_floating_point() or t.dtype in _FLOATS)
                for t in tensors)
-
-
-def blend_rows(tensor: torch.Tensor, partner: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``out[b] = lerp(tensor[b], tensor[partner[b]], mask[b])``, the mask broadcast over channels."""
-    b, c = tensor.shape[:2]
-    _blend_rows(_rows(tensor, b, c), partner.cpu().numpy(), _rows(mask.to(tensor.dtype), b, 1)[:, 0], _rows(out, b, c))
-    return out
 
 
 def blend_index_rows(indices: torch.Tensor, partner: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -50,21 +59,6 @@ def segment_mean_rows(values: torch.Tensor, segments: torch.Tensor, num: int) ->
 def _rows(t: torch.Tensor, b: int, c: int) -> np.ndarray:
     """``(B, C, N)`` numpy view of a contiguous tensor (a copy only if it is not contiguous)."""
     return t.detach().contiguous().numpy().reshape(b, c, -1)
-
-
-@numba.njit(cache=True, nogil=True)
-def _blend_rows(x, partner, mask, out):
-    b_n, c_n, n = x.shape
-    for b in range(b_n):
-        p = partner[b]
-        w = mask[b]
-        for c in range(c_n):
-            first, second, dst = x[b, c], x[p, c], out[b, c]
-            for i in range(n):
-                a, e, t = first[i], second[i], w[i]
-                # torch.lerp's form: exact copies at t = 0 and t = 1
-                dst[i] = a + t * (e - a) if t < 0.5 else e - (e - a) * (1 - t)
-    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -1,4 +1,4 @@
-"""The CPU kernels behind mix_with_masks and segment_mean give what the torch operations give."""
+"""The CPU kernels behind mix_with_masks (class labels) and segment_mean give what the torch operations give."""
 
 from __future__ import annotations
 
@@ -6,25 +6,8 @@ import pytest
 import torch
 
 from monai_hsmix.core import numba_mixing
-from monai_hsmix.core.hsmix_equations import blend, blend_index_labels
+from monai_hsmix.core.hsmix_equations import blend_index_labels, mix_with_masks
 from monai_hsmix.core.segment_ops import segment_mean
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("binary", [True, False])
-def test_blend_rows_equal_torch_lerp(dtype, binary):
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(3, 2, 17, 9, generator=g, dtype=dtype)
-    mask = torch.rand(3, 17, 9, generator=g, dtype=dtype)
-    if binary:
-        mask = (mask > 0.5).to(dtype)
-    partner = torch.tensor([2, 0, 1])
-    out = numba_mixing.blend_rows(x, partner, mask, torch.empty_like(x))
-    expected = torch.cat([blend(x[b : b + 1], x[p : p + 1], mask[b : b + 1]) for b, p in enumerate(partner.tolist())])
-    # torch's vectorised lerp may fuse a multiply-add: one rounding apart at most
-    torch.testing.assert_close(out, expected, rtol=0, atol=2 * torch.finfo(dtype).eps)
-    if binary:  # hard mixing copies values exactly
-        assert torch.equal(out, torch.where(mask[:, None] > 0.5, x[partner], x))
 
 
 @pytest.mark.parametrize("binary", [True, False])
@@ -62,3 +45,17 @@ def test_kernels_refuse_what_they_cannot_take():
     assert not numba_mixing.can_run(x)
     assert not numba_mixing.can_run(torch.rand(2).half())
     assert numba_mixing.can_run(torch.rand(2), torch.arange(3))
+
+
+def test_mix_with_masks_gives_the_same_labels_with_and_without_kernels():
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 3, (3, 1, 9, 8), generator=g)
+    hard = (torch.rand(3, 9, 8, generator=g) > 0.5).float()
+    soft = torch.rand(3, 9, 8, generator=g)
+    partner = torch.tensor([2, 0, 1])
+    parts = [(hard, True), (soft, False)]
+    fast, rows = mix_with_masks(labels, partner, parts, include_original=True, num_classes=3)
+    with numba_mixing.kernels_enabled(False):
+        slow, slow_rows = mix_with_masks(labels, partner, parts, include_original=True, num_classes=3)
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-6)
+    assert torch.equal(rows, slow_rows) and torch.equal(fast[3:6], slow[3:6])  # hard part: exact one-hot copies
