@@ -274,7 +274,8 @@ class RandHSMix(RandomizableTransform):
         Parameters
         ----------
         images : torch.Tensor
-            ``(B, C, *spatial)`` floating batch with ``B >= 2``.
+            ``(B, C, *spatial)`` floating batch with ``B >= 2`` that :meth:`check_images` accepts
+            (the backends do not check it again).
         keep_maps : bool
             Keep the superpixel maps in the result (``False`` frees them once the masks exist).
         """
