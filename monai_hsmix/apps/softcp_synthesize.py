@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import warnings
@@ -33,9 +34,10 @@ from tqdm import tqdm
 
 from monai_hsmix.data.io import read_nifti
 from monai_hsmix.run_settings import normalize_settings, settings_differences
-from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
+from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste, object_augmentation
 
-__all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments", "paste_kwargs", "main"]
+__all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments",
+           "paste_kwargs", "paster_from_settings", "main"]
 
 SYNTH_IMAGES, SYNTH_LABELS, SYNTH_META = "imagesSyn", "labelsSyn", "metaSyn"
 SETTINGS_FILE = "softcp_settings.json"
@@ -47,7 +49,9 @@ class SynthesisSettingsError(ValueError):
 
 @dataclass
 class SynthesisConfig:
-    """Everything one synthesis run needs; ``paste`` holds :class:`RandSoftCopyPaste` parameters."""
+    """Everything one synthesis run needs; ``paste`` holds :class:`RandSoftCopyPaste` parameters and
+    :func:`~monai_hsmix.transforms.soft_copy_paste.object_augmentation`'s (``flip_prob``, ...), plain
+    values that the settings file records (see :func:`paster_from_settings`)."""
 
     datalist: Path
     output_dir: Path
@@ -172,7 +176,7 @@ def _synthesize_case(index: int, cfg: SynthesisConfig, entries, root: Path) -> D
     if cfg.reference_label_values:
         derived = np.isin(label, np.asarray(cfg.reference_label_values))
         reference = derived if reference is None else reference & derived
-    paster = RandSoftCopyPaste(prob=1.0, **cfg.paste)
+    paster = paster_from_settings(cfg.paste, spatial_dims=image.ndim - 1)
     paster.set_random_state(int(rng.randint(2**31 - 1)))
     images_rel, label_rel, meta_rel = _case_files(index, main[cfg.image_key])
     meta: Dict[str, Any] = {"index": index, "main": main_idx, "donor": None, "tried_donors": [], "pasted": 0}
@@ -247,7 +251,7 @@ def synthesize(cfg: SynthesisConfig) -> Dict[str, Any]:
     full, entries, root = _read_datalist(cfg)
     if int(cfg.donor_tries) < 1:
         raise ValueError(f"donor_tries must be >= 1, got {cfg.donor_tries}")
-    RandSoftCopyPaste(prob=1.0, **cfg.paste)  # fail on a bad configuration before any work
+    paster_from_settings(cfg.paste, spatial_dims=3)  # fail on a bad configuration before any work
     n_syn = num_synthetic(len(entries), cfg.ratio)
     cfg.output_dir = Path(cfg.output_dir)
     settings = _settings(cfg, entries, root)
@@ -295,6 +299,17 @@ def synthesize(cfg: SynthesisConfig) -> Dict[str, Any]:
 
 
 _PROBS = ("flip", "rotate", "scale", "gamma", "noise", "blur")
+# the settings that build the object transform rather than being RandSoftCopyPaste arguments
+_OBJECT_AUGMENTATION_ARGS = tuple(p for p in inspect.signature(object_augmentation).parameters if p != "spatial_dims")
+
+
+def paster_from_settings(paste: Dict[str, Any], spatial_dims: int) -> RandSoftCopyPaste:
+    """A :class:`RandSoftCopyPaste` (``prob=1``) from plain settings: the arguments of
+    :func:`~monai_hsmix.transforms.soft_copy_paste.object_augmentation` among them (``flip_prob``,
+    ``rotate_prob``, ...) build its ``object_transform`` for ``spatial_dims``, the others are passed on."""
+    augment = {k: v for k, v in paste.items() if k in _OBJECT_AUGMENTATION_ARGS}
+    rest = {k: v for k, v in paste.items() if k not in _OBJECT_AUGMENTATION_ARGS}
+    return RandSoftCopyPaste(prob=1.0, object_transform=object_augmentation(spatial_dims, **augment), **rest)
 
 
 def add_paste_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> None:
@@ -329,7 +344,7 @@ def add_paste_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> Non
 
 
 def paste_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
-    """:class:`RandSoftCopyPaste` keyword arguments from options added by :func:`add_paste_arguments`."""
+    """Settings for :func:`paster_from_settings` from options added by :func:`add_paste_arguments`."""
     kwargs = {name: getattr(args, name) for name in (
         "mode", "alpha", "num_rings", "ring_width", "sigma", "s1", "s2", "max_tries", "num_lesions",
         "min_lesion_voxels", "confine_context", *(f"{n}_prob" for n in _PROBS))}

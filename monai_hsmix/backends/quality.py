@@ -8,6 +8,9 @@ at a time: these are evaluation tools, not part of the training path.
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from monai_hsmix.core.labels import relabel_contiguous
 
 __all__ = ["adjusted_rand_index", "boundary_recall", "label_boundaries", "regularity"]
 
@@ -53,8 +56,8 @@ def regularity(segments: np.ndarray) -> float:
 
 def adjusted_rand_index(first: np.ndarray, second: np.ndarray) -> float:
     """Adjusted Rand index of two label maps of the same shape (1.0: the same partition)."""
-    a = np.unique(np.asarray(first).ravel(), return_inverse=True)[1]
-    b = np.unique(np.asarray(second).ravel(), return_inverse=True)[1]
+    a = relabel_contiguous(torch.as_tensor(np.asarray(first)).reshape(1, -1))[0].numpy()
+    b = relabel_contiguous(torch.as_tensor(np.asarray(second)).reshape(1, -1))[0].numpy()
     if a.shape != b.shape:
         raise ValueError("adjusted_rand_index needs two maps of the same size")
     table = np.bincount(a * (b.max() + 1) + b).astype(np.float64)

@@ -15,6 +15,8 @@ import torch
 
 from monai_hsmix.backends.colour import check_slic_space
 from monai_hsmix.backends.intensity import channels_to_uint8_range
+from monai_hsmix.backends.validation import check_image_batch
+from monai_hsmix.core.labels import relabel_contiguous
 
 
 def skimage_slic(
@@ -25,6 +27,7 @@ def skimage_slic(
     max_num_iter: int = 10,
     slic_space: str = "intensity",
     max_segments: Optional[int] = None,
+    validate: bool = True,
 ) -> torch.Tensor:
     """SLIC superpixels (2D) or supervoxels (3D) with scikit-image, one image at a time.
 
@@ -47,6 +50,9 @@ def skimage_slic(
     max_segments : int, optional
         Accepted for the torch backend's contract; scikit-image clusters every image on its own,
         so it changes nothing here.
+    validate : bool
+        Check ``images`` (:func:`~monai_hsmix.backends.validation.check_image_batch`); callers that
+        have checked the batch already (the transforms) pass ``False``.
 
     Returns
     -------
@@ -55,6 +61,8 @@ def skimage_slic(
     """
     from skimage.segmentation import slic
 
+    if validate:
+        check_image_batch(images, "images", allow_empty_batch=True)
     check_slic_space(slic_space, images.shape[1])
     arr = images.detach().float().cpu().numpy()
     counts = n_segments.detach().cpu().numpy().astype(int).reshape(-1)
@@ -73,11 +81,12 @@ def skimage_slic(
             enforce_connectivity=True,
             start_label=0,
         )
-        out[b] = np.unique(seg, return_inverse=True)[1].reshape(seg.shape)
-    return torch.from_numpy(out).to(images.device)
+        out[b] = seg
+    # the backend contract promises labels 0..k-1 in every image; scikit-image does not
+    return relabel_contiguous(torch.from_numpy(out)).to(images.device)
 
 
-def opencv_saliency(images: torch.Tensor) -> torch.Tensor:
+def opencv_saliency(images: torch.Tensor, validate: bool = True) -> torch.Tensor:
     """OpenCV fine-grained static saliency (Montabone & Soto 2010), one 2D slice at a time.
 
     Every channel is min-max scaled to 8 bits (:func:`channels_to_uint8_range`), its saliency
@@ -88,6 +97,9 @@ def opencv_saliency(images: torch.Tensor) -> torch.Tensor:
     ----------
     images : torch.Tensor
         ``(B, C, H, W)`` or ``(B, C, H, W, D)`` float tensor.
+    validate : bool
+        Check ``images`` (:func:`~monai_hsmix.backends.validation.check_image_batch`); callers that
+        have checked the batch already (the transforms) pass ``False``.
 
     Returns
     -------
@@ -96,6 +108,8 @@ def opencv_saliency(images: torch.Tensor) -> torch.Tensor:
     """
     import cv2
 
+    if validate:
+        check_image_batch(images, "images", allow_empty_batch=True)
     levels = channels_to_uint8_range(images).cpu().numpy().astype(np.uint8)
     spatial = levels.shape[2:]
     if len(spatial) not in (2, 3):

@@ -29,7 +29,8 @@ from typing import List, Optional
 
 import torch
 
-from monai_hsmix.backends.intensity import all_finite, channels_to_uint8_range
+from monai_hsmix.backends.intensity import channels_to_uint8_range
+from monai_hsmix.backends.validation import check_image_batch
 
 __all__ = ["torch_fine_grained_saliency"]
 
@@ -37,7 +38,7 @@ SCALES = (12, 24, 48, 28, 56, 112)
 _GROUP_VOXELS = 1 << 18  # voxels of the maps processed together: their arrays stay in the CPU caches
 
 
-def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
+def torch_fine_grained_saliency(images: torch.Tensor, validate: bool = True) -> torch.Tensor:
     """Fine-grained saliency of every image of a batch, on the batch's device.
 
     Same input handling as :func:`monai_hsmix.backends.reference.opencv_saliency`: each channel is
@@ -48,24 +49,19 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     ----------
     images : torch.Tensor
         ``(B, C, H, W)`` or ``(B, C, H, W, D)`` real tensor with finite values.
+    validate : bool
+        Check ``images`` (:func:`~monai_hsmix.backends.validation.check_image_batch`); callers that
+        have checked the batch already (the transforms) pass ``False``.
 
     Returns
     -------
     torch.Tensor
         ``(B, *spatial)`` ``float32`` saliency in ``[0, 1]``.
     """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim not in (4, 5):
-        raise ValueError(f"images must be (B, C, H, W) or (B, C, H, W, D), got shape {tuple(images.shape)}")
-    if images.is_complex() or images.dtype == torch.bool:
-        raise TypeError(f"images must be real-valued, got dtype {images.dtype}")
-    if images.shape[1] < 1 or min(images.shape[2:]) < 1:
-        raise ValueError(f"images need at least one channel and one voxel, got shape {tuple(images.shape)}")
+    if validate:  # a transform calling with validate=False has checked the batch itself
+        check_image_batch(images, "images", allow_empty_batch=True)
     if images.shape[0] == 0:
         return torch.zeros(images.shape[:1] + images.shape[2:], dtype=torch.float32, device=images.device)
-    if not all_finite(images):
-        raise ValueError("images contain NaN or infinite values")
     b, c = images.shape[:2]
     spatial = tuple(images.shape[2:])
     # maps are independent (the 8-bit scaling is per channel too): quantise and process them in

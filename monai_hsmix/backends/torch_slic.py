@@ -71,7 +71,7 @@ import torch
 from monai_hsmix.backends import numba_slic
 from monai_hsmix.backends.colour import check_slic_space, rgb_to_lab
 from monai_hsmix.backends.engine import resolve_engine
-from monai_hsmix.backends.intensity import all_finite
+from monai_hsmix.backends.validation import check_image_batch
 
 __all__ = ["torch_slic"]
 
@@ -95,15 +95,9 @@ def _grid(shape: Tuple[int, ...], n_segments: int) -> Tuple[Tuple[int, ...], Tup
     return starts, steps, scalar_step
 
 
-def _validate(images: torch.Tensor, n_segments, compactness, spacing, max_num_iter) -> Tuple[torch.Tensor, tuple]:
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim not in (4, 5):
-        raise ValueError(f"images must be (B, C, H, W) or (B, C, H, W, D), got shape {tuple(images.shape)}")
-    if images.shape[1] < 1 or min(images.shape[2:]) < 1:
-        raise ValueError(f"images need at least one channel and one voxel, got shape {tuple(images.shape)}")
-    if images.is_complex() or images.dtype == torch.bool:
-        raise TypeError(f"images must be real-valued, got dtype {images.dtype}")
+def _validate(images: torch.Tensor, n_segments, compactness, spacing, max_num_iter, validate: bool = True) -> Tuple[torch.Tensor, tuple]:
+    if validate:  # a transform calling with validate=False has checked the batch itself
+        check_image_batch(images, "images", allow_empty_batch=True)
     counts = torch.as_tensor(n_segments).reshape(-1)
     if counts.numel() != images.shape[0]:
         raise ValueError(f"n_segments must have one entry per image ({images.shape[0]}), got {counts.numel()}")
@@ -123,8 +117,6 @@ def _validate(images: torch.Tensor, n_segments, compactness, spacing, max_num_it
         spacing = tuple(float(s) for s in spacing)
         if len(spacing) != ndim or not all(math.isfinite(s) and s > 0 for s in spacing):
             raise ValueError(f"spacing must be {ndim} finite positive numbers, got {spacing}")
-    if not all_finite(images):
-        raise ValueError("images contain NaN or infinite values")
     return counts, spacing
 
 
@@ -138,6 +130,7 @@ def torch_slic(
     slic_space: str = "intensity",
     max_segments: Optional[int] = None,
     engine: str = "auto",
+    validate: bool = True,
 ) -> torch.Tensor:
     """SLIC superpixels (2D) or supervoxels (3D) for a whole batch at once.
 
@@ -172,13 +165,16 @@ def torch_slic(
         Batched torch operations (what a GPU runs) or fused CPU loops compiled by numba
         (:mod:`monai_hsmix.backends.numba_slic`); ``"auto"`` picks numba for CPU tensors. See
         :func:`monai_hsmix.backends.engine.resolve_engine`.
+    validate : bool
+        Check ``images`` (:func:`~monai_hsmix.backends.validation.check_image_batch`); callers that
+        have checked the batch already (the transforms) pass ``False``.
 
     Returns
     -------
     torch.Tensor
         ``(B, *spatial)`` ``int64`` labels on the input's device, contiguous from 0 in every image.
     """
-    counts, spacing = _validate(images, n_segments, compactness, spacing, max_num_iter)
+    counts, spacing = _validate(images, n_segments, compactness, spacing, max_num_iter, validate)
     check_slic_space(slic_space, images.shape[1])
     cluster = _cluster_numba if resolve_engine(engine, images.device) == "numba" else _cluster
     if half_resolution is not None and not isinstance(half_resolution, bool):

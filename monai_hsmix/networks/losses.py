@@ -18,6 +18,8 @@ from monai.losses import DiceLoss
 from monai.networks.utils import one_hot
 from torch import nn
 
+from monai_hsmix.core.labels import check_label_channels, class_indices
+
 __all__ = ["SoftDiceCELoss", "SoftDiceBCELoss"]
 
 _TOL = 1e-3  # slack for float round-off when checking that targets are probabilities
@@ -36,19 +38,8 @@ def _check_pair(name: str, input: torch.Tensor, target: torch.Tensor) -> None:
 
 
 def _check_probabilities(name: str, target: torch.Tensor, *, sums_to_one: bool) -> None:
-    if not bool(torch.isfinite(target).all()):
-        raise ValueError(f"{name}: target contains NaN or infinite values")
-    low, high = float(target.min()), float(target.max())
-    if low < -_TOL or high > 1 + _TOL:
-        raise ValueError(f"{name}: soft target values must lie in [0, 1], got range [{low:.4g}, {high:.4g}]")
-    if sums_to_one:
-        sums = target.sum(dim=1)
-        worst = float((sums - 1).abs().max())
-        if worst > _TOL:
-            raise ValueError(
-                f"{name}: soft target channels must sum to 1 at every pixel (one class distribution per "
-                f"pixel; max deviation {worst:.4g}); multi-label targets need SoftDiceBCELoss"
-            )
+    hint = "multi-label targets need SoftDiceBCELoss" if sums_to_one else ""
+    check_label_channels(target, "soft target values", sums_to_one, hint=hint, who=f"{name}: ", slack=_TOL)
 
 
 class _SoftDiceLoss(nn.Module):
@@ -157,15 +148,8 @@ class SoftDiceCELoss(_SoftDiceLoss):
         if num_classes < 2:
             raise ValueError(f"{name}: softmax needs K >= 2 input channels, got {num_classes}; use SoftDiceBCELoss")
         if target.shape[1] == 1 and num_classes > 1:
-            if torch.is_floating_point(target) and not bool((target == target.round()).all()):
-                raise ValueError(
-                    f"{name}: a (B, 1, ...) target is read as class indices but has non-integer values; "
-                    f"pass soft labels as (B, {num_classes}, ...) probabilities"
-                )
-            low, high = int(target.min()), int(target.max())
-            if low < 0 or high >= num_classes:
-                raise ValueError(f"{name}: class indices must lie in [0, {num_classes}), got [{low}, {high}]")
-            return one_hot(target.long(), num_classes, dtype=input.dtype, dim=1)
+            target = class_indices(target, num_classes, who=f"{name}: ")
+            return one_hot(target, num_classes, dtype=input.dtype, dim=1)
         if target.shape[1] != num_classes:
             raise ValueError(
                 f"{name}: target has {target.shape[1]} channels, input {num_classes}; expected a soft "

@@ -14,9 +14,14 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from monai_hsmix.apps.softcp_synthesize import add_paste_arguments, load_image_channels, load_label_map, paste_kwargs
+from monai_hsmix.apps.softcp_synthesize import (
+    add_paste_arguments,
+    load_image_channels,
+    load_label_map,
+    paste_kwargs,
+    paster_from_settings,
+)
 from monai_hsmix.core.paste_placement import paste_region
-from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
 
 __all__ = ["add_arguments", "run", "demo_cases", "weight_map"]
 
@@ -108,7 +113,7 @@ def run(args: argparse.Namespace) -> Path:
     import matplotlib.pyplot as plt
 
     cases = _load_cases(args)
-    paster = RandSoftCopyPaste(**paste_kwargs(args)).set_random_state(args.seed)
+    paster = paster_from_settings(paste_kwargs(args), cases["main_image"].ndim - 1).set_random_state(args.seed)
     out_img, out_lbl = paster(cases["main_image"], cases["main_label"], cases["donor_image"], cases["donor_label"],
                               cases["reference"])
     info = paster.last_info

@@ -24,7 +24,7 @@ from monai.utils import TransformBackends
 
 from monai_hsmix.backends import resolve_backend
 from monai_hsmix.backends.colour import SLIC_SPACES, check_slic_space
-from monai_hsmix.backends.intensity import all_finite
+from monai_hsmix.backends.validation import check_image_batch
 from monai_hsmix.core import (
     HSMixMasks,
     class_indices,
@@ -232,14 +232,7 @@ class RandHSMix(RandomizableTransform):
     # -- validation -------------------------------------------------------------------------
     def check_images(self, images: torch.Tensor, name: str = "img") -> None:
         """Raise a ``ValueError`` saying what is wrong unless ``images`` is a batch HSMix can mix."""
-        if images.ndim not in (4, 5):
-            raise ValueError(f"{name} must be a batch (B, C, H, W) or (B, C, H, W, D), got shape {tuple(images.shape)}")
-        if images.shape[0] == 0 or any(s == 0 for s in images.shape[1:]):
-            raise ValueError(f"{name} has an empty dimension: {tuple(images.shape)}")
-        if images.dtype == torch.bool or images.is_complex():
-            raise ValueError(f"{name} must hold real numbers, got {images.dtype}")
-        if not all_finite(images):
-            raise ValueError(f"{name} contains NaN or infinite values")
+        check_image_batch(images, name)
         if self.spacing is not None and len(self.spacing) != images.ndim - 2:
             raise ValueError(f"spacing has {len(self.spacing)} values for {images.ndim - 2} spatial dimensions")
         if self.hard_region == "superpixel":
@@ -281,7 +274,8 @@ class RandHSMix(RandomizableTransform):
         Parameters
         ----------
         images : torch.Tensor
-            ``(B, C, *spatial)`` floating batch with ``B >= 2``.
+            ``(B, C, *spatial)`` floating batch with ``B >= 2`` that :meth:`check_images` accepts
+            (the backends do not check it again).
         keep_maps : bool
             Keep the superpixel maps in the result (``False`` frees them once the masks exist).
         """
@@ -295,7 +289,7 @@ class RandHSMix(RandomizableTransform):
         else:
             segments = self._superpixel_fn(images, counts, self.compactness, spacing=self.spacing,
                                            max_num_iter=self.max_num_iter, slic_space=self.slic_space,
-                                           max_segments=self.n_segments[1])
+                                           max_segments=self.n_segments[1], validate=False)
         num = int(segments.max().item()) + 1
         generator = torch.Generator().manual_seed(self._seed)
         uniforms = torch.rand((bsz, num), generator=generator, dtype=torch.float32).to(device)
@@ -306,7 +300,7 @@ class RandHSMix(RandomizableTransform):
                 ratios = torch.as_tensor(self._ratios, dtype=images.dtype, device=device)
                 soft_mask = ratios.reshape((bsz,) + (1,) * len(spatial)).expand((bsz,) + spatial)
             else:
-                saliency = self._saliency_fn(images).to(images.dtype)
+                saliency = self._saliency_fn(images, validate=False).to(images.dtype)
                 if self.soft_ratio == "pixel":
                     soft_mask = relative_saliency(saliency, saliency[partner])
                     saliency = None

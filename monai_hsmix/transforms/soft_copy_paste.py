@@ -1,7 +1,8 @@
 """Soft-CP: soft copy-paste of lesions between cases, as MONAI array and dictionary transforms.
 
 A lesion instance (a connected component of the configured label values) is cut from a donor with
-some surrounding context, optionally flipped, rotated, scaled and intensity-augmented, placed where the
+some surrounding context, passed through an object transform (a MONAI ``Compose`` of random flips,
+rotations, zooms and intensity changes: :func:`object_augmentation`), placed where the
 anatomical constraints hold (see :mod:`monai_hsmix.core.paste_placement`), and blended::
 
     image = S * donor + (1 - S) * image,   label = donor label where the lesion's hard mask is 1
@@ -15,13 +16,28 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import AdjustContrast, Flip, GaussianSmooth, MapTransform, RandomizableTransform, Rotate, Zoom
-from monai.utils import convert_to_dst_type, convert_to_tensor
+from monai.transforms import (
+    Compose,
+    MapTransform,
+    Randomizable,
+    RandomizableTransform,
+    RandAdjustContrastd,
+    RandFlipd,
+    RandGaussianNoised,
+    RandGaussianSmoothd,
+    RandRotated,
+    RandZoomd,
+    Rotate,
+    Rotated,
+    Zoom,
+    Zoomd,
+)
+from monai.utils import MAX_SEED, convert_to_dst_type, convert_to_tensor
 
 from monai_hsmix.backends.intensity import all_finite
 from monai_hsmix.core.lesion_objects import LesionObject, cut_lesion_object, lesion_instances, reframe_lesion_object
@@ -29,6 +45,8 @@ from monai_hsmix.core.paste_placement import find_lesion_placement, paste_object
 from monai_hsmix.core.soft_mask import BLEND_MODES, blend_weights, support_radius
 
 __all__ = [
+    "OBJECT_KEYS",
+    "object_augmentation",
     "RandSoftCopyPaste",
     "RandSoftCopyPasted",
     "RandSoftCopyPasteD",
@@ -44,6 +62,11 @@ SKIP_NO_VALID_PLACE = "no_valid_place"
 SKIP_LESION_VANISHED = "lesion_vanished_after_transform"
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
+ObjectTransform = Callable[[Dict[str, torch.Tensor]], Mapping[str, Any]]
+
+# keys of the dictionary an object transform receives: the image patch, then three masks that
+# must move with it (nearest-neighbour interpolation)
+OBJECT_KEYS = ("image", "label", "mask", "valid")
 
 
 def _check_range(name: str, value: Sequence[float], low: float = -math.inf) -> Tuple[float, float]:
@@ -57,6 +80,113 @@ def _check_prob(name: str, value: float) -> float:
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1], got {value}")
     return float(value)
+
+
+def object_augmentation(
+    spatial_dims: int,
+    flip_prob: float = 0.0,
+    rotate_prob: float = 0.0,
+    rotate_range: Union[float, Sequence[float]] = math.pi / 12,
+    scale_prob: float = 0.0,
+    scale_range: Sequence[float] = (0.8, 1.2),
+    gamma_prob: float = 0.0,
+    gamma_range: Sequence[float] = (0.7, 1.5),
+    noise_prob: float = 0.0,
+    noise_std: float = 0.05,
+    blur_prob: float = 0.0,
+    blur_sigma_range: Sequence[float] = (0.5, 1.0),
+) -> Compose:
+    """The per-object augmentation of Soft-CP, a MONAI ``Compose`` of random dictionary transforms.
+
+    It works on the dictionary :class:`RandSoftCopyPaste` gives its ``object_transform``
+    (:data:`OBJECT_KEYS`): intensity changes touch ``"image"`` only; flips, rotations and zooms move
+    the image (linear interpolation) and the masks (nearest neighbour) together, growing the patch
+    rather than cropping the lesion. Every probability defaults to 0, as the transform's own
+    augmentation did before it took an ``object_transform``: raise the ones wanted.
+
+    Parameters
+    ----------
+    spatial_dims : int
+        2 or 3, the dimensionality of the images the objects come from.
+    flip_prob : float
+        Per spatial axis, probability of flipping the object (``RandFlipd``, one per axis).
+    rotate_prob : float
+        Probability of rotating the object (``RandRotated``).
+    rotate_range : float or sequence of float
+        Largest rotation angle in radians: one value, or (3D) one per rotation axis.
+    scale_prob : float
+        Probability of scaling the object isotropically (``RandZoomd``).
+    scale_range : (float, float)
+        Range of the scale factor, both positive.
+    gamma_prob : float
+        Probability of a gamma change of the intensities with their mean and std retained
+        (``RandAdjustContrastd``).
+    gamma_range : (float, float)
+        Range of the gamma, both positive.
+    noise_prob : float
+        Probability of adding Gaussian noise (``RandGaussianNoised``).
+    noise_std : float
+        Standard deviation of that noise.
+    blur_prob : float
+        Probability of a Gaussian blur of the intensities (``RandGaussianSmoothd``).
+    blur_sigma_range : (float, float)
+        Range of the blur's sigma (drawn per axis), both positive.
+
+    Returns
+    -------
+    monai.transforms.Compose
+        Seed it with ``set_random_state``; :class:`RandSoftCopyPaste` seeds its ``object_transform``
+        from its own ``set_random_state``.
+    """
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    probs = {name: _check_prob(name, value) for name, value in (
+        ("flip_prob", flip_prob), ("rotate_prob", rotate_prob), ("scale_prob", scale_prob),
+        ("gamma_prob", gamma_prob), ("noise_prob", noise_prob), ("blur_prob", blur_prob))}
+    n_axes = 1 if spatial_dims == 2 else 3
+    if np.asarray(rotate_range).size not in (1, n_axes):
+        raise ValueError(f"rotate_range must be one angle, or (3D) three, one per rotation axis; got {rotate_range}")
+    angles = np.broadcast_to(np.asarray(rotate_range, dtype=float).ravel(), (n_axes,)).tolist() + [0.0, 0.0]
+    zoom = _check_range("scale_range", scale_range, low=0.0)
+    gamma = _check_range("gamma_range", gamma_range, low=0.0)
+    blur = _check_range("blur_sigma_range", blur_sigma_range, low=0.0)
+    if not float(noise_std) >= 0:
+        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+    image, keys = OBJECT_KEYS[0], OBJECT_KEYS
+    modes = ("bilinear",) + ("nearest",) * (len(keys) - 1)
+    return Compose([
+        # intensities first, on the object as it was cut
+        RandAdjustContrastd(image, prob=probs["gamma_prob"], gamma=gamma, retain_stats=True),
+        RandGaussianNoised(image, prob=probs["noise_prob"], mean=0.0, std=float(noise_std), sample_std=False),
+        RandGaussianSmoothd(image, sigma_x=blur, sigma_y=blur, sigma_z=blur, prob=probs["blur_prob"]),
+        *(RandFlipd(keys, prob=probs["flip_prob"], spatial_axis=axis) for axis in range(spatial_dims)),
+        # keep_size=False: the canvas grows, so a rotated or enlarged lesion is never cropped
+        RandRotated(keys, range_x=angles[0], range_y=angles[1], range_z=angles[2], prob=probs["rotate_prob"],
+                    keep_size=False, mode=modes, padding_mode="zeros", align_corners=False),
+        RandZoomd(keys, prob=probs["scale_prob"], min_zoom=zoom[0], max_zoom=zoom[1], mode=modes, keep_size=False,
+                  align_corners=(False,) + (None,) * (len(keys) - 1)),
+    ])
+
+
+def _context_growth(transform: Any, spatial_dims: int) -> float:
+    """How much wider the context cut around a lesion must be for ``transform`` to leave the blending
+    weight's support covered: rotations need the diagonal, shrinking needs more before it."""
+    if transform is None:
+        return 1.0
+    parts = getattr(transform, "transforms", None)
+    if parts is not None:  # a Compose: the product over its parts
+        return math.prod(_context_growth(t, spatial_dims) for t in parts)
+    if getattr(transform, "prob", 1.0) == 0:
+        return 1.0
+    if isinstance(transform, (RandRotated, Rotated, Rotate)):
+        return math.sqrt(spatial_dims)
+    if isinstance(transform, (RandZoomd, Zoomd, Zoom)):
+        zoom = getattr(transform, "rand_zoom", transform)
+        low = getattr(zoom, "min_zoom", getattr(zoom, "zoom", 1.0))
+        return 1.0 / min(float(np.min(low)), 1.0)
+    if isinstance(transform, (MapTransform, RandomizableTransform)):
+        return 1.0  # other MONAI transforms (flips, intensities) keep the object's size
+    return math.sqrt(spatial_dims)  # unknown callables: as much as a rotation
 
 
 class RandSoftCopyPaste(RandomizableTransform):
@@ -88,29 +218,28 @@ class RandSoftCopyPaste(RandomizableTransform):
         Lesion instances pasted per call (each drawn independently from the donor's instances).
     min_lesion_voxels : int
         Donor components smaller than this are not used.
-    flip_prob : float
-        Per spatial axis, probability of flipping the object.
-    rotate_prob, rotate_range
-        Probability of rotating the object, and the maximal angle (radians) per rotation axis: a float,
-        or one value (2D) / three values (3D).
-    scale_prob, scale_range
-        Probability of isotropically scaling the object by a factor drawn from ``scale_range``.
     max_shift : int or sequence of int, optional
         If given, translate the lesion by at most this many voxels per axis from its donor position
         (sensible when main and donor share a coordinate frame); otherwise place it anywhere allowed.
-    gamma_prob, gamma_range
-        Probability of a gamma change of the object's intensities (MONAI ``AdjustContrast``, with
-        statistics retained), and the gamma range.
-    noise_prob, noise_std
-        Probability of adding Gaussian noise of this std to the object's intensities.
-    blur_prob, blur_sigma_range
-        Probability of a Gaussian blur of the object's intensities, and the range of its sigma.
+    object_transform : callable, "default" or None
+        Augmentation of every lesion object between its cut and its placement: called on a
+        dictionary with the keys :data:`OBJECT_KEYS`, ``"image"`` the ``(C, *patch)`` float32
+        donor patch, ``"label"`` the ``(1, *patch)`` donor label values on the lesion (0 elsewhere),
+        ``"mask"`` the ``(1, *patch)`` lesion and ``"valid"`` the ``(1, *patch)`` voxels that hold
+        donor data, the three masks as float 0/1; it returns the same keys, all of one (possibly
+        new) patch size. A MONAI ``Compose`` of dictionary transforms fits; the masks need
+        nearest-neighbour interpolation. ``"default"``: :func:`object_augmentation` for the images'
+        dimensionality with its default probabilities (all 0: the objects are pasted as they were
+        cut); pass e.g. ``object_augmentation(3, flip_prob=0.5, rotate_prob=0.5, scale_prob=0.5)``
+        to augment them. ``None``: no object transform at all. The context cut around a lesion
+        grows with the rotations and down-scaling a ``Compose`` holds, so its soft rim survives them.
 
     Notes
     -----
     Beyond ``prob``, draws depend on the data (how many instances, which positions are accepted), so
     they happen inside ``__call__`` from ``self.R``; seeding with ``set_random_state`` makes the whole
-    call reproducible. Skipped pastes are counted in ``num_skipped`` and ``skip_reasons``; the outcome
+    call reproducible, since it seeds the ``object_transform`` too (when that is randomizable, as a
+    MONAI ``Compose`` is). Skipped pastes are counted in ``num_skipped`` and ``skip_reasons``; the outcome
     of the last call is in ``last_info`` (``placements`` and the patch-sized blending ``weights`` of each
     accepted paste, whose first voxel sits at the placement's ``offset`` in the image). Connected components are found with SciPy on the CPU; the
     rest runs on the input's device.
@@ -132,18 +261,8 @@ class RandSoftCopyPaste(RandomizableTransform):
         confine_context: bool = True,
         num_lesions: int = 1,
         min_lesion_voxels: int = 1,
-        flip_prob: float = 0.0,
-        rotate_prob: float = 0.0,
-        rotate_range: Union[float, Sequence[float]] = math.pi / 12,
-        scale_prob: float = 0.0,
-        scale_range: Sequence[float] = (0.8, 1.2),
         max_shift: Optional[Union[int, Sequence[int]]] = None,
-        gamma_prob: float = 0.0,
-        gamma_range: Sequence[float] = (0.7, 1.5),
-        noise_prob: float = 0.0,
-        noise_std: float = 0.05,
-        blur_prob: float = 0.0,
-        blur_sigma_range: Sequence[float] = (0.5, 1.0),
+        object_transform: Union[ObjectTransform, str, None] = "default",
     ) -> None:
         RandomizableTransform.__init__(self, _check_prob("prob", prob))
         self.confine_context = bool(confine_context)
@@ -162,24 +281,13 @@ class RandSoftCopyPaste(RandomizableTransform):
         self.connectivity, self.sigma = connectivity, sigma
         self.s1, self.s2, self.max_tries = float(s1), float(s2), int(max_tries)
         self.num_lesions, self.min_lesion_voxels = int(num_lesions), int(min_lesion_voxels)
-        self.flip_prob = _check_prob("flip_prob", flip_prob)
-        self.rotate_prob = _check_prob("rotate_prob", rotate_prob)
-        if np.asarray(rotate_range).size not in (1, 3):
-            raise ValueError(f"rotate_range must be one angle or three (one per 3D axis), got {rotate_range}")
-        self.rotate_range = rotate_range
-        self.scale_prob = _check_prob("scale_prob", scale_prob)
-        self.scale_range = _check_range("scale_range", scale_range, low=0.0)
         if max_shift is not None and np.any(np.asarray(max_shift) < 0):
             raise ValueError(f"max_shift must be non-negative, got {max_shift}")
         self.max_shift = max_shift
-        self.gamma_prob = _check_prob("gamma_prob", gamma_prob)
-        self.gamma_range = _check_range("gamma_range", gamma_range, low=0.0)
-        self.noise_prob = _check_prob("noise_prob", noise_prob)
-        if not float(noise_std) >= 0:
-            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-        self.noise_std = float(noise_std)
-        self.blur_prob = _check_prob("blur_prob", blur_prob)
-        self.blur_sigma_range = _check_range("blur_sigma_range", blur_sigma_range, low=0.0)
+        if not (object_transform is None or object_transform == "default" or callable(object_transform)):
+            raise TypeError(f"object_transform must be a callable, 'default' or None, got {object_transform!r}")
+        self.object_transform = object_transform
+        self._default_object_transforms: Dict[int, Compose] = {}  # "default", built per dimensionality
         self.num_pasted = 0
         self.num_skipped = 0
         self.skip_reasons: Counter = Counter()
@@ -194,58 +302,52 @@ class RandSoftCopyPaste(RandomizableTransform):
             return label[0]
         raise ValueError(f"{name} has shape {tuple(label.shape)}; expected {tuple(spatial)} or (1, *{tuple(spatial)})")
 
-    def _rotation_angles(self, spatial_dims: int) -> List[float]:
-        n_axes = 1 if spatial_dims == 2 else 3
-        ranges = np.broadcast_to(np.asarray(self.rotate_range, dtype=float).ravel(), (n_axes,))
-        if np.asarray(self.rotate_range).size not in (1, n_axes):
-            raise ValueError(f"rotate_range needs 1 or {n_axes} values for {spatial_dims}D images")
-        return [float(self.R.uniform(-r, r)) for r in ranges]
+    # ---- object transform ---------------------------------------------------------------------
+    def set_random_state(self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None):
+        super().set_random_state(seed, state)
+        self._default_object_transforms.clear()  # rebuilt, and seeded from self.R, when next needed
+        if isinstance(self.object_transform, Randomizable):
+            self.object_transform.set_random_state(seed=int(self.R.randint(MAX_SEED, dtype="uint32")))
+        return self
 
-    # ---- object transforms --------------------------------------------------------------------
-    def _augment_intensity(self, obj: LesionObject) -> None:
-        img = obj.image
-        if self.R.rand() < self.gamma_prob:
-            gamma = float(self.R.uniform(*self.gamma_range))
-            img = convert_to_tensor(AdjustContrast(gamma, retain_stats=True)(img), track_meta=False)
-        if self.R.rand() < self.noise_prob:
-            noise = torch.as_tensor(self.R.normal(0.0, self.noise_std, size=tuple(img.shape)), dtype=img.dtype)
-            img = img + noise.to(img.device)
-        if self.R.rand() < self.blur_prob:
-            blur_sigma = float(self.R.uniform(*self.blur_sigma_range))
-            img = convert_to_tensor(GaussianSmooth(sigma=blur_sigma)(img), track_meta=False)
+    def _object_transform_for(self, spatial_dims: int) -> Optional[ObjectTransform]:
+        if not isinstance(self.object_transform, str):
+            return self.object_transform
+        if spatial_dims not in self._default_object_transforms:
+            built = object_augmentation(spatial_dims)
+            built.set_random_state(seed=int(self.R.randint(MAX_SEED, dtype="uint32")))
+            self._default_object_transforms[spatial_dims] = built
+        return self._default_object_transforms[spatial_dims]
+
+    def _transform_object(self, obj: LesionObject, spatial_dims: int) -> None:
+        transform = self._object_transform_for(spatial_dims)
+        if transform is None:
+            return
+        data = {"image": obj.image, "label": obj.label[None].float(), "mask": obj.hard[None].float(),
+                "valid": obj.valid[None].float()}
+        out = transform(data)
+        missing = [k for k in OBJECT_KEYS if not isinstance(out, Mapping) or k not in out]
+        if missing:
+            raise KeyError(f"object_transform must return a dictionary with the keys {OBJECT_KEYS}; missing {missing}")
+        image = convert_to_tensor(out["image"], track_meta=False).to(torch.float32)
+        label, mask, valid = (convert_to_tensor(out[k], track_meta=False) for k in OBJECT_KEYS[1:])
+        sizes = {tuple(t.shape[1:]) for t in (image, label, mask, valid)}
+        if len(sizes) != 1 or image.ndim != spatial_dims + 1:
+            raise ValueError(
+                f"object_transform returned {', '.join(f'{k} {tuple(t.shape)}' for k, t in zip(OBJECT_KEYS, (image, label, mask, valid)))}"
+                f": all must be (channels, *patch) with one {spatial_dims}D patch size"
+            )
+        obj.hard = mask[0] > 0.5
+        obj.valid = valid[0] > 0.5
+        obj.label = label[0].round().to(obj.label.dtype) * obj.hard
         # invalid (padded) voxels never reach the output, but keep them at 0 for a clean patch
-        obj.image = torch.where(obj.valid[None], img.to(torch.float32), torch.zeros_like(img, dtype=torch.float32))
-
-    def _augment_geometry(self, obj: LesionObject, spatial_dims: int) -> None:
-        image = obj.image
-        masks = torch.stack([obj.hard.float(), obj.label.float(), obj.valid.float()])
-        axes = [a for a in range(spatial_dims) if self.R.rand() < self.flip_prob]
-        if axes:
-            flip = Flip(spatial_axis=axes)
-            image, masks = flip(image), flip(masks)
-        if self.R.rand() < self.rotate_prob:
-            angles = self._rotation_angles(spatial_dims)
-            angle = angles[0] if spatial_dims == 2 else angles
-            image = Rotate(angle, keep_size=False, mode="bilinear", padding_mode="zeros")(image)
-            masks = Rotate(angle, keep_size=False, mode="nearest", padding_mode="zeros")(masks)
-        if self.R.rand() < self.scale_prob:
-            factor = float(self.R.uniform(*self.scale_range))
-            linear = "bilinear" if spatial_dims == 2 else "trilinear"
-            image = Zoom(factor, mode=linear, keep_size=False, align_corners=False)(image)
-            masks = Zoom(factor, mode="nearest", keep_size=False)(masks)
-        masks = convert_to_tensor(masks, track_meta=False)
-        obj.image = convert_to_tensor(image, track_meta=False).to(torch.float32)
-        obj.hard = masks[0] > 0.5
-        obj.label = masks[1].round().to(obj.label.dtype) * obj.hard
-        obj.valid = masks[2] > 0.5
+        obj.image = torch.where(obj.valid[None], image, torch.zeros_like(image))
 
     def _context_margin(self, spatial_dims: int) -> int:
         radius = support_radius(self.mode, self.num_rings, self.ring_width, self.sigma)
-        if self.rotate_prob > 0:
-            # a rotated box needs diagonal context to cover the same ring width along the axes
-            radius = radius * math.sqrt(spatial_dims)
-        if self.scale_prob > 0:
-            radius = radius / min(self.scale_range[0], 1.0)
+        # a rotated box needs diagonal context to cover the same ring width along the axes, a
+        # shrunk one proportionally more
+        radius = radius * _context_growth(self._object_transform_for(spatial_dims), spatial_dims)
         return int(math.ceil(radius)) + 1
 
     # ---- call ---------------------------------------------------------------------------------
@@ -334,8 +436,7 @@ class RandSoftCopyPaste(RandomizableTransform):
                 continue
             instance = ids[self.R.randint(len(ids))]
             obj = cut_lesion_object(donor, donor_lbl, components, instance, margin)
-            self._augment_intensity(obj)
-            self._augment_geometry(obj, spatial_dims)
+            self._transform_object(obj, spatial_dims)
             if not bool(obj.hard.any()):
                 self._skip(SKIP_LESION_VANISHED, info)
                 continue

@@ -222,3 +222,19 @@ def test_a_truncated_volume_is_named(tmp_path):
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     with pytest.raises(DatasetError, match=str(victim)):
         app.main(_args(datalist, tmp_path / "out"))
+
+
+def test_object_augmentation_settings_build_the_object_transform():
+    from monai.transforms import Compose, RandFlipd, RandRotated
+
+    from monai_hsmix.apps.softcp_synthesize import paster_from_settings
+
+    # the settings file keeps plain values (flip_prob, ...): they become the paster's Compose
+    paster = paster_from_settings({"label_values": [1, 2], "s2": 0.5, "flip_prob": 1.0, "rotate_prob": 0.25}, 3)
+    assert paster.s2 == 0.5 and paster.label_values == (1, 2) and paster.prob == 1.0
+    assert isinstance(paster.object_transform, Compose)
+    flips = [t for t in paster.object_transform.transforms if isinstance(t, RandFlipd)]
+    rotations = [t for t in paster.object_transform.transforms if isinstance(t, RandRotated)]
+    assert len(flips) == 3 and all(t.prob == 1.0 for t in flips) and rotations[0].prob == 0.25
+    with pytest.raises(ValueError, match="flip_prob"):
+        paster_from_settings({"flip_prob": 2.0}, 3)

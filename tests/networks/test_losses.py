@@ -220,3 +220,19 @@ def test_bce_pos_weight_weights_positives_per_label():
 def test_bce_bad_targets_fail_clearly(target, match):
     with pytest.raises(ValueError, match=match):
         SoftDiceBCELoss()(torch.zeros(2, 3, 8, 8), target)
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [(float("nan"), "NaN"), (0.5, "integer"), (4.0, r"\[0, 3\]"), (-1.0, r"\[0, 3\]")],
+)
+def test_index_targets_are_checked_like_the_transforms_labels(value, reason):
+    # one check of index labels: the loss names the same reason as labels_to_channels, with its own name
+    from monai_hsmix.core import labels_to_channels
+
+    target = torch.zeros(2, 1, 8, 8)
+    target[0, 0, 3, 3] = value
+    with pytest.raises(ValueError, match=reason):
+        labels_to_channels(target, num_classes=4)
+    with pytest.raises(ValueError, match=f"^SoftDiceCELoss: .*{reason}"):
+        SoftDiceCELoss()(torch.zeros(2, 4, 8, 8), target)

@@ -11,6 +11,7 @@ from monai_hsmix.transforms.soft_copy_paste import (
     SKIP_NO_DONOR_LESION,
     SKIP_NO_VALID_PLACE,
     RandSoftCopyPaste,
+    object_augmentation,
     RandSoftCopyPasteD,
     RandSoftCopyPasted,
     RandSoftCopyPasteDict,
@@ -47,7 +48,8 @@ def test_paste_invariants(seed, dims, mode, with_reference):
     donor, donor_lbl = _case(seed + 1, shape, offset=3.0)
     reference = np.zeros(shape, dtype=bool)
     reference[tuple(slice(2, s - 2) for s in shape)] = True
-    t = RandSoftCopyPaste((1, 2), mode=mode, num_rings=2, sigma=1.0, s1=0.9, s2=1e-9, **ALL_AUGMENTS)
+    t = RandSoftCopyPaste((1, 2), mode=mode, num_rings=2, sigma=1.0, s1=0.9, s2=1e-9,
+                          object_transform=object_augmentation(dims, **ALL_AUGMENTS))
     t.set_random_state(seed)
     out, out_lbl = t(img, lbl, donor, donor_lbl, reference if with_reference else None)
     info = t.last_info
@@ -116,7 +118,7 @@ def test_flip_pastes_the_mirrored_lesion():
     donor_lbl = np.zeros((1, 24, 24), dtype=np.int64)
     donor_lbl[0, 10:13, 10] = 1
     donor_lbl[0, 10, 11:15] = 1  # an L shape: flips are visible
-    t = RandSoftCopyPaste((1,), flip_prob=1.0, max_shift=0, mode="hard")
+    t = RandSoftCopyPaste((1,), object_transform=object_augmentation(2, flip_prob=1.0), max_shift=0, mode="hard")
     _, out_lbl = t(img, lbl, donor, donor_lbl)
     got = np.argwhere(out_lbl[0] > 0)
     want = np.argwhere(donor_lbl[0, ::-1, ::-1] > 0)
@@ -128,7 +130,7 @@ def test_seeded_determinism():
     donor, donor_lbl = _case(7, (16, 15, 14), offset=2.0)
 
     def run(seed):
-        t = RandSoftCopyPaste((1, 2), s2=0.5, **ALL_AUGMENTS).set_random_state(seed)
+        t = RandSoftCopyPaste((1, 2), s2=0.5, object_transform=object_augmentation(3, **ALL_AUGMENTS)).set_random_state(seed)
         return [t(img, lbl, donor, donor_lbl) for _ in range(3)]
 
     a, b, c = run(11), run(11), run(12)
@@ -208,17 +210,28 @@ def test_shape_mismatch_raises(call, match):
         {"alpha": 1.5},
         {"prob": 2.0},
         {"s1": -0.1},
-        {"scale_range": (0.0, 1.0)},
-        {"gamma_range": (2.0, 1.0)},
         {"max_tries": 0},
         {"max_shift": -1},
-        {"noise_std": -1.0},
-        {"rotate_range": (0.1, 0.2)},
     ],
 )
 def test_bad_configuration_raises(kwargs):
     with pytest.raises(ValueError):
         RandSoftCopyPaste(**kwargs)
+
+
+# these were RandSoftCopyPaste arguments before its object augmentation became object_transform
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"scale_range": (0.0, 1.0)},
+        {"gamma_range": (2.0, 1.0)},
+        {"noise_std": -1.0},
+        {"rotate_range": (0.1, 0.2)},
+    ],
+)
+def test_bad_object_augmentation_raises(kwargs):
+    with pytest.raises(ValueError):
+        object_augmentation(3, **kwargs)
 
 
 def test_metatensor_and_torch_round_trip_and_prob_zero():
@@ -290,8 +303,10 @@ def test_dictionary_transform_is_seeded_and_works_as_a_collate_step():
     from monai.transforms import Compose
 
     batch = [_dict_case(i) for i in range(4)]
-    a = RandSoftCopyPasted(["a", "b"], "label", s2=0.5, flip_prob=0.5).set_random_state(5)(batch)
-    b = RandSoftCopyPasted(["a", "b"], "label", s2=0.5, flip_prob=0.5).set_random_state(5)(batch)
+    a = RandSoftCopyPasted(["a", "b"], "label", s2=0.5,
+                           object_transform=object_augmentation(2, flip_prob=0.5)).set_random_state(5)(batch)
+    b = RandSoftCopyPasted(["a", "b"], "label", s2=0.5,
+                           object_transform=object_augmentation(2, flip_prob=0.5)).set_random_state(5)(batch)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x["a"], y["a"])
         np.testing.assert_array_equal(x["label"], y["label"])
@@ -322,3 +337,113 @@ def test_dictionary_transform_rejects_a_nan_donor():
     t = RandSoftCopyPasted(["image"], "label", donor_bank=[{"image": donor, "label": donor_lbl}], s2=1.0)
     with pytest.raises(ValueError, match="donor_img contains NaN"):
         t({"image": img, "label": lbl})
+
+
+# ---- object_transform: the per-object augmentation as a MONAI Compose --------------------------
+def _object(shape=(15, 15)):
+    mask = torch.zeros(1, *shape)
+    mask[0, 3:12, 4] = 1
+    mask[0, 11, 4:11] = 1  # an L: flips and rotations are visible
+    image = torch.arange(float(np.prod(shape))).reshape(1, *shape) / 100.0
+    return {"image": image, "label": 2 * mask, "mask": mask, "valid": torch.ones(1, *shape)}
+
+
+def _run(transform, obj):
+    return {k: torch.as_tensor(v) for k, v in transform(dict(obj)).items()}
+
+
+def test_object_augmentation_flips_rotates_and_zooms_across_seeds():
+    obj = _object()
+    mask = obj["mask"][0]
+    flipped = rotated = zoomed = False
+    for seed in range(24):
+        out = _run(object_augmentation(2, flip_prob=0.5, rotate_prob=0.5, scale_prob=0.5).set_random_state(seed), obj)
+        m = out["mask"][0]
+        # masks stay binary (nearest neighbour) and the label keeps its value on the mask only
+        assert set(out["mask"].unique().tolist()) <= {0.0, 1.0} and set(out["valid"].unique().tolist()) <= {0.0, 1.0}
+        assert torch.equal(out["label"], 2 * out["mask"])
+        # a rotation leaves corners the object did not cover (valid 0); a zoom alone resizes the patch
+        rotated |= bool((out["valid"] == 0).any())
+        zoomed |= m.shape != mask.shape and bool((out["valid"] == 1).all())
+        flipped |= m.shape == mask.shape and any(torch.equal(m, torch.flip(mask, axes)) for axes in ((0,), (1,), (0, 1)))
+    assert flipped and rotated and zoomed
+
+
+@pytest.mark.parametrize(
+    "kwargs, check",
+    [
+        (dict(flip_prob=1.0), lambda m, o: torch.equal(m, torch.flip(o, (0, 1)))),
+        (dict(scale_prob=1.0, scale_range=(2.0, 2.0)), lambda m, o: m.shape == (30, 30) and m.sum() == 4 * o.sum()),
+        (dict(rotate_prob=1.0, rotate_range=(0.5,)), lambda m, o: m.shape[0] > 15 and not torch.equal(m[:15, :15], o)),
+    ],
+)
+def test_each_geometric_part_moves_image_and_masks_together(kwargs, check):
+    obj = _object()
+    out = _run(object_augmentation(2, **kwargs).set_random_state(0), obj)
+    assert check(out["mask"][0], obj["mask"][0])
+    assert out["image"].shape == out["mask"].shape == out["valid"].shape
+
+
+def test_object_augmentation_intensity_parts_touch_the_image_only():
+    obj = _object()
+    out = _run(object_augmentation(2, gamma_prob=1.0, noise_prob=1.0, blur_prob=1.0).set_random_state(0), obj)
+    assert not torch.equal(out["image"], obj["image"])
+    for key in ("label", "mask", "valid"):
+        assert torch.equal(out[key], obj[key])
+
+
+def test_set_random_state_seeds_the_object_transform():
+    img, lbl = _case(30, (24, 24), lesion=False)
+    donor, donor_lbl = _case(31, (24, 24), offset=5.0)
+
+    def run(pre_seed):
+        # the Compose was seeded differently before: the paster's seed must decide its draws
+        augment = object_augmentation(2, flip_prob=0.5, rotate_prob=0.5, scale_prob=0.5, noise_prob=0.5)
+        augment.set_random_state(pre_seed)
+        t = RandSoftCopyPaste((1, 2), s2=0.5, object_transform=augment).set_random_state(7)
+        return [t(img, lbl, donor, donor_lbl) for _ in range(4)]
+
+    for (ia, la), (ib, lb) in zip(run(0), run(1)):
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(la, lb)
+
+
+def test_a_user_object_transform_is_called_and_none_leaves_objects_unchanged():
+    img, lbl = _case(32, (24, 24), lesion=False)
+    donor, donor_lbl = _case(33, (24, 24), offset=5.0)
+    lesion = donor_lbl[0] > 0
+    seen = []
+
+    def brighter(d):
+        seen.append(sorted(d))
+        return dict(d, image=d["image"] * 2)
+
+    out, out_lbl, _ = soft_copy_paste(img, lbl, donor, donor_lbl, label_values=(1, 2), mode="hard", max_shift=0,
+                                      object_transform=brighter)
+    assert seen == [["image", "label", "mask", "valid"]]
+    np.testing.assert_allclose(out[:, lesion], 2 * donor[:, lesion], rtol=1e-6)
+    out, out_lbl, _ = soft_copy_paste(img, lbl, donor, donor_lbl, label_values=(1, 2), mode="hard", max_shift=0,
+                                      object_transform=None)
+    np.testing.assert_array_equal(out[:, lesion], donor[:, lesion])
+    np.testing.assert_array_equal(out_lbl, donor_lbl)
+
+
+def test_object_transform_results_are_checked():
+    img, lbl = _case(34, (24, 24), lesion=False)
+    donor, donor_lbl = _case(35, (24, 24), offset=5.0)
+    with pytest.raises(KeyError, match="valid"):
+        soft_copy_paste(img, lbl, donor, donor_lbl, object_transform=lambda d: {"image": d["image"]})
+    with pytest.raises(ValueError, match="one 2D patch size"):
+        soft_copy_paste(img, lbl, donor, donor_lbl, object_transform=lambda d: dict(d, image=d["image"][:, 1:]))
+    with pytest.raises(TypeError, match="object_transform"):
+        RandSoftCopyPaste(object_transform="flip")
+
+
+def test_context_margin_follows_the_rotations_and_shrinking_of_the_compose():
+    from monai_hsmix.transforms.soft_copy_paste import _context_growth
+
+    assert _context_growth(None, 3) == 1.0
+    assert _context_growth(object_augmentation(3, flip_prob=1.0, noise_prob=1.0), 3) == 1.0
+    assert _context_growth(object_augmentation(3, rotate_prob=0.5), 3) == pytest.approx(3 ** 0.5)
+    assert _context_growth(object_augmentation(2, scale_prob=0.5, scale_range=(0.5, 1.5)), 2) == pytest.approx(2.0)
+    assert _context_growth(lambda d: d, 2) == pytest.approx(2 ** 0.5)  # unknown: as a rotation

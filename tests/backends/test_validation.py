@@ -1,0 +1,79 @@
+"""One check of an image batch for every public entry point, run once per transform call."""
+
+import numpy as np
+import pytest
+import torch
+
+from monai_hsmix.backends import reference, torch_saliency, torch_slic
+from monai_hsmix.backends.validation import ImageDtypeError, check_image_batch
+from monai_hsmix.transforms import hsmix
+from monai_hsmix.transforms.hsmix import RandHSMix
+
+BAD_BATCHES = {
+    "no batch axis": torch.rand(1, 8, 8),
+    "too many axes": torch.rand(1, 1, 4, 8, 8, 3),
+    "no channel": torch.rand(2, 0, 8, 8),
+    "bool": torch.ones(2, 1, 8, 8, dtype=torch.bool),
+    "complex": torch.ones(2, 1, 8, 8, dtype=torch.complex64),
+    "nan": torch.full((2, 1, 8, 8), float("nan")),
+    "inf": torch.full((2, 1, 8, 8), float("inf")),
+}
+
+
+def _entry_points():
+    counts = torch.tensor([4, 4])
+    return {
+        "torch_slic": lambda x: torch_slic.torch_slic(x, counts[: x.shape[0]], 1.0),
+        "torch_fine_grained_saliency": torch_saliency.torch_fine_grained_saliency,
+        "skimage_slic": lambda x: reference.skimage_slic(x, counts[: x.shape[0]], 1.0),
+        "opencv_saliency": reference.opencv_saliency,
+        "RandHSMix": lambda x: RandHSMix(n_segments=4, backend="reference")(x),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BATCHES))
+def test_every_public_entry_point_gives_the_same_reason(case):
+    bad = BAD_BATCHES[case]
+    with pytest.raises((TypeError, ValueError)) as expected:
+        check_image_batch(bad, "images")
+    for name, call in _entry_points().items():
+        with pytest.raises((TypeError, ValueError)) as got:
+            call(bad)
+        message = str(got.value).replace("img", "images", 1) if name == "RandHSMix" else str(got.value)
+        assert type(got.value) is type(expected.value), name
+        assert message == str(expected.value), name
+
+
+def test_bad_dtype_is_both_a_type_and_a_value_error():
+    # the backends raised TypeError and the transforms ValueError: callers catching either still do
+    with pytest.raises(ImageDtypeError) as err:
+        check_image_batch(torch.zeros(2, 1, 4, 4, dtype=torch.bool))
+    assert isinstance(err.value, TypeError) and isinstance(err.value, ValueError)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        check_image_batch(np.zeros((2, 1, 4, 4)))
+
+
+def test_empty_batch_only_where_allowed():
+    check_image_batch(torch.zeros(0, 1, 4, 4), allow_empty_batch=True)
+    with pytest.raises(ValueError, match="empty dimension"):
+        check_image_batch(torch.zeros(0, 1, 4, 4))
+    with pytest.raises(ValueError, match="empty dimension"):
+        check_image_batch(torch.zeros(2, 1, 0, 4), allow_empty_batch=True)
+
+
+@pytest.mark.parametrize("backend", ["torch", "reference"])
+def test_a_transform_checks_its_batch_once(monkeypatch, backend):
+    calls = []
+
+    def counting(images, *args, **kwargs):
+        calls.append(tuple(images.shape))
+        return check_image_batch(images, *args, **kwargs)
+
+    # raising=False: where a module had its own copy of the check, the counter stays at 0 and the test fails
+    for module in (hsmix, torch_slic, torch_saliency, reference):
+        monkeypatch.setattr(module, "check_image_batch", counting, raising=False)
+    images = torch.rand(4, 1, 24, 24, generator=torch.Generator().manual_seed(0))
+    mix = RandHSMix(n_segments=6, mode="both", backend=backend).set_random_state(0)
+    out = mix(images)
+    assert out.shape == (8, 1, 24, 24)
+    assert calls == [(4, 1, 24, 24)]
