@@ -29,6 +29,7 @@ from typing import List, Optional
 
 import torch
 
+from monai_hsmix.backends.engine import resolve_engine
 from monai_hsmix.backends.intensity import all_finite, channels_to_uint8_range
 
 __all__ = ["torch_fine_grained_saliency"]
@@ -37,7 +38,7 @@ SCALES = (12, 24, 48, 28, 56, 112)
 _GROUP_VOXELS = 1 << 18  # voxels of the maps processed together: their arrays stay in the CPU caches
 
 
-def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
+def torch_fine_grained_saliency(images: torch.Tensor, engine: str = "auto") -> torch.Tensor:
     """Fine-grained saliency of every image of a batch, on the batch's device.
 
     Same input handling as :func:`monai_hsmix.backends.reference.opencv_saliency`: each channel is
@@ -48,6 +49,10 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     ----------
     images : torch.Tensor
         ``(B, C, H, W)`` or ``(B, C, H, W, D)`` real tensor with finite values.
+    engine : {"auto", "torch", "numba"}
+        ``"numba"``: one fused CPU kernel (:mod:`~monai_hsmix.backends.numba_saliency`), equal bit
+        for bit to the torch operations; ``"torch"``: the torch operations, on any device;
+        ``"auto"`` (default): numba for CPU tensors (see :func:`~monai_hsmix.backends.engine.resolve_engine`).
 
     Returns
     -------
@@ -56,6 +61,7 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    implementation = resolve_engine(engine, images.device)
     if images.ndim not in (4, 5):
         raise ValueError(f"images must be (B, C, H, W) or (B, C, H, W, D), got shape {tuple(images.shape)}")
     if images.is_complex() or images.dtype == torch.bool:
@@ -66,6 +72,10 @@ def torch_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
         return torch.zeros(images.shape[:1] + images.shape[2:], dtype=torch.float32, device=images.device)
     if not all_finite(images):
         raise ValueError("images contain NaN or infinite values")
+    if implementation == "numba":
+        from monai_hsmix.backends.numba_saliency import numba_fine_grained_saliency  # compiled on first use
+
+        return numba_fine_grained_saliency(images)
     b, c = images.shape[:2]
     spatial = tuple(images.shape[2:])
     # maps are independent (the 8-bit scaling is per channel too): quantise and process them in
