@@ -43,50 +43,53 @@ def numba_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     voxels = int(np.prod(volume))
     # box sums of levels are exact integers: int32 while the whole map sums below 2**31
     wide = 255 * voxels >= 2**31
-    integral = np.empty(tuple(s + 1 for s in volume), dtype=np.int64 if wide else np.int32)
+    # columns of the integral before and after the last axis, for boxes beyond either end
+    pad = min(int(SCALES.max()), volume[-1]) + 1
+    integral = np.empty((volume[0] + 1, volume[1] + 1, pad + volume[2] + pad), dtype=np.int64 if wide else np.int32)
     out = np.zeros((b,) + volume, dtype=np.float32)
-    _saliency_maps(x, c, integral, SCALES, out)
+    # numpy's reductions are vectorised; LLVM does not vectorise a float min or max (NaN order)
+    flat = x.reshape(b * c, -1)
+    _saliency_maps(x, flat.min(axis=1), flat.max(axis=1), c, integral, pad, SCALES, _same if wide else _to_int32, out)
     return torch.from_numpy(out.reshape((b,) + spatial))
 
 
+# numba computes int32 differences in int64, which AVX2 cannot convert to float in vectors;
+# the surround (a box sum) fits in the integral's type, so the int32 kernel narrows it back
+@numba.njit(cache=True, nogil=True, inline="always")
+def _to_int32(value):
+    return np.int32(value)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _same(value):
+    return value
+
+
 @numba.njit(cache=True, nogil=True)
-def _saliency_maps(x, channels, integral, scales, out):
+def _saliency_maps(x, lo, hi, channels, integral, pad, scales, narrow, out):
     """Saliency of every map of ``x`` ``(M, A, B, C)``, averaged per ``channels`` maps into ``out``."""
     m, na, nb, nc = x.shape
     gray = np.empty((na, nb, nc), dtype=np.int32)
     tmp = np.empty((na, nb, nc), dtype=np.int32)
-    on = np.empty((na, nb, nc), dtype=np.int32)
-    off = np.empty((na, nb, nc), dtype=np.int32)
+    sums = np.empty((na, nb, nc), dtype=np.int32)
+    integral[:] = 0  # the leading zero planes and columns; every map writes the rest
     for i in range(m):
-        _levels(x[i], gray)
+        _levels(x[i], lo[i], hi[i], gray)
         _blur(gray, tmp)
         _blur(gray, tmp)
-        _integral(gray, integral)
-        _centre_surround(gray, integral, scales, on, off)
-        _combine(on, off, out[i // channels])
+        _integral(gray, integral, pad)
+        _centre_surround(gray, integral, pad, scales, narrow, sums)
+        _combine(sums, out[i // channels])
     scale = np.float32(channels)
     flat = out.reshape(-1)
     for k in range(flat.size):
         flat[k] = flat[k] / scale
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"nnan", "nsz"})
-def _range(flat):
-    """Smallest and largest value; the flags let LLVM vectorise (inputs are finite, a sign of zero is lost only in ``x - lo``'s zero)."""
-    lo = flat[0]
-    hi = flat[0]
-    for k in range(flat.size):
-        v = flat[k]
-        lo = min(lo, v)
-        hi = max(hi, v)
-    return lo, hi
-
-
 @numba.njit(cache=True, nogil=True)
-def _levels(x, gray):
+def _levels(x, lo, hi, gray):
     """Min-max scaled 8-bit levels of one map, rounded half to even, as the torch helper does."""
     flat = x.reshape(-1)
-    lo, hi = _range(flat)
     span = np.float32(hi - lo)
     scale = np.float32(0.0)
     if span > 0:
@@ -143,114 +146,132 @@ def _blur(gray, tmp):
     g = gray.reshape(-1)
     if shift == 0:
         return
-    half = 1 << (shift - 1)
+    # unsigned 32-bit operands (the sums are positive): numba widens signed ones to int64,
+    # whose arithmetic shift halves the vector width
+    half = np.uint32(1 << (shift - 1))
+    bits = np.uint32(shift)
     for k in range(g.size):
-        g[k] = (s[k] + half) >> shift
+        g[k] = (np.uint32(s[k]) + half) >> bits
 
 
 @numba.njit(cache=True, nogil=True)
-def _integral(gray, integral):
-    """``integral[a, b, c]``: sum of ``gray[:a, :b, :c]`` (a zero plane leads every axis)."""
+def _integral(gray, integral, pad):
+    """Integral image, padded along the last axis so that no box along it needs clipping.
+
+    ``integral[a, b, pad + c]`` is the sum of ``gray[:a, :b, :c]`` (a zero plane leads the first
+    two axes); along the last axis ``pad`` zeros lead (the sum before the first voxel) and
+    copies of the row's total follow (the sum up to the last voxel, for boxes beyond it).
+    """
     na, nb, nc = gray.shape
-    integral[0, :, :] = 0
-    integral[:, 0, :] = 0
-    integral[:, :, 0] = 0
     for a in range(na):
         for b in range(nb):
             g = gray[a, b]
-            up = integral[a, b + 1]
-            left = integral[a + 1, b]
-            corner = integral[a, b]
-            d = integral[a + 1, b + 1]
+            # rows of the integral from the column before the first voxel on (the leading
+            # zeros are written once, by the caller)
+            up = integral[a, b + 1, pad:]
+            left = integral[a + 1, b, pad:]
+            corner = integral[a, b, pad:]
+            d = integral[a + 1, b + 1, pad:]
+            # the running sum along the row is sequential; adding the rows before it is not,
+            # and in a loop of its own LLVM vectorises it
             run = corner[0]  # 0, in the integral's type
             for k in range(nc):
                 run += g[k]
-                d[k + 1] = run + up[k + 1] + left[k + 1] - corner[k + 1]
+                d[k + 1] = run
+            if na == 1:  # 2D map: the rows of the leading zero plane add nothing
+                for k in range(1, nc + 1):
+                    d[k] += left[k]
+            else:
+                for k in range(1, nc + 1):
+                    d[k] += up[k] + left[k] - corner[k]
+            d[nc + 1 :] = d[nc]
 
 
 @numba.njit(cache=True, nogil=True)
-def _box_bounds(size, n):
-    """Per index of an axis: the clipped box ``[i - n + 1, i + n]`` as integral indices ``lo, hi`` and its length."""
-    lo = np.empty(size, dtype=np.int64)
-    hi = np.empty(size, dtype=np.int64)
-    count = np.empty(size, dtype=np.float32)  # exact integers, as in the torch form
-    for i in range(size):
-        lo[i] = max(i - n + 1, 0)
-        hi[i] = min(i + n + 1, size)
-        count[i] = hi[i] - lo[i]
+def _box_bounds(size, scales):
+    """Per scale and index of an axis: the clipped box ``[i - n + 1, i + n]`` as integral indices ``lo, hi`` and its length."""
+    lo = np.empty((scales.size, size), dtype=np.int64)
+    hi = np.empty((scales.size, size), dtype=np.int64)
+    count = np.empty((scales.size, size), dtype=np.float32)  # exact integers, as in the torch form
+    for s in range(scales.size):
+        n = scales[s]
+        for i in range(size):
+            lo[s, i] = max(i - n + 1, 0)
+            hi[s, i] = min(i + n + 1, size)
+            count[s, i] = hi[s, i] - lo[s, i]
     return lo, hi, count
 
 
 @numba.njit(cache=True, nogil=True)
-def _centre_surround(gray, integral, scales, on, off):
-    """On and off sums over the scales of one map, row by row of the last axis.
+def _centre_surround(gray, integral, pad, scales, narrow, sums):
+    """On and off sums over the scales of one map, packed as ``on + off * 2**16`` in ``sums``.
 
-    Each row of box sums over the first two axes, cumulative along the last, is written into
-    ``ext`` between zeros (the clipped lower end: the integral starts at 0) and copies of its
-    total (the clipped upper end). There every box along the last axis is a difference of two
-    shifted slices, with no clipping: one loop without branches, which LLVM vectorises.
+    On the padded integral (:func:`_integral`) the box ``[k - n + 1, k + n]`` along the last
+    axis is the difference of columns ``pad + k + n + 1`` and ``pad + k - n + 1`` of the rows
+    the other axes' bounds pick, with no clipping: one loop without branches, which LLVM
+    vectorises. It checks at run time that the arrays it writes overlap none it reads, and
+    gives up beyond a few such checks: hence one packed output (each sum is at most
+    6 x 255 < 2**16), and in 3D the four rows' combination built first into ``row``. All
+    scales of a row run together, so its sums stay in the L1 cache.
     """
     na, nb, nc = gray.shape
-    on[:] = 0
-    off[:] = 0
-    pad = scales.max() + 1
-    ext = np.zeros(pad + nc + pad, dtype=integral.dtype)
-    row = ext[pad : pad + nc + 1]
-    surround = np.empty(nc, dtype=integral.dtype)
-    one = np.float32(1.0)
-    for n in scales:
-        alo, ahi, acount = _box_bounds(na, n)
-        blo, bhi, bcount = _box_bounds(nb, n)
-        _, _, ccount = _box_bounds(nc, n)
-        # the box [k - n + 1, k + n] is row[k + n + 1] - row[k - n + 1] on the extended row
-        upper = ext[pad + n + 1 : pad + n + 1 + nc]
-        lower = ext[pad - n + 1 : pad - n + 1 + nc]
-        beyond = ext[pad + nc + 1 :]
-        for a in range(na):
-            a0, a1 = alo[a], ahi[a]
-            for b in range(nb):
-                b0, b1 = blo[b], bhi[b]
-                p11, p01, p10, p00 = integral[a1, b1], integral[a0, b1], integral[a1, b0], integral[a0, b0]
-                for k in range(nc + 1):
-                    row[k] = p11[k] - p01[k] - p10[k] + p00[k]
-                total = row[nc]
-                for k in range(beyond.size):
-                    beyond[k] = total
-                head = acount[a] * bcount[b]
-                g, o, f = gray[a, b], on[a, b], off[a, b]
-                # numba computes int32 differences in int64, which AVX2 cannot convert to float
-                # in vectors: storing them in the integral's type narrows them back
-                for k in range(nc):
-                    surround[k] = upper[k] - lower[k] - g[k]
-                for k in range(nc):
-                    centre = g[k]
-                    # voxels of the box but the centre, in float32 as the torch form builds them
-                    # (exact integers); only a one-voxel map has none, and there the torch
-                    # form divides by 1
-                    count = max(head * ccount[k] - one, one)
-                    d = np.int32(np.float32(centre) - np.float32(surround[k]) / count)  # the cast truncates toward zero
-                    o[k] += max(d, 0)
-                    f[k] += max(-d, 0)
+    alo, ahi, acount = _box_bounds(na, scales)
+    blo, bhi, bcount = _box_bounds(nb, scales)
+    _, _, ccount = _box_bounds(nc, scales)
+    row = np.empty(integral.shape[2], dtype=integral.dtype)
+    for a in range(na):
+        for b in range(nb):
+            g, out = gray[a, b], sums[a, b]
+            out[:] = 0
+            for s in range(scales.size):
+                n = min(scales[s], nc)  # a box longer than the axis covers all of it either way
+                a0, a1, b0, b1 = alo[s, a], ahi[s, a], blo[s, b], bhi[s, b]
+                up, low = pad + n + 1, pad - n + 1
+                head = acount[s, a] * bcount[s, b]
+                cc = ccount[s]
+                # d = g - (box - g) / count, truncated toward zero by the cast; count is the
+                # number of voxels of the box but the centre, in float32 as the torch form builds
+                # it (exact integers); a one-voxel map has none, and the torch form divides by 1.
+                # Both branches spell this out: LLVM did not vectorise it behind a helper
+                if na == 1:  # 2D map: the rows of the leading zero plane add nothing
+                    q1, q0 = integral[a1, b1, up : up + nc], integral[a1, b0, up : up + nc]
+                    r1, r0 = integral[a1, b1, low : low + nc], integral[a1, b0, low : low + nc]
+                    for k in range(nc):
+                        count = max(head * cc[k] - np.float32(1.0), np.float32(1.0))
+                        surround = np.float32(narrow((q1[k] - q0[k]) - (r1[k] - r0[k]) - g[k]))
+                        d = np.int32(np.float32(g[k]) - surround / count)
+                        out[k] += max(d, 0) + (max(-d, 0) << 16)
+                else:
+                    p11, p01, p10, p00 = integral[a1, b1], integral[a0, b1], integral[a1, b0], integral[a0, b0]
+                    for k in range(row.size):
+                        row[k] = p11[k] - p01[k] - p10[k] + p00[k]
+                    q, r = row[up : up + nc], row[low : low + nc]
+                    for k in range(nc):
+                        count = max(head * cc[k] - np.float32(1.0), np.float32(1.0))
+                        surround = np.float32(narrow(q[k] - r[k] - g[k]))
+                        d = np.int32(np.float32(g[k]) - surround / count)
+                        out[k] += max(d, 0) + (max(-d, 0) << 16)
 
 
 @numba.njit(cache=True, nogil=True)
-def _combine(on, off, out):
+def _combine(sums, out):
     """Rescales on and off to 0..255, adds them, rescales to the larger maximum and adds the map to ``out``."""
-    on_flat = on.reshape(-1)
-    off_flat = off.reshape(-1)
+    packed = sums.reshape(-1)
     o = out.reshape(-1)
-    top_on = np.float32(max(on_flat.max(), 1))
-    top_off = np.float32(max(off_flat.max(), 1))
+    max_on = np.int32(0)
+    max_off = np.int32(0)
+    for k in range(packed.size):
+        max_on = max(max_on, np.int32(packed[k] & 0xFFFF))
+        max_off = max(max_off, np.int32(packed[k] >> 16))
+    top_on = np.float32(max(max_on, 1))
+    top_off = np.float32(max(max_off, 1))
     scale = np.float32(255.0)
-    # the rescaling is monotone, so the largest rescaled value is that of the largest sum
-    top = max(
-        np.floor(np.float32(np.float32(on_flat.max()) / top_on) * scale),
-        np.floor(np.float32(np.float32(off_flat.max()) / top_off) * scale),
-        np.float32(1.0),
-    )
-    for k in range(on_flat.size):
+    for k in range(packed.size):
         # truncated 255 * x / max(x), in the torch form's order: division first
-        u = np.floor(np.float32(np.float32(on_flat[k]) / top_on) * scale)
-        v = np.floor(np.float32(np.float32(off_flat[k]) / top_off) * scale)
-        mixed = min(np.floor(np.float32((u + v) * scale) / top), scale)
-        o[k] += mixed / scale
+        # (np.int32: numba widens to int64, which AVX2 cannot convert to float in vectors)
+        u = np.floor(np.float32(np.float32(np.int32(packed[k] & 0xFFFF)) / top_on) * scale)
+        v = np.floor(np.float32(np.float32(np.int32(packed[k] >> 16)) / top_off) * scale)
+        # the torch form then takes floor((u + v) * 255 / top) with top the larger maximum of
+        # u and v: 255 (a maximum divided by itself is 1) unless both maps are 0, where u + v
+        # is 0 too; both products and the quotient are exact, so that is u + v itself
+        o[k] += min(u + v, scale) / scale
