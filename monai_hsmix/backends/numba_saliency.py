@@ -20,6 +20,7 @@ its weight 4, which the rounding shift absorbs), the boxes and the counts unchan
 from __future__ import annotations
 
 import numba
+from numba.extending import overload
 import numpy as np
 import torch
 
@@ -49,24 +50,27 @@ def numba_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     out = np.zeros((b,) + volume, dtype=np.float32)
     # numpy's reductions are vectorised; LLVM does not vectorise a float min or max (NaN order)
     flat = x.reshape(b * c, -1)
-    _saliency_maps(x, flat.min(axis=1), flat.max(axis=1), c, integral, pad, SCALES, _same if wide else _to_int32, out)
+    _saliency_maps(x, flat.min(axis=1), flat.max(axis=1), c, integral, pad, SCALES, out)
     return torch.from_numpy(out.reshape((b,) + spatial))
 
 
-# numba computes int32 differences in int64, which AVX2 cannot convert to float in vectors;
-# the surround (a box sum) fits in the integral's type, so the int32 kernel narrows it back
-@numba.njit(cache=True, nogil=True, inline="always")
-def _to_int32(value):
-    return np.int32(value)
+def _narrow(value, like):
+    """``value`` (a box sum) in the dtype of the integral image ``like``."""
+    return like.dtype.type(value)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _same(value):
-    return value
+# numba computes int32 differences in int64, which AVX2 cannot convert to float in vectors; a
+# box sum fits in the integral's type, so narrowing it back lets LLVM vectorise. An overload
+# (not a function passed as an argument, which numba cannot cache) picks the cast at compile time
+@overload(_narrow)
+def _narrow_overload(value, like):
+    if like.dtype == numba.types.int32:
+        return lambda value, like: np.int32(value)
+    return lambda value, like: value
 
 
 @numba.njit(cache=True, nogil=True)
-def _saliency_maps(x, lo, hi, channels, integral, pad, scales, narrow, out):
+def _saliency_maps(x, lo, hi, channels, integral, pad, scales, out):
     """Saliency of every map of ``x`` ``(M, A, B, C)``, averaged per ``channels`` maps into ``out``."""
     m, na, nb, nc = x.shape
     gray = np.empty((na, nb, nc), dtype=np.int32)
@@ -78,7 +82,7 @@ def _saliency_maps(x, lo, hi, channels, integral, pad, scales, narrow, out):
         _blur(gray, tmp)
         _blur(gray, tmp)
         _integral(gray, integral, pad)
-        _centre_surround(gray, integral, pad, scales, narrow, sums)
+        _centre_surround(gray, integral, pad, scales, sums)
         _combine(sums, out[i // channels])
     scale = np.float32(channels)
     flat = out.reshape(-1)
@@ -203,7 +207,7 @@ def _box_bounds(size, scales):
 
 
 @numba.njit(cache=True, nogil=True)
-def _centre_surround(gray, integral, pad, scales, narrow, sums):
+def _centre_surround(gray, integral, pad, scales, sums):
     """On and off sums over the scales of one map, packed as ``on + off * 2**16`` in ``sums``.
 
     On the padded integral (:func:`_integral`) the box ``[k - n + 1, k + n]`` along the last
@@ -238,7 +242,7 @@ def _centre_surround(gray, integral, pad, scales, narrow, sums):
                     r1, r0 = integral[a1, b1, low : low + nc], integral[a1, b0, low : low + nc]
                     for k in range(nc):
                         count = max(head * cc[k] - np.float32(1.0), np.float32(1.0))
-                        surround = np.float32(narrow((q1[k] - q0[k]) - (r1[k] - r0[k]) - g[k]))
+                        surround = np.float32(_narrow((q1[k] - q0[k]) - (r1[k] - r0[k]) - g[k], row))
                         d = np.int32(np.float32(g[k]) - surround / count)
                         out[k] += max(d, 0) + (max(-d, 0) << 16)
                 else:
@@ -248,7 +252,7 @@ def _centre_surround(gray, integral, pad, scales, narrow, sums):
                     q, r = row[up : up + nc], row[low : low + nc]
                     for k in range(nc):
                         count = max(head * cc[k] - np.float32(1.0), np.float32(1.0))
-                        surround = np.float32(narrow(q[k] - r[k] - g[k]))
+                        surround = np.float32(_narrow(q[k] - r[k] - g[k], row))
                         d = np.int32(np.float32(g[k]) - surround / count)
                         out[k] += max(d, 0) + (max(-d, 0) << 16)
 
