@@ -29,6 +29,7 @@ from typing import List, Optional
 
 import torch
 
+from monai_hsmix.backends.engine import resolve_engine
 from monai_hsmix.backends.intensity import channels_to_uint8_range
 from monai_hsmix.backends.validation import check_image_batch
 
@@ -38,7 +39,7 @@ SCALES = (12, 24, 48, 28, 56, 112)
 _GROUP_VOXELS = 1 << 18  # voxels of the maps processed together: their arrays stay in the CPU caches
 
 
-def torch_fine_grained_saliency(images: torch.Tensor, validate: bool = True) -> torch.Tensor:
+def torch_fine_grained_saliency(images: torch.Tensor, engine: str = "auto", validate: bool = True) -> torch.Tensor:
     """Fine-grained saliency of every image of a batch, on the batch's device.
 
     Same input handling as :func:`monai_hsmix.backends.reference.opencv_saliency`: each channel is
@@ -49,6 +50,10 @@ def torch_fine_grained_saliency(images: torch.Tensor, validate: bool = True) -> 
     ----------
     images : torch.Tensor
         ``(B, C, H, W)`` or ``(B, C, H, W, D)`` real tensor with finite values.
+    engine : {"auto", "torch", "numba"}
+        ``"numba"``: one fused CPU kernel (:mod:`~monai_hsmix.backends.numba_saliency`), equal bit
+        for bit to the torch operations; ``"torch"``: the torch operations, on any device;
+        ``"auto"`` (default): numba for CPU tensors (see :func:`~monai_hsmix.backends.engine.resolve_engine`).
     validate : bool
         Check ``images`` (:func:`~monai_hsmix.backends.validation.check_image_batch`); callers that
         have checked the batch already (the transforms) pass ``False``.
@@ -58,10 +63,16 @@ def torch_fine_grained_saliency(images: torch.Tensor, validate: bool = True) -> 
     torch.Tensor
         ``(B, *spatial)`` ``float32`` saliency in ``[0, 1]``.
     """
+    # the engine is checked first: its errors must fire before any work
+    implementation = resolve_engine(engine, images.device) if isinstance(images, torch.Tensor) else None
     if validate:  # a transform calling with validate=False has checked the batch itself
         check_image_batch(images, "images", allow_empty_batch=True)
     if images.shape[0] == 0:
         return torch.zeros(images.shape[:1] + images.shape[2:], dtype=torch.float32, device=images.device)
+    if implementation == "numba":
+        from monai_hsmix.backends.numba_saliency import numba_fine_grained_saliency  # compiled on first use
+
+        return numba_fine_grained_saliency(images)
     b, c = images.shape[:2]
     spatial = tuple(images.shape[2:])
     # maps are independent (the 8-bit scaling is per channel too): quantise and process them in

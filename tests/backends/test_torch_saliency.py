@@ -1,4 +1,8 @@
-"""Torch fine-grained saliency: agreement with OpenCV, 3D behaviour, invariants and errors."""
+"""Torch fine-grained saliency: agreement with OpenCV, 3D behaviour, invariants and errors.
+
+Every CPU test runs both implementations (``engine="torch"``: the torch operations a GPU runs;
+``"numba"``: the fused CPU kernel), so each stays covered on a machine without a GPU.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from monai_hsmix.backends.reference import opencv_saliency
 from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
 
 skimage_data = pytest.importorskip("skimage.data")
+
+engines = pytest.mark.parametrize("engine", ["torch", "numba"])
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -29,12 +35,13 @@ def _acdc_mid_slices(acdc_dir, n_volumes: int = 3) -> list:
     return slices
 
 
+@engines
 @pytest.mark.parametrize("name", ["camera", "coins", "astronaut"])
-def test_matches_opencv_on_sample_images(name):
+def test_matches_opencv_on_sample_images(name, engine):
     img = getattr(skimage_data, name)()
     x = torch.from_numpy(img.astype(np.float32))
     x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]  # astronaut: 3 channels
-    ours = torch_fine_grained_saliency(x)
+    ours = torch_fine_grained_saliency(x, engine=engine)
     ref = opencv_saliency(x)
     assert ours.shape == ref.shape == (1,) + tuple(x.shape[2:])
     assert _pearson(ours, ref) >= 0.99
@@ -42,41 +49,46 @@ def test_matches_opencv_on_sample_images(name):
     assert float((ours - ref).abs().max()) <= 2 / 255 + 1e-6
 
 
-def test_matches_opencv_on_acdc_slices(acdc_dir):
+@engines
+def test_matches_opencv_on_acdc_slices(acdc_dir, engine):
     for sl in _acdc_mid_slices(acdc_dir):
         x = sl[None, None]
-        assert _pearson(torch_fine_grained_saliency(x), opencv_saliency(x)) >= 0.99
+        assert _pearson(torch_fine_grained_saliency(x, engine=engine), opencv_saliency(x)) >= 0.99
 
 
-def test_multichannel_batch_averages_channel_maps():
+@engines
+def test_multichannel_batch_averages_channel_maps(engine):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 40, 50, generator=g) * torch.tensor([1.0, 100.0, 0.01]).view(1, 3, 1, 1)
-    batched = torch_fine_grained_saliency(x)
-    per_channel = torch.stack([torch_fine_grained_saliency(x[:, c : c + 1]) for c in range(3)]).mean(0)
+    batched = torch_fine_grained_saliency(x, engine=engine)
+    per_channel = torch.stack([torch_fine_grained_saliency(x[:, c : c + 1], engine=engine) for c in range(3)]).mean(0)
     torch.testing.assert_close(batched, per_channel)
     torch.testing.assert_close(batched, opencv_saliency(x), atol=2 / 255 + 1e-6, rtol=0)
 
 
-def test_output_contract_and_constant_image():
+@engines
+def test_output_contract_and_constant_image(engine):
     x = torch.rand(3, 2, 17, 23, dtype=torch.float64)
     x[1] = 5.0  # constant image: OpenCV would divide by zero
-    out = torch_fine_grained_saliency(x)
+    out = torch_fine_grained_saliency(x, engine=engine)
     assert out.shape == (3, 17, 23) and out.dtype == torch.float32 and out.device == x.device
     assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
     assert torch.equal(out[1], torch.zeros(17, 23))
 
 
-def test_depth_one_volume_equals_2d():
+@engines
+def test_depth_one_volume_equals_2d(engine):
     x = torch.rand(2, 2, 30, 31)
-    torch.testing.assert_close(torch_fine_grained_saliency(x[..., None])[..., 0], torch_fine_grained_saliency(x))
+    torch.testing.assert_close(torch_fine_grained_saliency(x[..., None], engine=engine)[..., 0], torch_fine_grained_saliency(x, engine=engine))
 
 
-def test_3d_saliency_sees_structure_along_the_third_axis():
+@engines
+def test_3d_saliency_sees_structure_along_the_third_axis(engine):
     # a bright slab that fills whole slices: every slice is uniform, so slice-wise 2D saliency is
     # blind to it, while true 3D saliency must single it out
     vol = torch.zeros(1, 1, 24, 24, 40)
     vol[..., 18:22] = 1.0
-    sal3d = torch_fine_grained_saliency(vol)
+    sal3d = torch_fine_grained_saliency(vol, engine=engine)
     assert torch.equal(opencv_saliency(vol), torch.zeros_like(sal3d))
     profile = sal3d[0].mean(dim=(0, 1))  # mean saliency of every slice
     assert profile.max() - profile.min() > 0.2
@@ -84,11 +96,12 @@ def test_3d_saliency_sees_structure_along_the_third_axis():
     assert sal3d.max() == 1.0
 
 
-def test_3d_blob_is_salient():
+@engines
+def test_3d_blob_is_salient(engine):
     vol = torch.zeros(1, 2, 32, 32, 32)
     vol[:, :, 12:18, 14:20, 10:16] = 1.0
     vol[:, 1] += 0.05 * torch.rand(32, 32, 32, generator=torch.Generator().manual_seed(1))
-    sal = torch_fine_grained_saliency(vol)[0]
+    sal = torch_fine_grained_saliency(vol, engine=engine)[0]
     assert sal.shape == (32, 32, 32)
     around = torch.zeros(32, 32, 32, dtype=torch.bool)
     around[10:20, 12:22, 8:18] = True
@@ -98,6 +111,7 @@ def test_3d_blob_is_salient():
     assert sal[inside].mean() > 2 * sal[around & ~inside].mean()
 
 
+@engines
 @settings(max_examples=25, deadline=None)
 @given(
     b=st.integers(1, 2),
@@ -106,9 +120,9 @@ def test_3d_blob_is_salient():
     w=st.integers(1, 20),
     seed=st.integers(0, 10_000),
 )
-def test_property_range_and_peak(b, c, h, w, seed):
+def test_property_range_and_peak(engine, b, c, h, w, seed):
     x = torch.rand(b, c, h, w, generator=torch.Generator().manual_seed(seed)) * 10 - 3
-    out = torch_fine_grained_saliency(x)
+    out = torch_fine_grained_saliency(x, engine=engine)
     assert out.shape == (b, h, w) and out.dtype == torch.float32
     assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
     if c == 1:
@@ -116,9 +130,10 @@ def test_property_range_and_peak(b, c, h, w, seed):
         # is either empty or peaks at exactly 1
         peaks = out.reshape(b, -1).amax(dim=1)
         assert all(float(p) in (0.0, 1.0) for p in peaks)
-    assert torch.equal(out, torch_fine_grained_saliency(x))
+    assert torch.equal(out, torch_fine_grained_saliency(x, engine=engine))
 
 
+@engines
 @pytest.mark.parametrize(
     "bad, error",
     [
@@ -129,9 +144,9 @@ def test_property_range_and_peak(b, c, h, w, seed):
         (torch.zeros(1, 0, 8, 8), ValueError),
     ],
 )
-def test_bad_input_raises(bad, error):
+def test_bad_input_raises(bad, error, engine):
     with pytest.raises(error):
-        torch_fine_grained_saliency(bad)
+        torch_fine_grained_saliency(bad, engine=engine)
 
 
 @pytest.mark.gpu
