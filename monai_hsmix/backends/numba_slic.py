@@ -372,6 +372,42 @@ def _components(labels):
 
 
 @numba.njit(cache=True, nogil=True)
+def _small_boundaries(comp, small):
+    """Pairs of face-adjacent components, one of them small, as met voxel pair by voxel pair
+    (repeats are harmless: the merge takes a minimum over them). Counted first, then stored:
+    growing the arrays inside the scan made it ten times slower."""
+    count = _scan_boundaries(comp, small, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    first = np.empty(count, dtype=np.int64)
+    second = np.empty(count, dtype=np.int64)
+    _scan_boundaries(comp, small, first, second)
+    return first, second, count
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_boundaries(comp, small, first, second):
+    """Count the pairs (and store them when ``first`` has room for them all)."""
+    nz, ny, nx = comp.shape
+    flat = comp.reshape(-1)
+    store = first.shape[0] > 0
+    count = 0
+    for z in range(nz):
+        for y in range(ny):
+            base = (z * ny + y) * nx
+            for step in (1, nx, ny * nx):  # the next voxel along x, y and z
+                if (step == nx and y + 1 == ny) or (step == ny * nx and z + 1 == nz):
+                    continue
+                stop = nx - 1 if step == 1 else nx
+                for x in range(stop):
+                    a, c = flat[base + x], flat[base + x + step]
+                    if a != c and (small[a] or small[c]):
+                        if store:
+                            first[count] = a
+                            second[count] = c
+                        count += 1
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
 def _merge_small_fragments(labels, feat, min_size):
     """Connected components; those under ``min_size`` voxels join the adjacent component that
     ranks higher by (size, number) and has the closest mean colour, in rounds (as the torch path).
@@ -393,36 +429,13 @@ def _merge_small_fragments(labels, feat, min_size):
     target = np.arange(k_n)
     if small.any():
         # boundaries touching a small component: the only ones a merge can ever use
-        n_pairs = 0
-        first = np.empty(16, dtype=np.int64)
-        second = np.empty(16, dtype=np.int64)
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    a = comp[z, y, x]
-                    for axis in range(3):
-                        if axis == 0:
-                            if z + 1 >= nz:
-                                continue
-                            c = comp[z + 1, y, x]
-                        elif axis == 1:
-                            if y + 1 >= ny:
-                                continue
-                            c = comp[z, y + 1, x]
-                        else:
-                            if x + 1 >= nx:
-                                continue
-                            c = comp[z, y, x + 1]
-                        if a != c and (small[a] or small[c]):
-                            if n_pairs == first.shape[0]:
-                                first = np.concatenate((first, np.empty_like(first)))
-                                second = np.concatenate((second, np.empty_like(second)))
-                            first[n_pairs] = a
-                            second[n_pairs] = c
-                            n_pairs += 1
+        first, second, n_pairs = _small_boundaries(comp, small)
         best_d = np.empty(k_n)
         best_to = np.empty(k_n, dtype=np.int64)
         mean = np.empty((k_n, c_n))
+        new_size = np.empty_like(size)
+        new_sum = np.empty_like(colour_sum)
+        step = np.empty(k_n, dtype=np.int64)
         for _ in range(8):
             for q in range(k_n):
                 for c in range(c_n):
@@ -444,7 +457,8 @@ def _merge_small_fragments(labels, feat, min_size):
                 if d < best_d[src] or (d == best_d[src] and dst < best_to[src]):
                     best_d[src] = d
                     best_to[src] = dst
-            step = np.arange(k_n)
+            for q in range(k_n):
+                step[q] = q
             moved = False
             for q in range(k_n):
                 if small[q] and best_to[q] >= 0:
@@ -458,13 +472,16 @@ def _merge_small_fragments(labels, feat, min_size):
                 while step[r] != r:
                     r = step[r]
                 step[q] = r
-            new_size = np.zeros_like(size)
-            new_sum = np.zeros_like(colour_sum)
+            # sizes and colour sums move to the merge targets (buffers reused: rebinding arrays
+            # inside a loop costs numba reference counting on every iteration)
+            new_size[:] = 0
+            new_sum[:] = 0.0
             for q in range(k_n):
                 new_size[step[q]] += size[q]
                 for c in range(c_n):
                     new_sum[step[q], c] += colour_sum[q, c]
-            size, colour_sum = new_size, new_sum
+            size[:] = new_size
+            colour_sum[:] = new_sum
             for q in range(k_n):
                 target[q] = step[target[q]]
             any_small = False
