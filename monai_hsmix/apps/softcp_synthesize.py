@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from monai_hsmix.data.io import read_nifti
-from monai_hsmix.run_settings import normalize_settings, settings_differences
+from monai_hsmix.engines.run_settings import normalize_settings, settings_differences
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
 
 __all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments", "paste_kwargs", "main"]

@@ -32,7 +32,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from monai_hsmix.data.io import DatasetError, PathLike, load_nifti
-from monai_hsmix.reporting import is_main_process
+from monai_hsmix.engines.reporting import is_main_process
 
 BRATS_REGIONS = ("WT", "TC", "ET")
 BRATS2018_MODALITIES = ("t1", "t1ce", "t2", "flair")

@@ -20,8 +20,8 @@ from ignite.handlers.checkpoint import BaseSaveHandler, Checkpoint
 
 from monai.handlers import CheckpointSaver
 
-from monai_hsmix.reporting import is_main_process
-from monai_hsmix.run_settings import normalize_settings, settings_differences
+from monai_hsmix.engines.reporting import is_main_process
+from monai_hsmix.engines.run_settings import normalize_settings, settings_differences
 
 _LAST = re.compile(r"^last_checkpoint_epoch=(\d+)\.pt$")
 _TMP_PREFIX = ".partial-"

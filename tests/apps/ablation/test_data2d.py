@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_hsmix.experiments.data2d import load_volume, patient_of, split_dataset, to_slices
+from monai_hsmix.apps.ablation.data2d import load_volume, patient_of, split_dataset, to_slices
 
 
 def _manifest(tmp_path, training, validation=None, labels=None):

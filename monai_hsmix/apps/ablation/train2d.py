@@ -5,7 +5,7 @@ steps. A step draws its training samples from a :class:`Sampler` (slices of volu
 large images), applies the shared flip/rotation, then with probability ``mix_prob`` the arm's mixing
 (otherwise ``batch_size`` unmixed samples are drawn). Mixed steps see ``batch_size`` samples in every
 arm but ``hsmix_paper`` (``2 x batch_size``, and it mixes at every step; see
-:mod:`monai_hsmix.experiments.arms`).
+:mod:`monai_hsmix.apps.ablation.arms`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from monai.losses import DiceLoss
 from monai.networks.nets import UNet
 from monai.networks.utils import one_hot
 
-from monai_hsmix.experiments.arms import MixOptions, get_arm
-from monai_hsmix.experiments.augment import flip_rotate
+from monai_hsmix.apps.ablation.arms import MixOptions, get_arm
+from monai_hsmix.apps.ablation.augment import flip_rotate
 
 Evaluator = Callable[[torch.nn.Module], List[Dict[str, object]]]
 

@@ -42,12 +42,12 @@ import monai
 import torch
 
 from monai_hsmix.backends import available_backends
-from monai_hsmix.experiments.arms import ARMS, MixOptions, arm_settings, get_arm
-from monai_hsmix.experiments.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
-from monai_hsmix.experiments.evaluate import evaluate
-from monai_hsmix.experiments.image_folder import CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image, read_pair
-from monai_hsmix.experiments.report import write_report
-from monai_hsmix.experiments.train2d import TrainConfig, train_run
+from monai_hsmix.apps.ablation.arms import ARMS, MixOptions, arm_settings, get_arm
+from monai_hsmix.apps.ablation.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
+from monai_hsmix.apps.ablation.evaluate import evaluate
+from monai_hsmix.apps.ablation.image_folder import CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image, read_pair
+from monai_hsmix.apps.ablation.report import write_report
+from monai_hsmix.apps.ablation.train2d import TrainConfig, train_run
 from monai_hsmix.transforms import get_preset
 
 logger = logging.getLogger("monai_hsmix.ablation")
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _git_commit() -> str:
     try:
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[3]
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
         return (out.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
