@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Hashable, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, Hashable, Iterator, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -27,23 +29,56 @@ def require_file(path: PathLike, what: str) -> Path:
     return p
 
 
-def write_bytes_atomic(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsynced and renamed.
+PARTIAL_PREFIX = ".partial-"
 
-    Readers see the old file or the new one, never a partial write.
+
+def _fsync_dir(folder: Path) -> None:
+    # makes the rename itself durable; not every platform can open a folder for this
+    try:
+        fd = os.open(str(folder), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; afterwards it is fsynced and renamed onto ``path``.
+
+    Readers see the old file or the complete new one, never a partial write; an error while writing
+    removes the temporary file and leaves ``path`` as it was. The temporary name starts with
+    ``.partial-`` and ends with ``path``'s own name, so writers that choose the format from the suffix
+    (``.nii.gz``) still see it, and a cleanup can find what an interrupted process left.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    tmp = target.with_name(f"{PARTIAL_PREFIX}{os.getpid()}.{uuid.uuid4().hex[:8]}-{target.name}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(target.parent)
+
+
+def write_bytes_atomic(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    # a plain exclusive open, not mkstemp: mkstemp makes the file private to its owner, a plain write does not
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        f.write(data)
+
+
+def write_json_atomic(path: PathLike, obj: Any, indent: int = 1) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (see :func:`atomic_path`)."""
+    write_bytes_atomic(path, json.dumps(obj, indent=indent).encode())
 
 
 def read_list_file(path: PathLike) -> list:

@@ -38,3 +38,19 @@ def test_read_list_file_strips_blank_lines(tmp_path):
     path = tmp_path / "l.txt"
     path.write_text("a\n\n b \n")
     assert read_list_file(path) == ["a", "b"]
+
+
+def test_atomic_writes_leave_the_old_file_on_error_and_no_partial_file(tmp_path):
+    import json
+
+    from monai_hsmix.data.io import atomic_path, write_json_atomic
+
+    target = tmp_path / "sub" / "x.json"
+    write_json_atomic(target, {"a": 1})
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_path(target) as tmp:
+            assert tmp.parent == target.parent and tmp.name.endswith("-x.json")  # keeps the suffix for writers
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["x.json"]

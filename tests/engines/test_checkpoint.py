@@ -86,7 +86,7 @@ def _interrupt_second_save(monkeypatch, step):
                     raise _Killed
             return real(*a, **k)
 
-        monkeypatch.setattr(handlers.os, name, fake)
+        monkeypatch.setattr(os, name, fake)
     elif step == "delete":
         real = TrainingCheckpoint._prune
 

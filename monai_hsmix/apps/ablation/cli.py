@@ -28,7 +28,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import platform
 import shlex
 import subprocess
@@ -42,6 +41,7 @@ import monai
 import torch
 
 from monai_hsmix.backends import available_backends
+from monai_hsmix.data.io import write_json_atomic
 from monai_hsmix.apps.ablation.arms import ARMS, MixOptions, arm_settings, get_arm
 from monai_hsmix.apps.ablation.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
 from monai_hsmix.apps.ablation.evaluate import evaluate
@@ -130,17 +130,6 @@ def _mix_options(args: argparse.Namespace, num_classes: int) -> MixOptions:
     )
 
 
-def _write_json(path: Path, payload: Dict[str, Any]) -> None:
-    # temp file in the same folder, flushed to disk, then renamed: an interrupted sweep never leaves a
-    # half-written result that a resume would take for a finished run
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(json.dumps(payload, indent=1))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _differences(stored: Any, now: Any, prefix: str = "") -> List[str]:
     if isinstance(stored, dict) and isinstance(now, dict):
         return [d for k in sorted(set(stored) | set(now)) for d in _differences(stored.get(k), now.get(k), f"{prefix}{k}.")]
@@ -199,7 +188,7 @@ def _train_jobs(todo: Sequence[Job], data: Dict[Optional[int], Tuple[Any, Any]],
         tick = time.perf_counter()
         result = train_run(job.arm, job.seed, sampler, evaluator, num_classes, config, mix)
         result.update({"fold": job.fold, "settings": job.settings, "git_commit": commit})
-        _write_json(job.path, result)
+        write_json_atomic(job.path, result)
         logger.info("%s done in %.0f s", job.path.stem, time.perf_counter() - tick)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from monai_hsmix.apps.ablation.stats import pair, runs_needed
+from monai_hsmix.data.io import PARTIAL_PREFIX
 
 MONAI_MIXERS = ("cutmix", "mixup")
 METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95", "HD95", 1.0))
@@ -25,7 +26,7 @@ METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95
 
 def load_runs(runs_dir: Path) -> List[Dict[str, Any]]:
     """Every finished run's JSON in ``runs_dir`` (sorted by arm, then seed)."""
-    runs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json")) if not p.name.startswith(PARTIAL_PREFIX)]
     return sorted(runs, key=lambda r: (r["arm"], r["seed"], r.get("fold", -1)))
 
 
