@@ -57,10 +57,11 @@ def write_preview(data_dir: Path, out_png: Path, seed: int) -> Path:
 
     cases = sorted((data_dir / "HGG").iterdir())[:2]
     files = [(c / f"{c.name}_flair.nii.gz", c / f"{c.name}_seg.nii.gz") for c in cases]
-    import nibabel as nib
     import numpy as np
 
-    seg = np.asarray(nib.load(str(files[0][1])).dataobj)
+    from monai_hsmix.data.io import read_nifti
+
+    seg = read_nifti(files[0][1], "demo segmentation")[0]
     z = int(np.argmax((seg > 0).sum(axis=(0, 1))))
     out_png.parent.mkdir(parents=True, exist_ok=True)
     preview_main(["hsmix", "--image1", str(files[0][0]), "--label1", str(files[0][1]),

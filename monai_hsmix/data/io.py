@@ -93,14 +93,15 @@ def read_list_file(path: PathLike) -> list:
 def read_nifti(path: PathLike, what: str = "NIfTI volume"):
     """Read a NIfTI file fully into memory as ``(array, image)``; ``image`` keeps header and affine.
 
-    nibabel reads lazily, so a truncated ``.nii.gz`` only fails when its data is touched: the data are
-    read here, and any failure is reported with the path.
+    MONAI's ``NibabelReader`` opens the file; it reads lazily, so a truncated ``.nii.gz`` only fails
+    when its data is touched: the data are read here (in their stored type, which ``LoadImage`` would
+    turn into float32), and any failure is reported with the path.
     """
-    import nibabel as nib
+    from monai.data import NibabelReader
 
     p = require_file(path, what)
     try:
-        img = nib.load(str(p))
+        img = NibabelReader().read(str(p))
         arr = np.asarray(img.dataobj)
     except Exception as exc:  # nibabel raises several types (ImageFileError, EOFError, zlib.error, OSError)
         raise DatasetError(f"{what}: cannot read {p}: {type(exc).__name__}: {exc}") from exc
