@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
-from monai_hsmix.data.io import atomic_path, read_nifti, write_json_atomic
+from monai_hsmix.data.io import load_image_channels, load_label_map, read_nifti, save_nifti_like, write_json_atomic
 from monai_hsmix.engines.run_settings import normalize_settings, settings_differences
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
 
@@ -62,35 +61,6 @@ class SynthesisConfig:
     donor_tries: int = 5
     progress: bool = True
     paste: Dict[str, Any] = field(default_factory=dict)
-
-
-# ---- NIfTI I/O ------------------------------------------------------------------------------------
-def load_image_channels(paths: Union[str, List[str]], root: Path = Path(".")) -> Tuple[np.ndarray, List[nib.Nifti1Image]]:
-    """``(C, X, Y, Z)`` float32 and the NIfTI objects it came from."""
-    files = paths if isinstance(paths, list) else [paths]
-    arrays, nifti = [], []
-    for p in files:
-        data, img = read_nifti(root / p, "image")  # a truncated file fails here, naming itself
-        data = data.astype(np.float32, copy=False)
-        nifti.append(img)
-        # a single 4D file keeps channels last, as the Decathlon does
-        arrays.extend([data[..., c] for c in range(data.shape[-1])] if data.ndim == 4 else [data])
-    return np.ascontiguousarray(np.stack(arrays)), nifti
-
-
-def load_label_map(path: str, root: Path = Path(".")) -> Tuple[np.ndarray, nib.Nifti1Image]:
-    data, img = read_nifti(root / path, "label map")
-    # NIfTI data come Fortran-ordered; C order avoids a copy at every later tensor conversion
-    return np.ascontiguousarray(data.round().astype(np.int64)), img
-
-
-def _save_atomic(array: np.ndarray, like: nib.Nifti1Image, path: Path, dtype) -> None:
-    header = like.header.copy()
-    header.set_data_dtype(dtype)
-    out = nib.Nifti1Image(np.asarray(array).astype(dtype), like.affine, header)
-    out.header.set_slope_inter(1.0, 0.0)
-    with atomic_path(path) as partial:  # a file either is complete or is not there
-        nib.save(out, str(partial))
 
 
 # ---- planning -------------------------------------------------------------------------------------
@@ -178,11 +148,11 @@ def _synthesize_case(index: int, cfg: SynthesisConfig, entries, root: Path) -> D
         write_json_atomic(cfg.output_dir / meta_rel, meta, indent=2)
         return meta
     if len(images_rel) == 1 and len(image_nifti) == 1 and image_nifti[0].ndim == 4:
-        _save_atomic(np.moveaxis(out_image, 0, -1), image_nifti[0], cfg.output_dir / images_rel[0], np.float32)
+        save_nifti_like(np.moveaxis(out_image, 0, -1), image_nifti[0], cfg.output_dir / images_rel[0], np.float32)
     else:
         for c, (rel, like) in enumerate(zip(images_rel, image_nifti)):
-            _save_atomic(out_image[c], like, cfg.output_dir / rel, np.float32)
-    _save_atomic(out_label, label_nifti, cfg.output_dir / label_rel, label_nifti.get_data_dtype())
+            save_nifti_like(out_image[c], like, cfg.output_dir / rel, np.float32)
+    save_nifti_like(out_label, label_nifti, cfg.output_dir / label_rel, label_nifti.get_data_dtype())
     meta["files"] = [*images_rel, label_rel]
     write_json_atomic(cfg.output_dir / meta_rel, meta, indent=2)  # last: marks the case finished
     return meta

@@ -7,7 +7,7 @@ import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Hashable, Iterator, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, Hashable, Iterator, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -114,6 +114,42 @@ def load_nifti(path: PathLike, what: str = "NIfTI volume") -> Tuple[np.ndarray, 
     """Read a NIfTI file fully into memory as ``(array, affine)`` (see :func:`read_nifti`)."""
     arr, img = read_nifti(path, what)
     return arr, np.asarray(img.affine)
+
+
+def load_image_channels(paths: Union[str, List[str]], root: Path = Path(".")) -> Tuple[np.ndarray, List[Any]]:
+    """``(C, X, Y, Z)`` float32 and the NIfTI objects it came from."""
+    files = paths if isinstance(paths, list) else [paths]
+    arrays, nifti = [], []
+    for p in files:
+        data, img = read_nifti(root / p, "image")  # a truncated file fails here, naming itself
+        data = data.astype(np.float32, copy=False)
+        nifti.append(img)
+        # a single 4D file keeps channels last, as the Decathlon does
+        arrays.extend([data[..., c] for c in range(data.shape[-1])] if data.ndim == 4 else [data])
+    return np.ascontiguousarray(np.stack(arrays)), nifti
+
+
+def load_label_map(path: str, root: Path = Path(".")) -> Tuple[np.ndarray, Any]:
+    """Whole-number label map as int64 and the NIfTI image it came from."""
+    data, img = read_nifti(root / path, "label map")
+    # NIfTI data come Fortran-ordered; C order avoids a copy at every later tensor conversion
+    return np.ascontiguousarray(data.round().astype(np.int64)), img
+
+
+def save_nifti_like(array: np.ndarray, like, path: PathLike, dtype) -> None:
+    """Write ``array`` as NIfTI with the header and affine of ``like`` (a nibabel image), atomically.
+
+    nibabel rather than MONAI's ``NibabelWriter``: that writer builds a new header from the affine
+    and drops the source's other header fields, and a synthesized case should carry its source's.
+    """
+    import nibabel as nib
+
+    header = like.header.copy()
+    header.set_data_dtype(dtype)
+    out = nib.Nifti1Image(np.asarray(array).astype(dtype), like.affine, header)
+    out.header.set_slope_inter(1.0, 0.0)
+    with atomic_path(path) as partial:  # a file either is complete or is not there
+        nib.save(out, str(partial))
 
 
 def load_npz(path: PathLike, keys: Sequence[str]) -> Dict[str, np.ndarray]:
