@@ -7,3 +7,7 @@
 - :mod:`~monai_hsmix.apps.ablation.evaluate`: per-volume DSC, Jaccard, HD95;
 - :mod:`~monai_hsmix.apps.ablation.report`: Markdown tables and plot over seeds.
 """
+
+from monai_hsmix.apps.ablation.cli import AblationConfig, main, run
+
+__all__ = ["AblationConfig", "main", "run"]

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_hsmix.apps.ablation.cli import main
+from monai_hsmix.apps.ablation import main
 
 TINY = ["--image-size", "32", "--steps", "3", "--batch-size", "4", "--channels", "4", "8", "--backend", "reference",
         "--hsmix-segments", "8", "12", "--mix-prob", "1.0"]
