@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python -m monai_hsmix.demo
+	$(BIN)/python -m monai_hsmix.apps.demo
 
 preview: $(STAMP)
 	$(BIN)/python -m monai_hsmix.preview --output hsmix_preview.png

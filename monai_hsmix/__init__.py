@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from monai_hsmix.data import HSMixCollate, HSMixPrepareBatch  # noqa: E402
+from monai_hsmix.engines import BatchTransformCollate, BatchTransformPrepareBatch, HSMixCollate, HSMixPrepareBatch  # noqa: E402
 from monai_hsmix.transforms import (  # noqa: E402
     HSMIX_PRESETS,
     RandHSMix,
@@ -20,6 +20,8 @@ from monai_hsmix.transforms import (  # noqa: E402
 )
 
 __all__ = [
+    "BatchTransformCollate",
+    "BatchTransformPrepareBatch",
     "HSMIX_PRESETS",
     "HSMixCollate",
     "HSMixPrepareBatch",

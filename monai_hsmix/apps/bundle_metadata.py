@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from monai_hsmix.bundle_utils import BUNDLES, bundle_dir
+from monai_hsmix.bundle.utils import BUNDLES, bundle_dir
 from monai_hsmix.data.io import write_bytes_atomic
 
 
@@ -50,7 +50,7 @@ def record_versions(meta: Dict[str, object]) -> Dict[str, object]:
 
 
 def read_report_summary(summary_csv) -> Dict[str, Dict[str, float]]:
-    """``{metric label: {class: mean}}`` from a :class:`~monai_hsmix.reporting.SegmentationReport` ``summary.csv``."""
+    """``{metric label: {class: mean}}`` from a :class:`~monai_hsmix.engines.reporting.SegmentationReport` ``summary.csv``."""
     path = Path(summary_csv)
     if not path.is_file():
         raise FileNotFoundError(f"evaluation summary not found: {path} (run evaluate.yaml first)")

@@ -15,12 +15,14 @@ For fixed crops of the chosen images (two per image, seeded pastes), it prints:
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 
+from monai_hsmix.apps.config import parse_config
 from monai_hsmix.core.instance_bank import InstanceBank, to_instance_labels
 from monai_hsmix.core.instance_paste import paste_instances
 from monai_hsmix.data.nuclei_data import list_monuseg_pairs, read_monuseg_pair, synthetic_nuclei
@@ -28,16 +30,39 @@ from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.networks.smooth_gan import harmonize, load_generator
 
 
+@dataclass
+class SmoothGANEvalConfig:
+    """What to evaluate; the command-line options have the same names (``--crop-size`` is ``crop_size``)."""
+
+    checkpoint: Path
+    data_dir: Optional[Path] = None
+    last: int = 4
+    crop_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.checkpoint = Path(self.checkpoint)
+        self.data_dir = None if self.data_dir is None else Path(self.data_dir)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data-dir", type=Path, default=None, help="MoNuSeg-style folder; synthetic tiles when omitted")
-    parser.add_argument("--last", type=int, default=4, help="evaluate the last N images (held out if training used the others)")
-    parser.add_argument("--crop-size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, help="MoNuSeg-style folder; synthetic tiles when omitted")
+    parser.add_argument("--last", type=int, help="evaluate the last N images (held out if training used the others)")
+    parser.add_argument("--crop-size", type=int)
+    parser.add_argument("--seed", type=int)
     return parser
 
 
-def evaluate(args: argparse.Namespace) -> Dict[str, float]:
+def parse_args(argv: Optional[Sequence[str]] = None) -> SmoothGANEvalConfig:
+    """The command line ``argv`` as a :class:`SmoothGANEvalConfig`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_hsmix.apps.eval_smooth_gan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    return parse_config(SmoothGANEvalConfig, add_arguments(parser), argv)
+
+
+def evaluate(args: SmoothGANEvalConfig) -> Dict[str, float]:
     generator, config = load_generator(args.checkpoint)
     value_range = tuple(config["value_range"])
     if args.data_dir is None:
@@ -75,10 +100,7 @@ def evaluate(args: argparse.Namespace) -> Dict[str, float]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m monai_hsmix.apps.eval_smooth_gan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    result = evaluate(add_arguments(parser).parse_args(argv))
+    result = evaluate(parse_args(argv))
     print(
         f"{result['crops']} crops: change {result['change']:.3f}, "
         f"gap_before {result['gap_before']:.2f}, gap_after {result['gap_after']:.2f} (grey levels)"

@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
-from monai_hsmix.data.io import read_nifti
-from monai_hsmix.run_settings import normalize_settings, settings_differences
+from monai_hsmix.data.io import load_image_channels, load_label_map, read_nifti, save_nifti_like, write_json_atomic
+from monai_hsmix.engines.run_settings import normalize_settings, settings_differences
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste, object_augmentation
 
 __all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments",
@@ -66,49 +65,6 @@ class SynthesisConfig:
     donor_tries: int = 5
     progress: bool = True
     paste: Dict[str, Any] = field(default_factory=dict)
-
-
-# ---- NIfTI I/O ------------------------------------------------------------------------------------
-def load_image_channels(paths: Union[str, List[str]], root: Path = Path(".")) -> Tuple[np.ndarray, List[nib.Nifti1Image]]:
-    """``(C, X, Y, Z)`` float32 and the NIfTI objects it came from."""
-    files = paths if isinstance(paths, list) else [paths]
-    arrays, nifti = [], []
-    for p in files:
-        data, img = read_nifti(root / p, "image")  # a truncated file fails here, naming itself
-        data = data.astype(np.float32, copy=False)
-        nifti.append(img)
-        # a single 4D file keeps channels last, as the Decathlon does
-        arrays.extend([data[..., c] for c in range(data.shape[-1])] if data.ndim == 4 else [data])
-    return np.ascontiguousarray(np.stack(arrays)), nifti
-
-
-def load_label_map(path: str, root: Path = Path(".")) -> Tuple[np.ndarray, nib.Nifti1Image]:
-    data, img = read_nifti(root / path, "label map")
-    # NIfTI data come Fortran-ordered; C order avoids a copy at every later tensor conversion
-    return np.ascontiguousarray(data.round().astype(np.int64)), img
-
-
-def _save_atomic(array: np.ndarray, like: nib.Nifti1Image, path: Path, dtype) -> None:
-    header = like.header.copy()
-    header.set_data_dtype(dtype)
-    out = nib.Nifti1Image(np.asarray(array).astype(dtype), like.affine, header)
-    out.header.set_slope_inter(1.0, 0.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
-    nib.save(out, str(partial))
-    with open(partial, "rb+") as f:  # on disk before the rename makes it visible
-        os.fsync(f.fileno())
-    os.replace(partial, path)  # a file either is complete or is not there
-
-
-def _write_json_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
-    with open(partial, "w") as f:
-        f.write(json.dumps(obj, indent=2))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
 
 
 # ---- planning -------------------------------------------------------------------------------------
@@ -193,16 +149,16 @@ def _synthesize_case(index: int, cfg: SynthesisConfig, entries, root: Path) -> D
             break
     else:
         meta.update(failed=True, skip_reasons=dict(paster.skip_reasons), files=[])
-        _write_json_atomic(meta, cfg.output_dir / meta_rel)
+        write_json_atomic(cfg.output_dir / meta_rel, meta, indent=2)
         return meta
     if len(images_rel) == 1 and len(image_nifti) == 1 and image_nifti[0].ndim == 4:
-        _save_atomic(np.moveaxis(out_image, 0, -1), image_nifti[0], cfg.output_dir / images_rel[0], np.float32)
+        save_nifti_like(np.moveaxis(out_image, 0, -1), image_nifti[0], cfg.output_dir / images_rel[0], np.float32)
     else:
         for c, (rel, like) in enumerate(zip(images_rel, image_nifti)):
-            _save_atomic(out_image[c], like, cfg.output_dir / rel, np.float32)
-    _save_atomic(out_label, label_nifti, cfg.output_dir / label_rel, label_nifti.get_data_dtype())
+            save_nifti_like(out_image[c], like, cfg.output_dir / rel, np.float32)
+    save_nifti_like(out_label, label_nifti, cfg.output_dir / label_rel, label_nifti.get_data_dtype())
     meta["files"] = [*images_rel, label_rel]
-    _write_json_atomic(meta, cfg.output_dir / meta_rel)  # last: marks the case finished
+    write_json_atomic(cfg.output_dir / meta_rel, meta, indent=2)  # last: marks the case finished
     return meta
 
 
@@ -258,7 +214,7 @@ def synthesize(cfg: SynthesisConfig) -> Dict[str, Any]:
     _check_output_dir(cfg, settings)
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
     if not (cfg.output_dir / SETTINGS_FILE).is_file():  # before any case: a case never lacks its record
-        _write_json_atomic(settings, cfg.output_dir / SETTINGS_FILE)
+        write_json_atomic(cfg.output_dir / SETTINGS_FILE, settings, indent=2)
     for folder in (SYNTH_IMAGES, SYNTH_LABELS, SYNTH_META):
         # leftovers of an interrupted run: never complete, never listed
         for stale in (cfg.output_dir / folder).glob(".partial-*"):
@@ -293,7 +249,7 @@ def synthesize(cfg: SynthesisConfig) -> Dict[str, Any]:
         out["numTraining"] = len(out[cfg.section])
     out["softcp"] = {"ratio": cfg.ratio, "seed": cfg.seed, "real": len(real), "synthetic": len(synthetic_entries),
                      "failed": summary["failed"], "paste": cfg.paste}
-    _write_json_atomic(out, cfg.output_dir / "dataset.json")
+    write_json_atomic(cfg.output_dir / "dataset.json", out, indent=2)
     summary["datalist"] = str(cfg.output_dir / "dataset.json")
     return summary
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from monai_hsmix.apps.config import parse_config
 from monai_hsmix.core.instance_bank import InstanceBank
 from monai_hsmix.core.instance_paste import paste_instances
 from monai_hsmix.data.nuclei_data import list_monuseg_pairs, read_monuseg_pair, synthetic_nuclei
@@ -40,29 +42,58 @@ from monai_hsmix.networks.smooth_gan import (
 Tile = Tuple[np.ndarray, np.ndarray]
 
 
+@dataclass
+class SmoothGANTrainConfig:
+    """One Smooth-GAN training run; the command-line options have the same names (``--crop-size`` is ``crop_size``)."""
+
+    data_dir: Optional[Path] = None
+    max_images: int = 0
+    num_synthetic: int = 8
+    output: Path = Path("runs/smooth_gan/smooth_gan.pt")
+    steps: int = 2000
+    batch_size: int = 8
+    crop_size: int = 128
+    channels: int = 3
+    base_features: int = 32
+    disc_features: int = 32
+    no_residual: bool = False
+    lr: float = 2e-4
+    margin: float = 1.0
+    lambda_l1: float = 10.0
+    l1_region: str = "all"
+    device: str = "auto"
+    seed: int = 0
+    log_every: int = 50
+    save_every: int = 500
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        self.data_dir = None if self.data_dir is None else Path(self.data_dir)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--data-dir", type=Path, default=None, help="MoNuSeg-style folder (images/*.tif, masks/*.png); synthetic tiles when omitted")
-    parser.add_argument("--max-images", type=int, default=0, help="use at most this many images (0: all)")
-    parser.add_argument("--num-synthetic", type=int, default=8, help="synthetic tiles when no --data-dir")
-    parser.add_argument("--output", type=Path, default=Path("runs/smooth_gan/smooth_gan.pt"))
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop-size", type=int, default=128)
-    parser.add_argument("--channels", type=int, choices=(1, 3), default=3, help="3: RGB; 1: grey (mean of RGB)")
-    parser.add_argument("--base-features", type=int, default=32, help="generator width")
-    parser.add_argument("--disc-features", type=int, default=32, help="discriminator width")
+    parser.add_argument("--data-dir", type=Path, help="MoNuSeg-style folder (images/*.tif, masks/*.png); synthetic tiles when omitted")
+    parser.add_argument("--max-images", type=int, help="use at most this many images (0: all)")
+    parser.add_argument("--num-synthetic", type=int, help="synthetic tiles when no --data-dir")
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--crop-size", type=int)
+    parser.add_argument("--channels", type=int, choices=(1, 3), help="3: RGB; 1: grey (mean of RGB)")
+    parser.add_argument("--base-features", type=int, help="generator width")
+    parser.add_argument("--disc-features", type=int, help="discriminator width")
     parser.add_argument("--no-residual", action="store_true", help="plain tanh generator output (the paper's), not input + correction")
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--margin", type=float, default=1.0, help="triplet margin m (Eq. 3)")
-    parser.add_argument("--lambda-l1", type=float, default=10.0, help="weight of the L1 term (Eq. 5)")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--margin", type=float, help="triplet margin m (Eq. 3)")
+    parser.add_argument("--lambda-l1", type=float, help="weight of the L1 term (Eq. 5)")
     parser.add_argument(
-        "--l1-region", choices=("all", "outside"), default="all",
+        "--l1-region", choices=("all", "outside"),
         help="L1 of Eq. 5 over the whole image (authors' code) or only outside the pasted nuclei",
     )  # fmt: skip
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--device", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--log-every", type=int)
+    parser.add_argument("--save-every", type=int)
     return parser
 
 
@@ -141,7 +172,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def train(args: argparse.Namespace, tiles: Optional[Sequence[Tile]] = None) -> Tuple[Path, List[Dict[str, float]]]:
+def train(args: SmoothGANTrainConfig, tiles: Optional[Sequence[Tile]] = None) -> Tuple[Path, List[Dict[str, float]]]:
     """Run the training described by ``args``; return the checkpoint path and the logged losses.
 
     ``tiles`` (``(uint8 image, instances)`` pairs) replaces ``--data-dir`` when given.
@@ -156,7 +187,7 @@ def train(args: argparse.Namespace, tiles: Optional[Sequence[Tile]] = None) -> T
     if tiles is None:
         tiles = load_tiles(args.data_dir, args.channels, args.max_images, args.num_synthetic, args.seed)
     sampler = TripletBatchSampler(tiles, args.crop_size, rng)
-    residual = not getattr(args, "no_residual", False)
+    residual = not args.no_residual
     generator = SmoothGANGenerator(args.channels, args.base_features, residual=residual).to(device)
     discriminator = PatchDiscriminator(args.channels, args.disc_features).to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(0.5, 0.999))
@@ -173,7 +204,7 @@ def train(args: argparse.Namespace, tiles: Optional[Sequence[Tile]] = None) -> T
         "lr": args.lr,
         "margin": args.margin,
         "lambda_l1": args.lambda_l1,
-        "l1_region": getattr(args, "l1_region", "all"),
+        "l1_region": args.l1_region,
         "seed": args.seed,
         "data_dir": None if args.data_dir is None else str(args.data_dir),
         "num_tiles": len(tiles),
@@ -197,7 +228,7 @@ def train(args: argparse.Namespace, tiles: Optional[Sequence[Tile]] = None) -> T
         discriminator.requires_grad_(False)
         with torch.no_grad():
             d_anchor, d_positive = discriminator(batch["anchor"]), discriminator(batch["positive"])
-        l1_weight = 1.0 - batch["mask_add"] if getattr(args, "l1_region", "all") == "outside" else None
+        l1_weight = 1.0 - batch["mask_add"] if args.l1_region == "outside" else None
         loss_g, parts = generator_loss(
             d_anchor, d_positive, discriminator(composite), generated, batch["image"], args.lambda_l1, l1_weight
         )
@@ -231,8 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     return add_arguments(parser)
 
 
+def parse_args(argv: Optional[Sequence[str]] = None) -> SmoothGANTrainConfig:
+    """The command line ``argv`` as a :class:`SmoothGANTrainConfig`."""
+    return parse_config(SmoothGANTrainConfig, build_parser(), argv)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    train(build_parser().parse_args(argv))
+    train(parse_args(argv))
     return 0
 
 

@@ -29,10 +29,11 @@ import torch
 from tqdm.auto import tqdm
 
 from monai.data import MetaTensor
-from monai.transforms import MapTransform
+from monai.transforms import ClipIntensityPercentiles, MapTransform, NormalizeIntensity, ResizeWithPadOrCrop
+from monai.utils import convert_to_numpy
 
 from monai_hsmix.data.io import DatasetError, PathLike, load_nifti
-from monai_hsmix.reporting import is_main_process
+from monai_hsmix.engines.reporting import is_main_process
 
 BRATS_REGIONS = ("WT", "TC", "ET")
 BRATS2018_MODALITIES = ("t1", "t1ce", "t2", "flair")
@@ -162,36 +163,34 @@ def labels_to_regions(label: np.ndarray, layout: str = "brats2018", source: str 
 
 
 def normalize_modality(volume: np.ndarray, brain: np.ndarray, source: str = "volume") -> np.ndarray:
-    """Clip to the brain's 1st-99th percentile, z-score over the brain, zero outside it."""
+    """Clip to the brain's 1st-99th percentile, z-score over the brain, zero outside it.
+
+    MONAI's ``ClipIntensityPercentiles`` and ``NormalizeIntensity`` applied to the brain's voxels only.
+    Applied to the whole volume (with ``nonzero=True``) they would give other numbers: the percentiles
+    would count the background, which is most of a BraTS volume, and a brain voxel whose intensity is
+    exactly 0 would be left out of the z-score (tests/data/test_brats.py pins both).
+    """
     inside = volume[brain].astype(np.float64)
     if inside.size == 0:
         raise DatasetError(f"{source}: the brain mask is empty")
     if not np.all(np.isfinite(inside)):
         raise DatasetError(f"{source}: contains NaN or infinite values inside the brain")
-    lo, hi = np.percentile(inside, [1.0, 99.0])
-    clipped = np.clip(inside, lo, hi)
-    std = clipped.std()
-    if std <= 0:
+    clipped = convert_to_numpy(ClipIntensityPercentiles(1.0, 99.0, dtype=np.float64)(inside[None]))
+    # MONAI's NormalizeIntensity divides by 1 when the spread is 0; a constant modality is a broken file
+    if clipped.std() <= 0:
         raise DatasetError(f"{source}: intensity is constant inside the brain (cannot z-score)")
     out = np.zeros(volume.shape, dtype=np.float32)
-    out[brain] = ((clipped - clipped.mean()) / std).astype(np.float32)
+    out[brain] = convert_to_numpy(NormalizeIntensity(dtype=np.float32)(clipped))[0]
     return out
 
 
-def centre_crop_or_pad(array: np.ndarray, size: int, axes: Tuple[int, int] = (-3, -2)) -> np.ndarray:
-    """Centre crop (or zero-pad) two axes of ``array`` to ``size`` each (the paper crops 240 -> 224)."""
-    out = array
-    for ax in axes:
-        n = out.shape[ax]
-        if n >= size:
-            start = (n - size) // 2
-            out = np.take(out, np.arange(start, start + size), axis=ax)
-        else:
-            before = (size - n) // 2
-            pad = [(0, 0)] * out.ndim
-            pad[ax] = (before, size - n - before)
-            out = np.pad(out, pad)
-    return out
+def crop_in_plane(array: np.ndarray, size: int) -> np.ndarray:
+    """Centre crop (or zero-pad) the two in-plane axes of a ``(C, X, Y, Z)`` array to ``size`` (the paper: 240 -> 224).
+
+    MONAI's ``ResizeWithPadOrCrop``, the crop the bundles' inference applies to whole volumes, so a
+    training slice and an inferred volume agree voxel for voxel.
+    """
+    return convert_to_numpy(ResizeWithPadOrCrop((int(size), int(size), -1))(array))
 
 
 def load_brats_case(case_dir: PathLike, layout: str = "brats2018",
@@ -248,7 +247,7 @@ def load_brats_case(case_dir: PathLike, layout: str = "brats2018",
 def _cache_key(dataset_dir: Path, layout: str, modalities: Sequence[str], crop_size: int, split: str,
                val_fraction: float, seed: int) -> str:
     spec = json.dumps([str(dataset_dir.resolve()), layout, list(modalities), int(crop_size), split,
-                       float(val_fraction), int(seed), 1])
+                       float(val_fraction), int(seed), 2])  # 2: MONAI's crop (odd sizes moved)
     return hashlib.sha1(spec.encode()).hexdigest()[:12]
 
 
@@ -285,8 +284,8 @@ def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str 
             bar = tqdm(cases, desc=f"preparing {split} slices", unit="case", disable=not (progress and is_main_process()))
             for case in bar:
                 image, regions, _ = load_brats_case(case, layout, mods)
-                image = centre_crop_or_pad(image, crop_size)
-                regions = centre_crop_or_pad(regions, crop_size)
+                image = crop_in_plane(image, crop_size)
+                regions = crop_in_plane(regions, crop_size)
                 for z in np.flatnonzero(regions.reshape(-1, regions.shape[-1]).any(axis=0)):
                     name = f"{case.name}_slice{int(z):03d}.npz"
                     np.savez_compressed(tmp / name, image=image[..., z].astype(np.float16), label=regions[..., z])
@@ -341,7 +340,7 @@ class LoadBratsCased(MapTransform):
         meta = {"filename_or_obj": str(Path(case_dir) / Path(case_dir).name), "original_affine": affine}
         arrays = [image] + ([regions.astype(np.float32)] if with_label else [])
         if self.crop_size is not None:
-            arrays = [centre_crop_or_pad(a, self.crop_size) for a in arrays]
+            arrays = [crop_in_plane(a, self.crop_size) for a in arrays]
         for key, arr in zip(self.keys, arrays):
             d[key] = MetaTensor(torch.from_numpy(np.ascontiguousarray(arr)), affine=torch.as_tensor(affine), meta=dict(meta))
         return d

@@ -106,10 +106,13 @@ def synthetic_brain(rng: np.random.Generator, size: int = 72, depth: int = 16,
 
 
 def _save_nifti(array: np.ndarray, path: Path) -> None:
-    import nibabel as nib
+    from monai.data import NibabelWriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(array, np.eye(4)), str(path))
+    writer = NibabelWriter(output_dtype=array.dtype)  # its default would store float32
+    writer.set_data_array(array, channel_dim=None)
+    writer.set_metadata({"affine": np.eye(4), "original_affine": np.eye(4)}, resample=False)
+    writer.write(str(path))
 
 
 def _write_synapse(out: Path, rng: np.random.Generator, size: int, depth: int,

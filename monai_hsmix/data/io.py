@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Hashable, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, Hashable, Iterator, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -27,23 +29,56 @@ def require_file(path: PathLike, what: str) -> Path:
     return p
 
 
-def write_bytes_atomic(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsynced and renamed.
+PARTIAL_PREFIX = ".partial-"
 
-    Readers see the old file or the new one, never a partial write.
+
+def _fsync_dir(folder: Path) -> None:
+    # makes the rename itself durable; not every platform can open a folder for this
+    try:
+        fd = os.open(str(folder), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; afterwards it is fsynced and renamed onto ``path``.
+
+    Readers see the old file or the complete new one, never a partial write; an error while writing
+    removes the temporary file and leaves ``path`` as it was. The temporary name starts with
+    ``.partial-`` and ends with ``path``'s own name, so writers that choose the format from the suffix
+    (``.nii.gz``) still see it, and a cleanup can find what an interrupted process left.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    tmp = target.with_name(f"{PARTIAL_PREFIX}{os.getpid()}.{uuid.uuid4().hex[:8]}-{target.name}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(target.parent)
+
+
+def write_bytes_atomic(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    # a plain exclusive open, not mkstemp: mkstemp makes the file private to its owner, a plain write does not
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        f.write(data)
+
+
+def write_json_atomic(path: PathLike, obj: Any, indent: int = 1) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (see :func:`atomic_path`)."""
+    write_bytes_atomic(path, json.dumps(obj, indent=indent).encode())
 
 
 def read_list_file(path: PathLike) -> list:
@@ -58,14 +93,15 @@ def read_list_file(path: PathLike) -> list:
 def read_nifti(path: PathLike, what: str = "NIfTI volume"):
     """Read a NIfTI file fully into memory as ``(array, image)``; ``image`` keeps header and affine.
 
-    nibabel reads lazily, so a truncated ``.nii.gz`` only fails when its data is touched: the data are
-    read here, and any failure is reported with the path.
+    MONAI's ``NibabelReader`` opens the file; it reads lazily, so a truncated ``.nii.gz`` only fails
+    when its data is touched: the data are read here (in their stored type, which ``LoadImage`` would
+    turn into float32), and any failure is reported with the path.
     """
-    import nibabel as nib
+    from monai.data import NibabelReader
 
     p = require_file(path, what)
     try:
-        img = nib.load(str(p))
+        img = NibabelReader().read(str(p))
         arr = np.asarray(img.dataobj)
     except Exception as exc:  # nibabel raises several types (ImageFileError, EOFError, zlib.error, OSError)
         raise DatasetError(f"{what}: cannot read {p}: {type(exc).__name__}: {exc}") from exc
@@ -78,6 +114,42 @@ def load_nifti(path: PathLike, what: str = "NIfTI volume") -> Tuple[np.ndarray, 
     """Read a NIfTI file fully into memory as ``(array, affine)`` (see :func:`read_nifti`)."""
     arr, img = read_nifti(path, what)
     return arr, np.asarray(img.affine)
+
+
+def load_image_channels(paths: Union[str, List[str]], root: Path = Path(".")) -> Tuple[np.ndarray, List[Any]]:
+    """``(C, X, Y, Z)`` float32 and the NIfTI objects it came from."""
+    files = paths if isinstance(paths, list) else [paths]
+    arrays, nifti = [], []
+    for p in files:
+        data, img = read_nifti(root / p, "image")  # a truncated file fails here, naming itself
+        data = data.astype(np.float32, copy=False)
+        nifti.append(img)
+        # a single 4D file keeps channels last, as the Decathlon does
+        arrays.extend([data[..., c] for c in range(data.shape[-1])] if data.ndim == 4 else [data])
+    return np.ascontiguousarray(np.stack(arrays)), nifti
+
+
+def load_label_map(path: str, root: Path = Path(".")) -> Tuple[np.ndarray, Any]:
+    """Whole-number label map as int64 and the NIfTI image it came from."""
+    data, img = read_nifti(root / path, "label map")
+    # NIfTI data come Fortran-ordered; C order avoids a copy at every later tensor conversion
+    return np.ascontiguousarray(data.round().astype(np.int64)), img
+
+
+def save_nifti_like(array: np.ndarray, like, path: PathLike, dtype) -> None:
+    """Write ``array`` as NIfTI with the header and affine of ``like`` (a nibabel image), atomically.
+
+    nibabel rather than MONAI's ``NibabelWriter``: that writer builds a new header from the affine
+    and drops the source's other header fields, and a synthesized case should carry its source's.
+    """
+    import nibabel as nib
+
+    header = like.header.copy()
+    header.set_data_dtype(dtype)
+    out = nib.Nifti1Image(np.asarray(array).astype(dtype), like.affine, header)
+    out.header.set_slope_inter(1.0, 0.0)
+    with atomic_path(path) as partial:  # a file either is complete or is not there
+        nib.save(out, str(partial))
 
 
 def load_npz(path: PathLike, keys: Sequence[str]) -> Dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from monai_hsmix.data.io import read_nifti
 from monai_hsmix.data.sample_images import cardiac_phantom
 from monai_hsmix.preview.rendering import grey, outline, save_grid, soft_label_rgb
 from monai_hsmix.transforms import HSMIX_PRESETS, RandHSMixd
@@ -43,9 +44,7 @@ def _read(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     if name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
-
-        data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+        data = read_nifti(path, "image")[0].astype(np.float32)
         return data[None] if data.ndim in (2, 3) else np.moveaxis(data, -1, 0)
     from PIL import Image
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Tuple
 
 import numpy as np
@@ -70,15 +69,14 @@ def _load(args) -> Tuple[np.ndarray, np.ndarray, str]:
 def _generator(args, image: np.ndarray, instances: np.ndarray):
     if args.checkpoint is not None:
         return load_generator(args.checkpoint)[0], f"Smooth-GAN {args.checkpoint.name}"
-    from monai_hsmix.apps.train_smooth_gan import train
+    from monai_hsmix.apps.train_smooth_gan import SmoothGANTrainConfig, train
 
     crop = min(64, *image.shape[1:])
     with tempfile.TemporaryDirectory() as tmp:
-        fit = SimpleNamespace(
+        fit = SmoothGANTrainConfig(
             steps=args.gan_steps, batch_size=2, crop_size=crop, channels=image.shape[0], base_features=8,
-            disc_features=8, lr=2e-4, margin=1.0, lambda_l1=10.0, device="auto", seed=args.seed,
-            data_dir=None, max_images=0, num_synthetic=0, log_every=max(1, args.gan_steps), save_every=10**9,
-            output=Path(tmp) / "g.pt",
+            disc_features=8, device="auto", seed=args.seed, num_synthetic=0, log_every=max(1, args.gan_steps),
+            save_every=10**9, output=Path(tmp) / "g.pt",
         )  # fmt: skip
         path, _ = train(fit, tiles=[(image, instances)])
         generator = load_generator(path)[0]

@@ -14,13 +14,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from monai_hsmix.apps.softcp_synthesize import (
-    add_paste_arguments,
-    load_image_channels,
-    load_label_map,
-    paste_kwargs,
-    paster_from_settings,
-)
+from monai_hsmix.apps.softcp_synthesize import add_paste_arguments, paste_kwargs, paster_from_settings
+from monai_hsmix.data.io import load_image_channels, load_label_map
 from monai_hsmix.core.paste_placement import paste_region
 
 __all__ = ["add_arguments", "run", "demo_cases", "weight_map"]

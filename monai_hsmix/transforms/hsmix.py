@@ -5,8 +5,8 @@ The mixing itself is :func:`monai_hsmix.core.hsmix_masks` (the masks, Eq. 1 and 
 draws, validation and the MONAI conventions.
 
 HSMix mixes pairs of samples, so it works on a whole batch ``(B, C, H, W[, D])`` at once: use it in a
-DataLoader's ``collate_fn`` (:class:`monai_hsmix.data.HSMixCollate`) or in a trainer's
-``prepare_batch`` (:class:`monai_hsmix.data.HSMixPrepareBatch`), not on single samples.
+DataLoader's ``collate_fn`` (:class:`monai_hsmix.engines.BatchTransformCollate`) or in a trainer's
+``prepare_batch`` (:class:`monai_hsmix.engines.BatchTransformPrepareBatch`), not on single samples.
 """
 
 from __future__ import annotations

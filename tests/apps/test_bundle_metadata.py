@@ -9,7 +9,7 @@ import pytest
 from monai.bundle import verify_metadata
 
 from monai_hsmix.apps.bundle_metadata import installed_version, main
-from monai_hsmix.bundle_utils import bundle_dir
+from monai_hsmix.bundle.utils import bundle_dir
 
 SCHEMA = bundle_dir("brats2018_hsmix").parents[1] / "monai_hsmix" / "bundle_schema" / "meta_schema_20240725.json"
 

@@ -1,9 +1,7 @@
-import argparse
-
 import pytest
 import torch
 
-from monai_hsmix.apps.eval_smooth_gan import add_arguments, evaluate, main
+from monai_hsmix.apps.eval_smooth_gan import SmoothGANEvalConfig, evaluate, main, parse_args
 from monai_hsmix.networks.smooth_gan import PatchDiscriminator, SmoothGANGenerator, save_checkpoint
 
 
@@ -14,7 +12,7 @@ def _checkpoint(tmp_path, residual):
 
 
 def _args(*argv):
-    return add_arguments(argparse.ArgumentParser()).parse_args(list(argv))
+    return parse_args(list(argv))
 
 
 def test_identity_generator_changes_nothing_and_a_random_one_does(tmp_path):
@@ -33,4 +31,4 @@ def test_cli_prints_the_figures(tmp_path, capsys):
 
 def test_missing_checkpoint_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
-        evaluate(_args("--checkpoint", str(tmp_path / "none.pt")))
+        evaluate(SmoothGANEvalConfig(checkpoint=tmp_path / "none.pt"))

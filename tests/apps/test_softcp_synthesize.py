@@ -107,7 +107,7 @@ def test_interruption_mid_run_then_resume_matches_a_clean_run(tmp_path, monkeypa
     clean = tmp_path / "clean"
     app.main(_args(datalist, clean))
 
-    real_save = app._save_atomic
+    real_save = app.save_nifti_like
     state = {"n": 0}
 
     def failing_save(*a, **k):
@@ -117,10 +117,10 @@ def test_interruption_mid_run_then_resume_matches_a_clean_run(tmp_path, monkeypa
         return real_save(*a, **k)
 
     out = tmp_path / "out"
-    monkeypatch.setattr(app, "_save_atomic", failing_save)
+    monkeypatch.setattr(app, "save_nifti_like", failing_save)
     with pytest.raises(KeyboardInterrupt):
         app.main(_args(datalist, out))
-    monkeypatch.setattr(app, "_save_atomic", real_save)
+    monkeypatch.setattr(app, "save_nifti_like", real_save)
     case0 = {p: p.stat().st_mtime_ns for p in out.rglob("syn_00000*")}
     assert len(case0) == 3 and not (out / "dataset.json").exists()
     app.main(_args(datalist, out))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_hsmix.apps.train_smooth_gan import TripletBatchSampler, build_parser, load_tiles, main, resolve_device, train
+from monai_hsmix.apps.train_smooth_gan import TripletBatchSampler, load_tiles, main, parse_args, resolve_device, train
 from monai_hsmix.data.nuclei_data import synthetic_nuclei
 from monai_hsmix.networks.smooth_gan import load_checkpoint, load_generator
 
@@ -28,7 +28,7 @@ def test_cli_trains_a_few_cpu_steps_and_writes_a_loadable_checkpoint(tmp_path, c
 @pytest.mark.slow
 def test_single_channel_training_with_l1_outside_pasted(tmp_path):
     argv = [*TINY, "--steps", "2", "--channels", "1", "--l1-region", "outside", "--device", "cpu", "--output", str(tmp_path / "g.pt")]
-    path, history = train(build_parser().parse_args(argv))
+    path, history = train(parse_args(argv))
     generator, config = load_generator(path)
     assert generator.channels == 1 and config["l1_region"] == "outside" and len(history) == 2
 
@@ -44,7 +44,7 @@ def test_sampler_batches_are_in_range_and_masks_disjoint():
 
 def test_bad_settings_raise(tmp_path):
     with pytest.raises(ValueError, match="crop-size"):
-        train(build_parser().parse_args([*TINY[:-2], "--crop-size", "16", "--output", str(tmp_path / "x.pt")]))
+        train(parse_args([*TINY[:-2], "--crop-size", "16", "--output", str(tmp_path / "x.pt")]))
     with pytest.raises(ValueError, match="at least"):
         TripletBatchSampler([synthetic_nuclei(32, 4)], 64, np.random.RandomState(0))
     with pytest.raises(FileNotFoundError):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monai_hsmix.bundle_utils import bundle_dir
+from monai_hsmix.bundle.utils import bundle_dir
 from monai_hsmix.data.demo_data import make_demo_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

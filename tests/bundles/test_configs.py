@@ -10,7 +10,7 @@ import torch
 from monai.bundle import ConfigParser, verify_metadata
 from monai.bundle.utils import DEFAULT_HANDLERS_ID
 
-from monai_hsmix.bundle_utils import BUNDLES, bundle_dir
+from monai_hsmix.bundle.utils import BUNDLES, bundle_dir
 
 from .conftest import configs
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 import yaml
 
-from monai_hsmix.bundle_errors import error_chain, find_in_chain, root_cause
-from monai_hsmix.bundle_utils import bundle_dir
+from monai_hsmix.bundle.errors import error_chain, find_in_chain, root_cause
+from monai_hsmix.bundle.utils import bundle_dir
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_both_bundles_report_errors_plainly():
     for bundle in ("synapse_hsmix", "brats2018_hsmix"):
         imports = yaml.safe_load((bundle_dir(bundle) / "configs" / "train.yaml").read_text())["imports"]
-        assert "$import monai_hsmix.bundle_errors" in imports, bundle
+        assert "$import monai_hsmix.bundle.errors" in imports, bundle
 
 
 def test_a_missing_dataset_dir_is_named_first_and_last(tmp_path, subprocess_env):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, ckpt_export, verify_net_in_out
 
-from monai_hsmix.bundle_utils import BUNDLES, bundle_dir
+from monai_hsmix.bundle.utils import BUNDLES, bundle_dir
 
 from .conftest import IMG, IMG_FOR, TINY_NETWORKS, configs
 

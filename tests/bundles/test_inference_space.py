@@ -12,7 +12,7 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from monai_hsmix.bundle_utils import bundle_dir
+from monai_hsmix.bundle.utils import bundle_dir
 from monai_hsmix.data.brats import brats2015_to_2018_labels, load_brats_case
 from monai_hsmix.data.synapse import convert_btcv
 

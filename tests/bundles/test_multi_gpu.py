@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from monai_hsmix.bundle_utils import bundle_dir
+from monai_hsmix.bundle.utils import bundle_dir
 
 from .conftest import configs
 

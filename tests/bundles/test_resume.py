@@ -8,8 +8,8 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
-from monai_hsmix.bundle_errors import find_in_chain
-from monai_hsmix.handlers import RunSettingsMismatchError
+from monai_hsmix.bundle.errors import find_in_chain
+from monai_hsmix.engines.checkpoint import RunSettingsMismatchError
 
 from .conftest import configs, tiny_overrides
 

@@ -11,7 +11,7 @@ import torch
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow
 
-from monai_hsmix.bundle_utils import REGION_NAMES, read_metric_summary
+from monai_hsmix.bundle.utils import REGION_NAMES, read_metric_summary
 from monai_hsmix.data.brats import find_brats_cases
 from monai_hsmix.data.io import DatasetError
 

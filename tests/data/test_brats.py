@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from monai_hsmix.data.brats import (
     LoadBratsCased,
     brats_volume_datalist,
-    centre_crop_or_pad,
+    crop_in_plane,
     find_brats_cases,
     labels_to_regions,
     load_brats_case,
@@ -69,11 +69,58 @@ def test_normalize_modality_zscores_inside_the_brain_after_percentile_clip():
         normalize_modality(vol, np.zeros_like(brain))
 
 
-def test_centre_crop_or_pad_keeps_the_centre():
+def test_normalize_modality_differs_from_monai_on_the_whole_volume_and_is_the_right_one():
+    """MONAI's ClipIntensityPercentiles + NormalizeIntensity(nonzero=True) on the whole volume is not
+    what the paper's preprocessing (and ours) does, and it is wrong for skull-stripped MRI:
+
+    - the percentiles count the zero background (most of a BraTS volume), so the upper clip falls
+      far below the brain's 99th percentile and flattens bright tumour;
+    - ``nonzero`` is not the brain mask: brain voxels whose intensity is exactly 0 are left out.
+    So we apply those same MONAI transforms to the brain's voxels only.
+    """
+    from monai.transforms import ClipIntensityPercentiles, NormalizeIntensity
+
+    rng = np.random.default_rng(1)
+    vol = np.zeros((40, 40, 10), np.float32)
+    brain = np.zeros(vol.shape, bool)
+    brain[14:26, 14:26] = True  # 9% of the volume, about BraTS's share
+    vol[brain] = rng.gamma(4.0, 25.0, int(brain.sum()))
+    vol[15, 15, :3] = 0.0  # dark brain voxels
+    ours = normalize_modality(vol, brain)
+    theirs = np.asarray(NormalizeIntensity(nonzero=True)(ClipIntensityPercentiles(1.0, 99.0)(vol[None])))[0]
+    inside = vol[brain]
+    # ours: clipped at the brain's own percentiles and z-scored over every brain voxel
+    lo, hi = np.percentile(inside, [1.0, 99.0])
+    expected = (np.clip(inside, lo, hi) - np.clip(inside, lo, hi).mean()) / np.clip(inside, lo, hi).std()
+    np.testing.assert_allclose(ours[brain], expected, rtol=1e-5, atol=1e-5)
+    # theirs: the whole-volume 99th percentile lies well inside the brain's range, so many more brain voxels are clipped
+    whole_hi = np.percentile(vol, 99.0)
+    assert whole_hi < np.percentile(inside, 95.0)
+    assert np.unique(theirs[brain]).size < np.unique(ours[brain]).size - 20
+    assert not np.allclose(theirs[brain], ours[brain], atol=1e-2)
+
+
+def test_crop_in_plane_keeps_the_centre():
     arr = np.arange(6 * 6).reshape(1, 6, 6, 1)
-    np.testing.assert_array_equal(centre_crop_or_pad(arr, 2)[0, :, :, 0], [[14, 15], [20, 21]])
-    padded = centre_crop_or_pad(arr, 8)
+    np.testing.assert_array_equal(crop_in_plane(arr, 2)[0, :, :, 0], [[14, 15], [20, 21]])
+    padded = crop_in_plane(arr, 8)
+    assert isinstance(padded, np.ndarray)
     assert padded.shape == (1, 8, 8, 1) and padded[0, 1:7, 1:7, 0].tolist() == arr[0, :, :, 0].tolist()
+
+
+def test_crop_in_plane_centres_like_the_inference_crop():
+    """MONAI's ResizeWithPadOrCrop replaced a hand-written crop (start = (n - size) // 2). They agree
+    except for an even side cropped to an odd size: MONAI starts at n // 2 - size // 2, one voxel later.
+    MONAI's is the right one here: the bundles' inference crops whole volumes with ResizeWithPadOrCropd,
+    so training slices cropped the same way put every voxel where inference puts it. (Both are half a
+    voxel off the true centre; the paper's 240 -> 224 is even and identical either way.)"""
+    arr = np.arange(6 * 7).reshape(1, 6, 7, 1)
+    cropped = crop_in_plane(arr, 3)
+    np.testing.assert_array_equal(cropped[0, :, :, 0], arr[0, 2:5, 2:5, 0])  # rows: 6 // 2 - 1 = 2 (the old crop: 1)
+    padded = crop_in_plane(arr, 8)  # an odd pad puts the extra zero row at the end
+    assert padded.shape == (1, 8, 8, 1)
+    np.testing.assert_array_equal(padded[0, 1:7, 0:7, 0], arr[0, :, :, 0])
+    assert padded[0, 0].sum() == 0 and padded[0, 7].sum() == 0 and padded[0, :, 7].sum() == 0
 
 
 def test_splits_are_disjoint_seeded_and_cover_all(demo_brats):
@@ -97,7 +144,7 @@ def test_prepared_slices_hold_tumour_only_and_are_cached(demo_brats, tmp_path):
     # every slice of the case with tumour is kept, in order
     case_dir = next(c for c in find_brats_cases(demo_brats) if c.name == items[0]["case"])
     _, regions, _ = load_brats_case(case_dir)
-    expected = np.flatnonzero(centre_crop_or_pad(regions, 16).any(axis=(0, 1, 2)))
+    expected = np.flatnonzero(crop_in_plane(regions, 16).any(axis=(0, 1, 2)))
     assert [x["slice"] for x in items if x["case"] == case_dir.name] == expected.tolist()
     mtime = (tmp_path / next(tmp_path.iterdir()).name / "manifest.json").stat().st_mtime_ns
     again = prepare_brats_slices(demo_brats, tmp_path, "val", crop_size=16, val_fraction=0.25)

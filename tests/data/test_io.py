@@ -38,3 +38,38 @@ def test_read_list_file_strips_blank_lines(tmp_path):
     path = tmp_path / "l.txt"
     path.write_text("a\n\n b \n")
     assert read_list_file(path) == ["a", "b"]
+
+
+def test_atomic_writes_leave_the_old_file_on_error_and_no_partial_file(tmp_path):
+    import json
+
+    from monai_hsmix.data.io import atomic_path, write_json_atomic
+
+    target = tmp_path / "sub" / "x.json"
+    write_json_atomic(target, {"a": 1})
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_path(target) as tmp:
+            assert tmp.parent == target.parent and tmp.name.endswith("-x.json")  # keeps the suffix for writers
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["x.json"]
+
+
+def test_load_npzd_stays_because_monai_load_imaged_silently_loads_the_wrong_arrays(tmp_path):
+    """Why the slice datasets keep LoadNpzd rather than MONAI's LoadImaged(reader=NumpyReader(npz_keys=...)).
+
+    When the named array is missing, LoadImage falls back to its default readers, and the default
+    NumpyReader loads every array of the archive, stacked: the sample silently gets other data (here
+    the label stacked with the image). LoadNpzd raises, naming the file and the key, which is right:
+    a slice file without its image is a broken cache, not something to train on.
+    """
+    from monai.data import NumpyReader
+    from monai.transforms import LoadImaged
+
+    path = tmp_path / "s.npz"
+    np.savez(path, image=np.zeros((3, 4), np.float32), label=np.ones((3, 4), np.uint8))
+    monai_out = LoadImaged("img", reader=NumpyReader(npz_keys=["img"]), image_only=True)({"img": str(path)})["img"]
+    assert tuple(monai_out.shape) == (2, 3, 4)  # both arrays, no error
+    with pytest.raises(DatasetError, match=r"s\.npz.*img"):
+        LoadNpzd("img")({"path": str(path)})

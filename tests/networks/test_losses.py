@@ -236,3 +236,14 @@ def test_index_targets_are_checked_like_the_transforms_labels(value, reason):
         labels_to_channels(target, num_classes=4)
     with pytest.raises(ValueError, match=f"^SoftDiceCELoss: .*{reason}"):
         SoftDiceCELoss()(torch.zeros(2, 4, 8, 8), target)
+
+
+def test_soft_dice_ce_with_batch_dice_is_monai_dice_plus_probability_cross_entropy():
+    # the ablation trains with SoftDiceCELoss(batch=True); it replaced a second hand-written copy of
+    # exactly this sum, which must keep the ablation's published numbers reproducible
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 8, 8)
+    target = torch.softmax(torch.randn(3, 4, 8, 8) * 3, dim=1)
+    expected = DiceLoss(softmax=True, soft_label=True, batch=True)(logits, target) + torch.nn.functional.cross_entropy(logits, target)
+    assert torch.allclose(SoftDiceCELoss(batch=True)(logits, target), expected, atol=1e-6)
+    assert not torch.allclose(SoftDiceCELoss(batch=False)(logits, target), expected, atol=1e-4)

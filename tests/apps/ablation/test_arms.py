@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from monai.networks.utils import one_hot
 
-from monai_hsmix.experiments.arms import ARMS, MixOptions, arm_settings, get_arm
+from monai_hsmix.apps.ablation.arms import ARMS, MixOptions, arm_settings, get_arm
 
 OPTIONS = MixOptions(num_classes=3, n_segments=(6, 10), backend="reference")
 

@@ -5,7 +5,7 @@ from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedTrainer
 from monai.networks.nets import UNet
 
-from monai_hsmix import HSMixCollate, HSMixPrepareBatch, RandHSMixd
+from monai_hsmix import BatchTransformCollate, BatchTransformPrepareBatch, RandHSMixd
 from monai_hsmix.data import cardiac_batch
 
 
@@ -24,7 +24,7 @@ def _partners(loader):
 
 
 def test_each_worker_draws_different_numbers():
-    loader = DataLoader(_dataset(), batch_size=4, shuffle=False, num_workers=2, collate_fn=HSMixCollate(_mixer()))
+    loader = DataLoader(_dataset(), batch_size=4, shuffle=False, num_workers=2, collate_fn=BatchTransformCollate(_mixer()))
     torch.manual_seed(0)
     draws = _partners(loader)
     # batches 0/2 come from worker 0 and 1/3 from worker 1; identical streams would repeat the same draws
@@ -35,7 +35,7 @@ def test_each_worker_draws_different_numbers():
 
 def test_collate_in_the_main_process_uses_the_transform_state():
     mixer = _mixer().set_random_state(3)
-    loader = DataLoader(_dataset(8), batch_size=4, num_workers=0, collate_fn=HSMixCollate(mixer))
+    loader = DataLoader(_dataset(8), batch_size=4, num_workers=0, collate_fn=BatchTransformCollate(mixer))
     first = _partners(loader)
     mixer.set_random_state(3)
     assert _partners(loader) == first
@@ -50,7 +50,7 @@ def test_prepare_batch_trains_a_network_on_mixed_soft_labels():
         seen.append((pred.shape[0], target.shape))
         return torch.nn.functional.cross_entropy(pred, target)  # probability targets
 
-    prepare = HSMixPrepareBatch(RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=8, compactness=0.1,
+    prepare = BatchTransformPrepareBatch(RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=8, compactness=0.1,
                                            backend="reference"))
     trainer = SupervisedTrainer(device=torch.device("cpu"), max_epochs=1, train_data_loader=loader, network=net,
                                 optimizer=torch.optim.SGD(net.parameters(), 0.1), loss_function=loss,
@@ -61,7 +61,7 @@ def test_prepare_batch_trains_a_network_on_mixed_soft_labels():
 
 
 def test_prepare_batch_reports_missing_keys_and_wrong_types():
-    prepare = HSMixPrepareBatch(None)
+    prepare = BatchTransformPrepareBatch(None)
     with pytest.raises(KeyError, match="label"):
         prepare({"image": torch.zeros(2, 1, 4, 4)})
     with pytest.raises(TypeError, match="dictionary"):
@@ -69,4 +69,15 @@ def test_prepare_batch_reports_missing_keys_and_wrong_types():
     images, labels = prepare({"image": np.zeros((2, 1, 4, 4)), "label": np.zeros((2, 1, 4, 4))}, torch.device("cpu"))
     assert images.shape == (2, 1, 4, 4) and isinstance(labels, torch.Tensor)
     with pytest.raises(TypeError, match="callable"):
-        HSMixCollate(None)
+        BatchTransformCollate(None)
+
+
+def test_prepare_batch_is_a_monai_prepare_batch_and_old_names_still_work():
+    from monai.engines.utils import PrepareBatch
+
+    import monai_hsmix
+    from monai_hsmix.engines import HSMixCollate, HSMixPrepareBatch
+
+    assert isinstance(BatchTransformPrepareBatch(None), PrepareBatch)
+    assert HSMixPrepareBatch is BatchTransformPrepareBatch and HSMixCollate is BatchTransformCollate
+    assert monai_hsmix.HSMixPrepareBatch is BatchTransformPrepareBatch

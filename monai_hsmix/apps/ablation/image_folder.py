@@ -21,7 +21,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from PIL import Image
 
-from monai_hsmix.experiments.evaluate import score_volume
+from monai_hsmix.apps.ablation.evaluate import score_volume
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 

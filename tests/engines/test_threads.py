@@ -6,8 +6,8 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-import monai_hsmix.threads as threads
-from monai_hsmix.bundle_utils import BUNDLES, bundle_dir
+import monai_hsmix.engines.threads as threads
+from monai_hsmix.bundle.utils import BUNDLES, bundle_dir
 
 
 @pytest.fixture

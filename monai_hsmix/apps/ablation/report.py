@@ -3,7 +3,7 @@
 Per run, each metric is averaged over the validation volumes (NaN, i.e. class absent, left out);
 the report gives mean +- std of these run means over runs (seeds, or seeds x folds), per arm and class.
 ``Δ vs none`` is the mean of the paired differences of mean foreground Dice to the ``none`` run with the
-same seed (and fold); the paired table adds 95% intervals (:mod:`monai_hsmix.experiments.stats`)
+same seed (and fold); the paired table adds 95% intervals (:mod:`monai_hsmix.apps.ablation.stats`)
 against ``none`` and against the better MONAI mixer, and the cost table what each arm's steps hold and
 how long they took.
 """
@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from monai_hsmix.experiments.stats import pair, runs_needed
+from monai_hsmix.apps.ablation.stats import pair, runs_needed
+from monai_hsmix.data.io import PARTIAL_PREFIX
 
 MONAI_MIXERS = ("cutmix", "mixup")
 METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95", "HD95", 1.0))
@@ -25,7 +26,7 @@ METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95
 
 def load_runs(runs_dir: Path) -> List[Dict[str, Any]]:
     """Every finished run's JSON in ``runs_dir`` (sorted by arm, then seed)."""
-    runs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json")) if not p.name.startswith(PARTIAL_PREFIX)]
     return sorted(runs, key=lambda r: (r["arm"], r["seed"], r.get("fold", -1)))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monai_hsmix.bundle_utils import bundle_dir, read_metric_summary
+from monai_hsmix.bundle.utils import bundle_dir, read_metric_summary
 
 
 def test_read_metric_summary_maps_class_rows_to_names(tmp_path):

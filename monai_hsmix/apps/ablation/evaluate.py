@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from monai.metrics import DiceMetric, HausdorffDistanceMetric, MeanIoU
 from monai.networks.utils import one_hot
 
-from monai_hsmix.experiments.data2d import Volume, volume_slices
+from monai_hsmix.apps.ablation.data2d import Volume, volume_slices
 
 
 @torch.no_grad()

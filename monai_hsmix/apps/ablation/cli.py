@@ -28,7 +28,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import platform
 import shlex
 import subprocess
@@ -41,56 +40,101 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import monai
 import torch
 
+from monai_hsmix.apps.config import parse_config
 from monai_hsmix.backends import available_backends
-from monai_hsmix.experiments.arms import ARMS, MixOptions, arm_settings, get_arm
-from monai_hsmix.experiments.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
-from monai_hsmix.experiments.evaluate import evaluate
-from monai_hsmix.experiments.image_folder import CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image, read_pair
-from monai_hsmix.experiments.report import write_report
-from monai_hsmix.experiments.train2d import TrainConfig, train_run
+from monai_hsmix.data.io import write_json_atomic
+from monai_hsmix.apps.ablation.arms import ARMS, MixOptions, arm_settings, get_arm
+from monai_hsmix.apps.ablation.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
+from monai_hsmix.apps.ablation.evaluate import evaluate
+from monai_hsmix.apps.ablation.image_folder import CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image, read_pair
+from monai_hsmix.apps.ablation.report import write_report
+from monai_hsmix.apps.ablation.train2d import TrainConfig, train_run
 from monai_hsmix.transforms import get_preset
 
 logger = logging.getLogger("monai_hsmix.ablation")
+
+
+@dataclass
+class AblationConfig:
+    """One ablation sweep; the command-line options have the same names (``--data-dir`` is ``data_dir``).
+
+    ``argv`` is the command line shown in the report (empty when the sweep is started from Python).
+    """
+
+    data_dir: Path
+    out: Path
+    arms: Sequence[str] = tuple(ARMS)
+    seeds: Sequence[int] = (0, 1, 2)
+    train_patients: int = 10
+    val_patients: int = 10
+    split_seed: int = 0
+    patient_pattern: str = DEFAULT_PATIENT_PATTERN
+    image_size: int = 96
+    folds: int = 5
+    only_folds: Optional[Sequence[int]] = None
+    num_classes: int = 2
+    steps: int = 500
+    batch_size: int = 8
+    lr: float = 5e-3
+    weight_decay: float = 1e-4
+    channels: Sequence[int] = (16, 32, 64, 128)
+    mix_prob: float = 0.5
+    preset: Optional[str] = None
+    preset_size: int = 224
+    hsmix_segments: Optional[Sequence[int]] = None
+    hsmix_compactness: Optional[float] = None
+    hsmix_p: Optional[float] = None
+    backend: str = "auto"
+    mixup_alpha: float = 1.0
+    cutmix_alpha: float = 1.0
+    beta_alpha: float = 1.0
+    threads: int = 1
+    report_only: bool = False
+    argv: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        self.data_dir, self.out = Path(self.data_dir), Path(self.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.ablation", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="Decathlon folder (dataset.json) or image folder (images/, masks/)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (runs/, report.md, mean_fg_dsc.png)")
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="arms to run (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--train-patients", type=int, default=10, help="training patients drawn from 'training' (0: all)")
-    parser.add_argument("--val-patients", type=int, default=10, help="patients held out when dataset.json has no 'validation'")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the patient draw (same for every arm and seed)")
-    parser.add_argument("--patient-pattern", default=DEFAULT_PATIENT_PATTERN, help="regex whose first group is the patient id in a file name")
-    parser.add_argument("--image-size", type=int, default=96, help="training size: slices are resized to it (Decathlon), crops have it (image folder)")
-    parser.add_argument("--folds", type=int, default=5, help="image folder: k of the k-fold cross-validation by image")
-    parser.add_argument("--only-folds", type=int, nargs="+", default=None, help="image folder: run only these folds (0-based)")
-    parser.add_argument("--num-classes", type=int, default=2, help="image folder: classes in the masks (0..K-1)")
-    parser.add_argument("--steps", type=int, default=500, help="optimiser steps (same in every arm)")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples per step in every arm (even, >= 4)")
-    parser.add_argument("--lr", type=float, default=5e-3, help="AdamW learning rate, poly(0.9) decay to 0")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (the paper's 5e-4 for MoNuSeg)")
-    parser.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 128], help="UNet channels per level")
-    parser.add_argument("--mix-prob", type=float, default=0.5, help="probability that a step's batch is mixed (every mixing arm)")
-    parser.add_argument("--preset", default=None, help="HSMix preset (e.g. monuseg): its settings, with n_segments scaled to the training size")
-    parser.add_argument("--preset-size", type=int, default=224, help="image size the preset's n_segments are meant for (the paper's 224)")
-    parser.add_argument("--hsmix-segments", type=int, nargs=2, default=None, metavar=("LMIN", "LMAX"),
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), help="arms to run (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--train-patients", type=int, help="training patients drawn from 'training' (0: all)")
+    parser.add_argument("--val-patients", type=int, help="patients held out when dataset.json has no 'validation'")
+    parser.add_argument("--split-seed", type=int, help="seed of the patient draw (same for every arm and seed)")
+    parser.add_argument("--patient-pattern", help="regex whose first group is the patient id in a file name")
+    parser.add_argument("--image-size", type=int, help="training size: slices are resized to it (Decathlon), crops have it (image folder)")
+    parser.add_argument("--folds", type=int, help="image folder: k of the k-fold cross-validation by image")
+    parser.add_argument("--only-folds", type=int, nargs="+", help="image folder: run only these folds (0-based)")
+    parser.add_argument("--num-classes", type=int, help="image folder: classes in the masks (0..K-1)")
+    parser.add_argument("--steps", type=int, help="optimiser steps (same in every arm)")
+    parser.add_argument("--batch-size", type=int, help="samples per step in every arm (even, >= 4)")
+    parser.add_argument("--lr", type=float, help="AdamW learning rate, poly(0.9) decay to 0")
+    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (the paper's 5e-4 for MoNuSeg)")
+    parser.add_argument("--channels", type=int, nargs="+", help="UNet channels per level")
+    parser.add_argument("--mix-prob", type=float, help="probability that a step's batch is mixed (every mixing arm)")
+    parser.add_argument("--preset", help="HSMix preset (e.g. monuseg): its settings, with n_segments scaled to the training size")
+    parser.add_argument("--preset-size", type=int, help="image size the preset's n_segments are meant for (the paper's 224)")
+    parser.add_argument("--hsmix-segments", type=int, nargs=2, metavar=("LMIN", "LMAX"),
                         help="superpixel count range (default: the preset's, scaled by area to --image-size; 50 100 without preset)")
-    parser.add_argument("--hsmix-compactness", type=float, default=None, help="SLIC compactness (default: the preset's; 0.1 without preset)")
-    parser.add_argument("--hsmix-p", type=float, default=None, help="probability of pasting a superpixel (default: the preset's; 0.3 without preset)")
-    parser.add_argument("--backend", default="auto", help="HSMix superpixel/saliency backend: auto, torch or reference")
-    parser.add_argument("--mixup-alpha", type=float, default=1.0)
-    parser.add_argument("--cutmix-alpha", type=float, default=1.0)
-    parser.add_argument("--beta-alpha", type=float, default=1.0, help="Beta parameter of the beta_soft arm")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--hsmix-compactness", type=float, help="SLIC compactness (default: the preset's; 0.1 without preset)")
+    parser.add_argument("--hsmix-p", type=float, help="probability of pasting a superpixel (default: the preset's; 0.3 without preset)")
+    parser.add_argument("--backend", help="HSMix superpixel/saliency backend: auto, torch or reference")
+    parser.add_argument("--mixup-alpha", type=float)
+    parser.add_argument("--cutmix-alpha", type=float)
+    parser.add_argument("--beta-alpha", type=float, help="Beta parameter of the beta_soft arm")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
     return parser
 
 
+
 def _git_commit() -> str:
     try:
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[3]
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
         return (out.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
@@ -108,7 +152,7 @@ def _resolved_backend(name: str) -> str:
     return name
 
 
-def _mix_options(args: argparse.Namespace, num_classes: int) -> MixOptions:
+def _mix_options(args: AblationConfig, num_classes: int) -> MixOptions:
     """HSMix options: the preset's (n_segments scaled by area to the training size), then explicit flags."""
     segments, compactness, p = (50, 100), 0.1, 0.3
     if args.preset:
@@ -128,17 +172,6 @@ def _mix_options(args: argparse.Namespace, num_classes: int) -> MixOptions:
         beta_alpha=args.beta_alpha,
         preset=args.preset,
     )
-
-
-def _write_json(path: Path, payload: Dict[str, Any]) -> None:
-    # temp file in the same folder, flushed to disk, then renamed: an interrupted sweep never leaves a
-    # half-written result that a resume would take for a finished run
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(json.dumps(payload, indent=1))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _differences(stored: Any, now: Any, prefix: str = "") -> List[str]:
@@ -172,7 +205,7 @@ class Job:
     settings: Dict[str, Any]
 
 
-def _plan(runs_dir: Path, args: argparse.Namespace, folds: Sequence[Optional[int]], common: Dict[Optional[int], Dict[str, Any]],
+def _plan(runs_dir: Path, args: AblationConfig, folds: Sequence[Optional[int]], common: Dict[Optional[int], Dict[str, Any]],
           mix: MixOptions) -> Tuple[List[Job], List[Tuple[str, int, Optional[int]]]]:
     """Runs still to train (seed, then fold, then arm: an interrupted sweep leaves complete pairs) and every planned run."""
     todo, planned = [], []
@@ -199,11 +232,11 @@ def _train_jobs(todo: Sequence[Job], data: Dict[Optional[int], Tuple[Any, Any]],
         tick = time.perf_counter()
         result = train_run(job.arm, job.seed, sampler, evaluator, num_classes, config, mix)
         result.update({"fold": job.fold, "settings": job.settings, "git_commit": commit})
-        _write_json(job.path, result)
+        write_json_atomic(job.path, result)
         logger.info("%s done in %.0f s", job.path.stem, time.perf_counter() - tick)
 
 
-def _decathlon(args: argparse.Namespace, config: TrainConfig, base: Dict[str, Any]):
+def _decathlon(args: AblationConfig, config: TrainConfig, base: Dict[str, Any]):
     train_patients = None if args.train_patients == 0 else args.train_patients
     split = split_dataset(args.data_dir, train_patients, args.split_seed, args.val_patients, args.patient_pattern)
     mix = _mix_options(args, split.num_classes)
@@ -223,7 +256,7 @@ def _decathlon(args: argparse.Namespace, config: TrainConfig, base: Dict[str, An
     return split.num_classes, split.class_names[1:], mix, [None], common, load, data_line
 
 
-def _image_folder(args: argparse.Namespace, config: TrainConfig, base: Dict[str, Any]):
+def _image_folder(args: AblationConfig, config: TrainConfig, base: Dict[str, Any]):
     pairs = find_pairs(args.data_dir)
     splits = kfold_by_image(list(pairs), args.folds, args.split_seed)
     folds = list(range(args.folds)) if args.only_folds is None else sorted(set(args.only_folds))
@@ -251,7 +284,7 @@ def _image_folder(args: argparse.Namespace, config: TrainConfig, base: Dict[str,
     return args.num_classes, names, mix, folds, common, load, data_line
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
+def _train_config(args: AblationConfig) -> TrainConfig:
     return TrainConfig(
         image_size=args.image_size,
         steps=args.steps,
@@ -263,7 +296,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def check_arguments(args: argparse.Namespace) -> None:
+def check_arguments(args: AblationConfig) -> None:
     """Raise ``ValueError`` for any bad argument before anything loads or trains.
 
     The arms check their options only when they are built, so a bad ``--hsmix-segments`` used to end
@@ -293,7 +326,7 @@ def check_arguments(args: argparse.Namespace) -> None:
                              "--mixup-alpha, --cutmix-alpha, --beta-alpha)") from err
 
 
-def run(args: argparse.Namespace) -> Path:
+def run(args: AblationConfig) -> Path:
     """Run the missing arm x seed (x fold) runs, then write the report; returns the report path."""
     torch.set_num_threads(args.threads)
     config = _train_config(args)
@@ -342,7 +375,7 @@ REPORT_NOTES = {
 }
 
 
-def _report_header(args: argparse.Namespace, data_line: str, config: TrainConfig, mix: MixOptions) -> Dict[str, Any]:
+def _report_header(args: AblationConfig, data_line: str, config: TrainConfig, mix: MixOptions) -> Dict[str, Any]:
     import cv2
     import numpy
     import PIL
@@ -368,7 +401,7 @@ def _report_header(args: argparse.Namespace, data_line: str, config: TrainConfig
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_config(AblationConfig, parser, argv)
     args.argv = argv
     try:
         check_arguments(args)

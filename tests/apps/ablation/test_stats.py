@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from monai_hsmix.experiments.stats import pair, paired_difference, runs_needed
+from monai_hsmix.apps.ablation.stats import pair, paired_difference, runs_needed
 
 
 def test_interval_of_known_differences():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from monai_hsmix.demo import main, run_demo
+from monai_hsmix.apps.demo import main, run_demo
 
 pytestmark = pytest.mark.slow
 

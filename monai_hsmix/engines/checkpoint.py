@@ -8,9 +8,7 @@ a checkpoint's name; the previous training checkpoint is deleted only after the 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -20,11 +18,11 @@ from ignite.handlers.checkpoint import BaseSaveHandler, Checkpoint
 
 from monai.handlers import CheckpointSaver
 
-from monai_hsmix.reporting import is_main_process
-from monai_hsmix.run_settings import normalize_settings, settings_differences
+from monai_hsmix.data.io import PARTIAL_PREFIX, atomic_path
+from monai_hsmix.engines.reporting import is_main_process
+from monai_hsmix.engines.run_settings import normalize_settings, settings_differences
 
 _LAST = re.compile(r"^last_checkpoint_epoch=(\d+)\.pt$")
-_TMP_PREFIX = ".partial-"
 _SETTINGS_KEY = "run_settings"
 _BEST_KEY = "best_metric"
 
@@ -48,41 +46,15 @@ def latest_checkpoint(ckpt_dir) -> Optional[Path]:
     return found[0] if found else None
 
 
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable; not every platform can open a folder for this
-    try:
-        fd = os.open(str(folder), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_atomic(obj: Any, path) -> Path:
     """``torch.save(obj, path)`` through a temporary file in the same folder, fsync and rename.
 
     A reader sees either the old file or the complete new one; an interrupted save leaves at most a
     ``.partial-*`` file, which is never taken for a checkpoint.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a plain exclusive open, not mkstemp: mkstemp makes the file private to its owner, a plain save does not
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "xb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 class AtomicDiskSaver(BaseSaveHandler):
@@ -304,7 +276,8 @@ class TrainingCheckpoint:
         if not newest.is_file():
             return
         for path in Path(self.save_dir).iterdir():
-            if path != newest and (_LAST.match(path.name) or path.name.startswith(_TMP_PREFIX + "last_")):
+            stray = path.name.startswith(PARTIAL_PREFIX) and "last_checkpoint_epoch=" in path.name
+            if path != newest and (_LAST.match(path.name) or stray):
                 path.unlink(missing_ok=True)
 
     def attach(self, engine) -> None:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from monai.data import load_decathlon_datalist, partition_dataset
+
 from monai_hsmix.data.io import read_nifti
 
 DEFAULT_PATIENT_PATTERN = r"(patient\d+)"
@@ -54,14 +56,16 @@ class SliceSet:
         return self.images[idx], self.labels[idx]
 
 
-def _read_pair_list(root: Path, entries: Sequence[dict], section: str) -> List[Tuple[Path, Path]]:
+def _read_pair_list(manifest: Path, section: str) -> List[Tuple[Path, Path]]:
+    # MONAI reads the list and resolves its paths against the dataset folder; the checks are ours
+    entries = load_decathlon_datalist(str(manifest), is_segmentation=True, data_list_key=section, base_dir=str(manifest.parent))
     pairs = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
             raise ValueError(f"dataset.json '{section}' item {i} must be an object with 'image' and 'label', got {entry!r}")
         if not isinstance(entry["image"], str):
             raise ValueError(f"dataset.json '{section}' item {i}: 'image' must be one file path (multi-file images are not supported)")
-        pairs.append((root / entry["image"], root / entry["label"]))
+        pairs.append((Path(entry["image"]), Path(entry["label"])))
     return pairs
 
 
@@ -88,6 +92,16 @@ def _group(pairs: Sequence[Tuple[Path, Path]], pattern: str) -> Dict[str, List[T
     for image, label in pairs:
         groups.setdefault(patient_of(image, pattern), []).append((image, label))
     return groups
+
+
+def _partition(names: Sequence[str], sizes: Sequence[int], seed: int) -> List[List[str]]:
+    """``names`` shuffled with ``seed`` and cut into parts of exactly ``sizes`` (MONAI's ``partition_dataset``)."""
+    nonzero = [k for k in sizes if k > 0]
+    parts = iter(partition_dataset(list(names), ratios=nonzero, shuffle=True, seed=seed)) if nonzero else iter(())
+    out = [next(parts) if k > 0 else [] for k in sizes]
+    if [len(p) for p in out] != list(sizes):  # ratios are floats: guard the rounding
+        raise RuntimeError(f"partition of {len(names)} patients gave {[len(p) for p in out]}, expected {list(sizes)}")
+    return out
 
 
 def split_dataset(
@@ -117,25 +131,27 @@ def split_dataset(
     if keys != list(range(len(keys))):
         raise ValueError(f"{manifest} 'labels' must be 0..K-1, got {keys}")
     class_names = [str(labels[str(k)]) for k in keys]
-    rng = np.random.RandomState(split_seed)
-    train = _group(_read_pair_list(data_dir, meta["training"], "training"), patient_pattern)
+    train = _group(_read_pair_list(manifest, "training"), patient_pattern)
+    names = sorted(train)
+    held = 0
     if meta.get("validation"):
-        val = _group(_read_pair_list(data_dir, meta["validation"], "validation"), patient_pattern)
+        val = _group(_read_pair_list(manifest, "validation"), patient_pattern)
         shared = sorted(set(train) & set(val))
         if shared:
             raise ValueError(f"patients {shared[:5]} are in both 'training' and 'validation' of {manifest}")
     else:
-        names = sorted(train)
         if val_patients < 1 or val_patients >= len(names):
             raise ValueError(f"val_patients must be in [1, {len(names) - 1}] for {len(names)} training patients, got {val_patients}")
-        held = set(rng.choice(names, size=val_patients, replace=False).tolist())
-        val = {p: train.pop(p) for p in sorted(held)}
-    names = sorted(train)
-    if train_patients is not None:
-        if not 1 <= train_patients <= len(names):
-            raise ValueError(f"train_patients must be in [1, {len(names)}], got {train_patients}")
-        chosen = sorted(rng.choice(names, size=train_patients, replace=False).tolist())
-        train = {p: train[p] for p in chosen}
+        held = val_patients
+    left = len(names) - held
+    if train_patients is not None and not 1 <= train_patients <= left:
+        raise ValueError(f"train_patients must be in [1, {left}], got {train_patients}")
+    drawn = left if train_patients is None else train_patients
+    # patients, not volumes, are partitioned: one seeded shuffle gives validation, then training patients
+    val_ids, train_ids, _ = _partition(names, [held, drawn, left - drawn], split_seed)
+    if held:
+        val = {p: train[p] for p in sorted(val_ids)}
+    train = {p: train[p] for p in sorted(train_ids)}
     return DecathlonSplit(train=train, val=val, num_classes=len(keys), class_names=class_names)
 
 

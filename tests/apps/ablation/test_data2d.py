@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_hsmix.experiments.data2d import load_volume, patient_of, split_dataset, to_slices
+from monai_hsmix.apps.ablation.data2d import load_volume, patient_of, split_dataset, to_slices
 
 
 def _manifest(tmp_path, training, validation=None, labels=None):
@@ -31,6 +31,31 @@ def test_frames_of_a_patient_stay_together(tmp_path):
     assert all(len(files) == 2 for files in list(split.train.values()) + list(split.val.values()))
     again = split_dataset(tmp_path, train_patients=3, val_patients=2, split_seed=4)
     assert again.train == split.train and again.val == split.val
+
+
+def test_training_patients_are_those_the_published_runs_drew(tmp_path):
+    # the split now comes from MONAI's partition_dataset; with a 'validation' list (ACDC) the training
+    # patients must be the ones the earlier RandomState(split_seed).choice drew, or published runs'
+    # train_ids (docs/results) would no longer be reproduced by their command
+    names = [f"patient{p:03d}_frame01" for p in range(1, 41)]
+    root = _manifest(tmp_path, _pairs(names), _pairs(["patient100_frame01"]))
+    for seed in (0, 1, 7):
+        split = split_dataset(root, train_patients=10, split_seed=seed)
+        patients = sorted(n.split("_")[0] for n in names)
+        assert sorted(split.train) == sorted(np.random.RandomState(seed).choice(patients, size=10, replace=False).tolist())
+        assert list(split.val) == ["patient100"]
+
+
+@pytest.mark.parametrize("num_patients", [5, 13, 40])
+def test_held_out_and_training_patients_have_the_asked_sizes_and_never_overlap(tmp_path, num_patients):
+    names = [f"patient{p:03d}_frame{f:02d}" for p in range(num_patients) for f in (1, 2)]
+    root = _manifest(tmp_path, _pairs(names))
+    for val in range(1, num_patients):
+        for train in sorted({1, (num_patients - val) // 2 or 1, num_patients - val}):
+            split = split_dataset(root, train_patients=train, val_patients=val, split_seed=val)
+            assert (len(split.train), len(split.val)) == (train, val) and not set(split.train) & set(split.val)
+        everyone = split_dataset(root, train_patients=None, val_patients=val)
+        assert len(everyone.train) == num_patients - val and not set(everyone.train) & set(everyone.val)
 
 
 def test_a_patient_in_training_and_validation_is_refused(tmp_path):

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monai_hsmix.experiments.augment import flip_rotate
+from monai_hsmix.apps.ablation.augment import flip_rotate
 
 
 @settings(max_examples=15, deadline=None)

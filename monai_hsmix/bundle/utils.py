@@ -16,7 +16,7 @@ def bundle_dir(name: str) -> Path:
     """Folder of a bundle shipped in this repository's ``bundles/`` (``synapse_hsmix``, ``brats2018_hsmix``)."""
     if name not in BUNDLES:
         raise ValueError(f"unknown bundle {name!r}; expected one of {BUNDLES}")
-    path = Path(__file__).resolve().parents[1] / "bundles" / name
+    path = Path(__file__).resolve().parents[2] / "bundles" / name
     if not (path / "configs" / "metadata.json").is_file():
         raise FileNotFoundError(f"bundle {name!r} not found at {path} (the bundles ship with the source tree)")
     return path

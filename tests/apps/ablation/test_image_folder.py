@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from monai_hsmix.experiments.image_folder import CropSampler, evaluate_images, find_pairs, kfold_by_image, read_pair
+from monai_hsmix.apps.ablation.image_folder import CropSampler, evaluate_images, find_pairs, kfold_by_image, read_pair
 
 
 def write_image_folder(root: Path, count: int, size: int = 40, seed: int = 0) -> Path:

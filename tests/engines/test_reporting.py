@@ -1,4 +1,4 @@
-"""Iteration-log filter, HD95 in millimetres and the per-class report of monai_hsmix.reporting."""
+"""Iteration-log filter, HD95 in millimetres and the per-class report of monai_hsmix.engines.reporting."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from monai.handlers import HausdorffDistance, MeanDice, StatsHandler
 
-from monai_hsmix.bundle_utils import BUNDLES, bundle_dir
-from monai_hsmix.reporting import HausdorffDistanceMM, SegmentationReport, every_n_iterations
+from monai_hsmix.bundle.utils import BUNDLES, bundle_dir
+from monai_hsmix.engines.reporting import HausdorffDistanceMM, SegmentationReport, every_n_iterations
 
 
 class _Collect(logging.Handler):
@@ -100,7 +100,7 @@ def test_segmentation_report_names_classes_and_writes_csv_plot_and_tensorboard(t
     # case a: WT exact, TC half; case b: WT exact, TC exact
     batch = {"names": ["a", "b"], "label": [torch.cat([full, full]), torch.cat([full, half])],
              "pred": [torch.cat([full, half]), torch.cat([full, half])]}
-    with caplog.at_level(logging.INFO, logger="monai_hsmix.reporting"):
+    with caplog.at_level(logging.INFO, logger="monai_hsmix.engines.reporting"):
         engine.run([batch], max_epochs=1)
     assert report.last["val_mean_dice"]["WT"] == pytest.approx(1.0)
     assert report.last["val_mean_dice"]["TC"] == pytest.approx((2 / 3 + 1.0) / 2)

@@ -5,7 +5,7 @@ steps. A step draws its training samples from a :class:`Sampler` (slices of volu
 large images), applies the shared flip/rotation, then with probability ``mix_prob`` the arm's mixing
 (otherwise ``batch_size`` unmixed samples are drawn). Mixed steps see ``batch_size`` samples in every
 arm but ``hsmix_paper`` (``2 x batch_size``, and it mixes at every step; see
-:mod:`monai_hsmix.experiments.arms`).
+:mod:`monai_hsmix.apps.ablation.arms`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any, Callable, Dict, List, Protocol, Sequence, Tuple
 
 import numpy as np
 import torch
-from monai.losses import DiceLoss
 from monai.networks.nets import UNet
 from monai.networks.utils import one_hot
 
-from monai_hsmix.experiments.arms import MixOptions, get_arm
-from monai_hsmix.experiments.augment import flip_rotate
+from monai_hsmix.apps.ablation.arms import MixOptions, get_arm
+from monai_hsmix.apps.ablation.augment import flip_rotate
+from monai_hsmix.networks.losses import SoftDiceCELoss
 
 Evaluator = Callable[[torch.nn.Module], List[Dict[str, object]]]
 
@@ -71,21 +71,6 @@ def build_network(in_channels: int, num_classes: int, channels: Sequence[int]) -
     )
 
 
-class SoftDiceCE(torch.nn.Module):
-    """Softmax Dice with ``soft_label=True`` plus cross-entropy against class probabilities.
-
-    ``DiceLoss`` without ``soft_label`` does not reach 0 at prediction = soft target; PyTorch's
-    ``cross_entropy`` reads a float ``(B, K, ...)`` target as probabilities.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dice = DiceLoss(softmax=True, soft_label=True, batch=True)
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.dice(logits, target) + torch.nn.functional.cross_entropy(logits, target)
-
-
 def _poly(step: int, total: int) -> float:
     return (1.0 - step / total) ** 0.9
 
@@ -115,7 +100,8 @@ def train_run(
     model = build_network(train.in_channels, num_classes, config.channels)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _poly(s, config.steps))
-    loss_fn = SoftDiceCE()
+    # softmax Dice (soft_label=True) + cross-entropy on class probabilities, Dice pooled over the batch
+    loss_fn = SoftDiceCELoss(batch=True)
     losses, mix_seconds, mixed_steps, seen, drawn = [], 0.0, 0, 0, 0
     start = time.perf_counter()
     model.train()

@@ -1,4 +1,4 @@
-"""``python -m monai_hsmix.demo`` (``make demo``): train the BraTS2018 bundle with HSMix on a CPU in minutes.
+"""``python -m monai_hsmix.apps.demo`` (``make demo``): train the BraTS2018 bundle with HSMix on a CPU in minutes.
 
 Generates the synthetic BraTS2018 demo dataset (unless it exists), writes an HSMix preview of two
 demo slices, trains a small 2D UNet at 64 x 64 with HSMix through the bundle's ``train.yaml``,
@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from monai_hsmix.bundle_utils import REGION_NAMES, bundle_dir, read_metric_summary
+from monai_hsmix.bundle.utils import REGION_NAMES, bundle_dir, read_metric_summary
 
 BUNDLE = "brats2018_hsmix"
 METRICS = {"val_mean_dice": "Dice", "val_mean_iou": "IoU (Jaccard)", "val_hd95": "HD95 (mm)"}
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m monai_hsmix.demo", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", type=Path, default=Path("demo_output"))
     p.add_argument("--epochs", type=int, default=30)
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
                         "the demo resumes it; with other settings it stops and says which)")
     p.add_argument("--num-threads", type=int, default=None,
                    help="CPU threads (default: from the usable cores and the machine's load, or OMP_NUM_THREADS; "
-                        "see monai_hsmix.threads)")
+                        "see monai_hsmix.engines.threads)")
     return p
 
 
@@ -57,10 +57,11 @@ def write_preview(data_dir: Path, out_png: Path, seed: int) -> Path:
 
     cases = sorted((data_dir / "HGG").iterdir())[:2]
     files = [(c / f"{c.name}_flair.nii.gz", c / f"{c.name}_seg.nii.gz") for c in cases]
-    import nibabel as nib
     import numpy as np
 
-    seg = np.asarray(nib.load(str(files[0][1])).dataobj)
+    from monai_hsmix.data.io import read_nifti
+
+    seg = read_nifti(files[0][1], "demo segmentation")[0]
     z = int(np.argmax((seg > 0).sum(axis=(0, 1))))
     out_png.parent.mkdir(parents=True, exist_ok=True)
     preview_main(["hsmix", "--image1", str(files[0][0]), "--label1", str(files[0][1]),
@@ -76,16 +77,16 @@ def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 30, network: 
     """Run the demo and return ``{metric: {"WT": v, "TC": v, "ET": v, "mean": v}}``.
 
     A rerun in the same ``output_dir`` resumes the saved training state (``--epochs`` higher trains on);
-    one with other settings stops with :class:`~monai_hsmix.handlers.RunSettingsMismatchError`;
+    one with other settings stops with :class:`~monai_hsmix.engines.checkpoint.RunSettingsMismatchError`;
     ``restart=True`` trains from scratch. ``num_threads`` None chooses CPU threads with
-    :func:`monai_hsmix.threads.default_num_threads` (one thread per core on a busy machine
+    :func:`monai_hsmix.engines.threads.default_num_threads` (one thread per core on a busy machine
     oversubscribes it and runs several times slower).
     """
     from monai.bundle import run as bundle_run
 
     from monai_hsmix.data.demo_data import resolve_dataset_dir
-    from monai_hsmix.threads import set_num_threads, usable_cores
-    from monai_hsmix.handlers import latest_checkpoint
+    from monai_hsmix.engines.threads import set_num_threads, usable_cores
+    from monai_hsmix.engines.checkpoint import latest_checkpoint
 
     out = Path(output_dir).resolve()
     bundle = bundle_dir(BUNDLE)
@@ -130,8 +131,8 @@ def run_demo(output_dir: Path = Path("demo_output"), epochs: int = 30, network: 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from monai_hsmix.bundle_errors import find_in_chain
-    from monai_hsmix.handlers import RunSettingsMismatchError
+    from monai_hsmix.bundle.errors import find_in_chain
+    from monai_hsmix.engines.checkpoint import RunSettingsMismatchError
 
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO)

@@ -2,9 +2,12 @@
 
 Two places fit a transform that needs the whole batch:
 
-* :class:`HSMixCollate` in a DataLoader's ``collate_fn`` (runs in the worker processes, on the CPU);
-* :class:`HSMixPrepareBatch` as ``SupervisedTrainer(prepare_batch=...)`` (runs in the main process
+* :class:`BatchTransformCollate` in a DataLoader's ``collate_fn`` (runs in the worker processes, on the CPU);
+* :class:`BatchTransformPrepareBatch` as ``SupervisedTrainer(prepare_batch=...)`` (runs in the main process
   after the batch is on the training device, so the torch backend mixes on the GPU).
+
+Neither is specific to HSMix: any transform of a whole dictionary batch fits (MONAI's ``MixUpd``,
+``CutMixd``, ...). ``HSMixCollate`` and ``HSMixPrepareBatch`` are the earlier names, kept as aliases.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from typing import Any, Callable, Hashable, Mapping, Optional, Sequence, Tuple, 
 
 import torch
 from monai.data import list_data_collate
+from monai.engines.utils import PrepareBatch
 from monai.utils import convert_to_tensor
 
 
-class HSMixCollate:
+class BatchTransformCollate:
     """Collate a list of samples, then apply a batch transform, with per-worker random streams.
 
     A transform object inside ``collate_fn`` is copied into every DataLoader worker with the same
@@ -36,7 +40,7 @@ class HSMixCollate:
     Examples
     --------
     >>> loader = DataLoader(ds, batch_size=8, num_workers=2,
-    ...                     collate_fn=HSMixCollate(RandHSMixd(["image", "label"], "label", num_classes=4)))
+    ...                     collate_fn=BatchTransformCollate(RandHSMixd(["image", "label"], "label", num_classes=4)))
     """
 
     def __init__(self, transform: Callable[[Any], Any], collate_fn: Callable[[Sequence[Any]], Any] = list_data_collate) -> None:
@@ -59,8 +63,8 @@ class HSMixCollate:
         return self.transform(self.collate_fn(samples))
 
 
-class HSMixPrepareBatch:
-    """``prepare_batch`` for MONAI's ``SupervisedTrainer``: move a batch to the device, then mix it.
+class BatchTransformPrepareBatch(PrepareBatch):
+    """``prepare_batch`` for MONAI's ``SupervisedTrainer``: move a batch to the device, then transform it.
 
     Parameters
     ----------
@@ -88,7 +92,7 @@ class HSMixPrepareBatch:
         **kwargs: Any,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(batchdata, Mapping):
-            raise TypeError(f"HSMixPrepareBatch expects a dictionary batch, got {type(batchdata).__name__}")
+            raise TypeError(f"{type(self).__name__} expects a dictionary batch, got {type(batchdata).__name__}")
         missing = [k for k in (self.image_key, self.label_key) if k not in batchdata]
         if missing:
             raise KeyError(f"batch has no key(s) {missing}; available: {list(batchdata)}")
@@ -98,3 +102,8 @@ class HSMixPrepareBatch:
         if self.transform is not None:
             batch = self.transform(batch)
         return batch[self.image_key], batch[self.label_key]
+
+
+# the names these classes had when HSMix was their only user
+HSMixCollate = BatchTransformCollate
+HSMixPrepareBatch = BatchTransformPrepareBatch

@@ -93,7 +93,7 @@ def test_same_seed_gives_the_same_metrics(tiny_decathlon, first_sweep, tmp_path)
 def test_resume_skips_finished_runs(tiny_decathlon, first_sweep, tmp_path, monkeypatch):
     import shutil
 
-    import monai_hsmix.apps.ablation as ablation
+    import monai_hsmix.apps.ablation.cli as ablation
 
     shutil.copytree(first_sweep / "runs", tmp_path / "runs")
     (tmp_path / "runs" / "none_seed0.json").unlink()
@@ -120,7 +120,7 @@ def test_resume_with_other_settings_refuses(tiny_decathlon, first_sweep, tmp_pat
                                        (["--cutmix-alpha", "0"], "alpha=0"), (["--lr", "0"], "--lr"),
                                        (["--batch-size", "6", "--arms", "none", "mixup", "hsmix_both"], None)])
 def test_every_argument_is_checked_before_the_first_run(tiny_decathlon, tmp_path, monkeypatch, capsys, bad, named):
-    import monai_hsmix.apps.ablation as ablation
+    import monai_hsmix.apps.ablation.cli as ablation
 
     started = []
     monkeypatch.setattr(ablation, "train_run", lambda arm, *a, **k: started.append(arm) or {})
@@ -158,7 +158,7 @@ IMAGE_TINY = ["--image-size", "16", "--steps", "2", "--batch-size", "4", "--chan
 
 @pytest.fixture(scope="module")
 def tiny_image_folder(tmp_path_factory) -> Path:
-    from tests.experiments.test_image_folder import write_image_folder
+    from tests.apps.ablation.test_image_folder import write_image_folder
 
     return write_image_folder(tmp_path_factory.mktemp("tiny_images") / "data", 6, size=32)
 
@@ -212,7 +212,7 @@ def test_image_folder_report_has_intervals_and_costs(image_sweep):
 def test_changed_hsmix_setting_keeps_none_runs_and_refuses_hsmix_runs(tiny_image_folder, image_sweep, tmp_path, monkeypatch, capsys):
     import shutil
 
-    import monai_hsmix.apps.ablation as ablation
+    import monai_hsmix.apps.ablation.cli as ablation
 
     shutil.copytree(image_sweep / "runs", tmp_path / "runs")
     monkeypatch.setattr(ablation, "train_run", lambda *a, **k: pytest.fail("a finished run was retrained"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monai_hsmix.handlers import TrainingCheckpoint, latest_checkpoint
+from monai_hsmix.engines.checkpoint import TrainingCheckpoint, latest_checkpoint
 
 
 def test_latest_checkpoint_compares_epochs_numerically(tmp_path):
@@ -61,7 +61,7 @@ def _interrupt_second_save(monkeypatch, step):
     rename but before the old checkpoint is deleted."""
     import os
 
-    from monai_hsmix import handlers
+    from monai_hsmix.engines import checkpoint as handlers
 
     calls = {"n": 0}
     if step == "write":
@@ -86,7 +86,7 @@ def _interrupt_second_save(monkeypatch, step):
                     raise _Killed
             return real(*a, **k)
 
-        monkeypatch.setattr(handlers.os, name, fake)
+        monkeypatch.setattr(os, name, fake)
     elif step == "delete":
         real = TrainingCheckpoint._prune
 
@@ -122,7 +122,7 @@ def test_resume_skips_an_unreadable_checkpoint_with_a_warning(tmp_path, caplog):
     (tmp_path / "last_checkpoint_epoch=2.pt").write_bytes(b"")
     (tmp_path / ".partial-last_checkpoint_epoch=2.pt.abc").write_bytes(b"junk")
     seen = []
-    with caplog.at_level("WARNING", logger="monai_hsmix.handlers"):
+    with caplog.at_level("WARNING", logger="monai_hsmix.engines.checkpoint"):
         _, ckpt = _run(tmp_path, max_epochs=3, seen=seen)
     assert ckpt.resumed_from.name == "last_checkpoint_epoch=1.pt"
     assert any("last_checkpoint_epoch=2.pt" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
@@ -133,7 +133,7 @@ def test_resume_skips_an_unreadable_checkpoint_with_a_warning(tmp_path, caplog):
 def test_saves_are_atomic_files_readable_by_group_like_plain_saves(tmp_path):
     import stat
 
-    from monai_hsmix.handlers import save_atomic
+    from monai_hsmix.engines.checkpoint import save_atomic
 
     path = save_atomic({"a": torch.ones(2)}, tmp_path / "x.pt")
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
@@ -149,7 +149,7 @@ def test_saves_are_atomic_files_readable_by_group_like_plain_saves(tmp_path):
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     from ignite.engine import Engine
 
-    from monai_hsmix.handlers import RunSettingsMismatchError
+    from monai_hsmix.engines.checkpoint import RunSettingsMismatchError
 
     _run(tmp_path, max_epochs=1)
     net = torch.nn.Linear(2, 1)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from monai_hsmix.experiments.report import markdown_tables, run_means, summarise, write_report
+from monai_hsmix.apps.ablation.report import markdown_tables, run_means, summarise, write_report
 
 
 def _run(arm, seed, dice):
@@ -46,7 +46,7 @@ def _fold_run(arm, seed, fold, dice):
 
 
 def test_paired_table_against_none_and_the_better_monai_mixer():
-    from monai_hsmix.experiments.report import best_monai_mixer, paired_table
+    from monai_hsmix.apps.ablation.report import best_monai_mixer, paired_table
 
     runs = []
     for fold, base in enumerate([0.70, 0.60, 0.80]):
