@@ -59,6 +59,26 @@ def host_note() -> str:
     return f"host: {cpu}; {', '.join(caches) or 'caches unknown'}; torch {torch.__version__} CPU capability {capability}; {load_note()}"
 
 
+class BusyProcess:
+    """A second single-threaded process that keeps one core busy (matrix products), while in use.
+
+    What a training job's data-loader worker or another user's job does to a benchmark on a
+    2-core machine: it competes for the shared caches and memory bandwidth, not for the core.
+    """
+
+    _LOOP = "import numpy as np\na = np.random.rand(600, 600)\nwhile True:\n    a = a @ a; a /= a.max()\n"
+
+    def __enter__(self) -> "BusyProcess":
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.proc = subprocess.Popen([sys.executable, "-c", self._LOOP], env=env)
+        time.sleep(1.0)  # let it start spinning
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
 def load_note() -> str:
     """The 1-minute load average against the core count: timings on a shared machine need it."""
     try:
@@ -223,4 +243,5 @@ def parse_args(description: str, argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small 3D volume and fewer repeats")
     parser.add_argument("--no-3d", action="store_true", help="skip the 3D configuration")
     parser.add_argument("--threads-3d", type=int, default=1, help="torch/OpenCV threads for the 3D run (default 1)")
+    parser.add_argument("--busy", action="store_true", help="also time the 1-thread 2D case with a busy second process")
     return parser.parse_args(argv)

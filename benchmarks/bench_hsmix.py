@@ -8,6 +8,7 @@ CUDA it also relates HSMix to one MONAI UNet training step on an (8, 4, 224, 224
 
     python benchmarks/bench_hsmix.py                 # CPU: 2D on 1 and 2 threads, then 3D
     python benchmarks/bench_hsmix.py --quick         # small 3D volume, fewer repeats
+    python benchmarks/bench_hsmix.py --busy          # plus 1 thread beside a busy second process
     python benchmarks/bench_hsmix.py --device cuda   # plus the UNet comparison
 """
 
@@ -18,7 +19,7 @@ import sys
 import cv2
 import torch
 
-from bench_common import parse_args, batch_2d, batch_3d, best_time, best_times, extra_peak_memory_fresh, host_note, load_note, mib
+from bench_common import BusyProcess, parse_args, batch_2d, batch_3d, best_time, best_times, extra_peak_memory_fresh, host_note, load_note, mib
 from monai_hsmix.transforms import RandHSMix
 
 # paper presets: synapse-like slices (200-400 segments, compactness 0.1), brats2018 volumes
@@ -63,6 +64,23 @@ def time_hsmix(name, maker, shape, settings, device, threads, repeats, backends=
     return seconds
 
 
+def busy_vs_idle(repeats: int) -> None:
+    """The (4, 4, 224, 224) 1-thread case idle and with a busy second process, interleaved."""
+    shape, backends = (4, 4, 224), ("reference", "torch")
+    calls = {b: hsmix_call(b, SETTINGS_2D, batch_2d, shape, "cpu", 1) for b in backends}
+    idle, busy = {b: float("inf") for b in backends}, {b: float("inf") for b in backends}
+    for _ in range(3):  # rounds: idle and busy spells meet the machine's same drifts
+        for b in backends:
+            idle[b] = min(idle[b], best_time(calls[b], torch.device("cpu"), repeats))
+        with BusyProcess():
+            for b in backends:
+                busy[b] = min(busy[b], best_time(calls[b], torch.device("cpu"), repeats))
+    print(f"\n2D B4 C4 224, 1 thread, idle against one busy single-threaded process on the other core ({load_note()})")
+    for b in backends:
+        print(f"  {b:9s} {250 * idle[b]:9.2f} -> {250 * busy[b]:9.2f} ms/pair   slowdown {busy[b] / idle[b]:.2f}x")
+    print(f"  speed-up torch vs reference with the busy process: {busy['reference'] / busy['torch']:.1f}x")
+
+
 def unet_fraction(device: torch.device, repeats: int) -> None:
     """HSMix (torch backend) time as a fraction of one UNet forward + backward + step."""
     from monai.networks.nets import UNet
@@ -98,6 +116,8 @@ def main(argv=None) -> int:
     for threads in thread_counts:
         for channels in (4, 1):
             time_hsmix(f"2D B4 C{channels} 224", batch_2d, (4, channels, 224), SETTINGS_2D, device, threads, repeats)
+    if args.busy and device.type == "cpu":
+        busy_vs_idle(repeats)
     if not args.no_3d:
         size = 64 if args.quick else 128
         time_hsmix(f"3D B2 C4 {size}^3", batch_3d, (2, 4, size), SETTINGS_3D, device, args.threads_3d, 1)
