@@ -8,6 +8,7 @@ from monai_hsmix.transforms.soft_copy_paste import (
     RandSoftCopyPasted,
     RandSoftCopyPasteD,
     RandSoftCopyPasteDict,
+    object_augmentation,
     soft_copy_paste,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "RandSoftCopyPasteDict",
     "RandSoftCopyPasted",
     "get_preset",
+    "object_augmentation",
     "soft_copy_paste",
 ]
