@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from monai_hsmix.bundle_utils import REGION_NAMES, bundle_dir, read_metric_summary
+from monai_hsmix.optional import require
 
 BUNDLE = "brats2018_hsmix"
 METRICS = {"val_mean_dice": "Dice", "val_mean_iou": "IoU (Jaccard)", "val_hd95": "HD95 (mm)"}
@@ -57,7 +58,7 @@ def write_preview(data_dir: Path, out_png: Path, seed: int) -> Path:
 
     cases = sorted((data_dir / "HGG").iterdir())[:2]
     files = [(c / f"{c.name}_flair.nii.gz", c / f"{c.name}_seg.nii.gz") for c in cases]
-    import nibabel as nib
+    nib = require("nibabel")
     import numpy as np
 
     seg = np.asarray(nib.load(str(files[0][1])).dataobj)

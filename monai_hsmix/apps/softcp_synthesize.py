@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import nibabel as nib
 import numpy as np
-from tqdm import tqdm
 
 from monai_hsmix.data.io import read_nifti
+from monai_hsmix.optional import require
 from monai_hsmix.run_settings import normalize_settings, settings_differences
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
+
+nib = require("nibabel")
+tqdm = require("tqdm", "tqdm")
 
 __all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments", "paste_kwargs", "main"]
 

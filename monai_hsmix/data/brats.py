@@ -26,13 +26,15 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from monai_hsmix.data.io import DatasetError, PathLike, load_nifti
+from monai_hsmix.optional import require
 from monai_hsmix.reporting import is_main_process
+
+tqdm = require("tqdm.auto", "tqdm")
 
 BRATS_REGIONS = ("WT", "TC", "ET")
 BRATS2018_MODALITIES = ("t1", "t1ce", "t2", "flair")

@@ -12,6 +12,8 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from monai_hsmix.optional import require
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -61,7 +63,7 @@ def read_nifti(path: PathLike, what: str = "NIfTI volume"):
     nibabel reads lazily, so a truncated ``.nii.gz`` only fails when its data is touched: the data are
     read here, and any failure is reported with the path.
     """
-    import nibabel as nib
+    nib = require("nibabel")
 
     p = require_file(path, what)
     try:
@@ -97,7 +99,7 @@ def load_npz(path: PathLike, keys: Sequence[str]) -> Dict[str, np.ndarray]:
 
 def load_h5(path: PathLike, keys: Sequence[str]) -> Dict[str, np.ndarray]:
     """Datasets ``keys`` from an HDF5 file (TransUNet's ``test_vol_h5``), with the path in every error."""
-    import h5py
+    h5py = require("h5py")
 
     p = require_file(path, "h5 volume")
     try:

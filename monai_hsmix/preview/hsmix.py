@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from monai_hsmix.data.sample_images import cardiac_phantom
+from monai_hsmix.optional import require
 from monai_hsmix.preview.rendering import grey, outline, save_grid, soft_label_rgb
 from monai_hsmix.transforms import HSMIX_PRESETS, RandHSMixd
 
@@ -43,11 +44,11 @@ def _read(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     if name.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
+        nib = require("nibabel")
 
         data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
         return data[None] if data.ndim in (2, 3) else np.moveaxis(data, -1, 0)
-    from PIL import Image
+    Image = require("PIL.Image")
 
     data = np.asarray(Image.open(path), dtype=np.float32)
     return data[None] if data.ndim == 2 else np.moveaxis(data[..., :3], -1, 0)

@@ -16,6 +16,7 @@ import numpy as np
 
 from monai_hsmix.apps.softcp_synthesize import add_paste_arguments, load_image_channels, load_label_map, paste_kwargs
 from monai_hsmix.core.paste_placement import paste_region
+from monai_hsmix.optional import require
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste
 
 __all__ = ["add_arguments", "run", "demo_cases", "weight_map"]
@@ -102,10 +103,10 @@ def _overlay(gray: np.ndarray, label: np.ndarray, lo: float, hi: float) -> np.nd
 
 
 def run(args: argparse.Namespace) -> Path:
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
 
     cases = _load_cases(args)
     paster = RandSoftCopyPaste(**paste_kwargs(args)).set_random_state(args.seed)
