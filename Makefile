@@ -10,18 +10,23 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test demo preview benchmark clean
+.PHONY: install test docs demo preview benchmark clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[all,test]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The API reference and the project's markdown pages; warnings are errors, so a broken reference or an
+# autodoc import failure fails `make test` (and CI) too.
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 demo: $(STAMP)
 	$(BIN)/python -m monai_hsmix.apps.demo
@@ -33,4 +38,4 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_hsmix.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info docs/_build

@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from tqdm import tqdm
 
 from monai_hsmix.data.io import load_image_channels, load_label_map, read_nifti, save_nifti_like, write_json_atomic
+from monai_hsmix.optional import require
 from monai_hsmix.engines.run_settings import normalize_settings, settings_differences
 from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste, object_augmentation
+
+tqdm = require("tqdm", "tqdm")
 
 __all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments",
            "paste_kwargs", "paster_from_settings", "main"]

@@ -5,8 +5,10 @@ HSMix (``hsmix_equations``, ``segment_ops``, ``labels``, ``pairing``), Soft-CP (
 (``instance_bank``, ``ssd_constraints``, ``instance_paste``, ``background_shuffle``).
 
 The HSMix functions take their random draws (pairings, Bernoulli uniforms, ratios) as arguments,
-so they are deterministic and testable on their own; the Soft-CP and InsMix placement and
-shuffling functions take a random generator (``rng``) from their transform.
+so they are deterministic and testable on their own. The Soft-CP and InsMix placement functions
+draw from a ``numpy.random.RandomState`` (``rng``) they are given by their transform;
+``background_shuffle.shuffle_background_patches`` does too, but falls back to a fresh, unseeded
+``RandomState`` when given none (then its result is not reproducible).
 """
 
 from monai_hsmix.core.instance_bank import InstanceBank

@@ -26,7 +26,6 @@ from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from monai.data import MetaTensor
 from monai.transforms import ClipIntensityPercentiles, MapTransform, NormalizeIntensity, ResizeWithPadOrCrop
@@ -34,6 +33,9 @@ from monai.utils import convert_to_numpy
 
 from monai_hsmix.data.io import DatasetError, PathLike, load_nifti
 from monai_hsmix.engines.reporting import is_main_process
+from monai_hsmix.optional import require
+
+tqdm = require("tqdm.auto", "tqdm")
 
 BRATS_REGIONS = ("WT", "TC", "ET")
 BRATS2018_MODALITIES = ("t1", "t1ce", "t2", "flair")

@@ -20,6 +20,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from monai_hsmix.data.io import PathLike
+from monai_hsmix.optional import require
 
 DEMO_DATASETS = ("synapse", "brats2018")
 _COMPLETE = ".demo_complete"
@@ -106,6 +107,7 @@ def synthetic_brain(rng: np.random.Generator, size: int = 72, depth: int = 16,
 
 
 def _save_nifti(array: np.ndarray, path: Path) -> None:
+    require("nibabel")  # MONAI's writer needs it; this names the extra to install
     from monai.data import NibabelWriter
 
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from monai_hsmix.optional import require
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -97,6 +99,7 @@ def read_nifti(path: PathLike, what: str = "NIfTI volume"):
     when its data is touched: the data are read here (in their stored type, which ``LoadImage`` would
     turn into float32), and any failure is reported with the path.
     """
+    require("nibabel")  # MONAI's reader needs it; this names the extra to install
     from monai.data import NibabelReader
 
     p = require_file(path, what)
@@ -142,7 +145,7 @@ def save_nifti_like(array: np.ndarray, like, path: PathLike, dtype) -> None:
     nibabel rather than MONAI's ``NibabelWriter``: that writer builds a new header from the affine
     and drops the source's other header fields, and a synthesized case should carry its source's.
     """
-    import nibabel as nib
+    nib = require("nibabel")
 
     header = like.header.copy()
     header.set_data_dtype(dtype)
@@ -169,7 +172,7 @@ def load_npz(path: PathLike, keys: Sequence[str]) -> Dict[str, np.ndarray]:
 
 def load_h5(path: PathLike, keys: Sequence[str]) -> Dict[str, np.ndarray]:
     """Datasets ``keys`` from an HDF5 file (TransUNet's ``test_vol_h5``), with the path in every error."""
-    import h5py
+    h5py = require("h5py")
 
     p = require_file(path, "h5 volume")
     try:

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from monai_hsmix.core.instance_bank import to_instance_labels
+from monai_hsmix.optional import require
 
 __all__ = ["synthetic_nuclei", "read_monuseg_pair", "list_monuseg_pairs"]
 
@@ -71,7 +72,7 @@ def read_monuseg_pair(image_path: PathLike, mask_path: PathLike) -> Tuple[np.nda
     Returns ``(image (3, H, W) uint8, instances (H, W) int32)``, instances from 8-connected components.
     The LZW tifs are read with Pillow (tifffile needs the optional ``imagecodecs`` for LZW).
     """
-    from PIL import Image
+    Image = require("PIL.Image")
 
     with Image.open(image_path) as im:
         image = np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy()

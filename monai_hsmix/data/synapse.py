@@ -4,12 +4,12 @@ Layout (as published with TransUNet)::
 
     train_npz/case0005_slice000.npz      image (H, W) float in [0, 1], label (H, W)
     test_vol_h5/case0001.npy.h5          image, label (D, H, W); attribute "affine" when written by convert_btcv
+    lists/lists_Synapse/train.txt        one slice name per line (no extension)
+    lists/lists_Synapse/test_vol.txt     one case name per line
 
 ``(D, H, W)`` is the NIfTI scan's ``(z, y, x)``: slices have rows = y, columns = x. Volumes are read
 back (:class:`LoadSynapseVolumed`) in the scan's ``(x, y, z)`` order with its affine, so predictions
 can be written over the scan they came from.
-    lists/lists_Synapse/train.txt        one slice name per line (no extension)
-    lists/lists_Synapse/test_vol.txt     one case name per line
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
 from monai_hsmix.data.io import DatasetError, PathLike, load_h5, load_nifti, read_list_file, require_file
+from monai_hsmix.optional import require
+
+tqdm = require("tqdm.auto", "tqdm")
 
 SYNAPSE_CLASSES = (
     "background",
@@ -127,7 +129,7 @@ def convert_btcv(
     dict
         ``{"train_slices": n, "test_volumes": m}``.
     """
-    import h5py
+    h5py = require("h5py")
 
     raw, out = Path(raw_dir), Path(out_dir)
     if not raw.is_dir():
@@ -186,7 +188,7 @@ def synapse_test_datalist(dataset_dir: PathLike, list_file: str = "test_vol.txt"
 
 def _h5_volume(path: str, keys: Sequence[str]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
     """``(D, H, W)`` h5 arrays as ``(x, y, z)`` = ``(W, H, D)``, and the stored affine (identity when absent)."""
-    import h5py
+    h5py = require("h5py")
 
     arrays = load_h5(path, keys)
     shapes = {k: a.shape for k, a in arrays.items()}

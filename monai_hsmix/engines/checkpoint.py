@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch
-from ignite.engine import Events
-from ignite.handlers.checkpoint import BaseSaveHandler, Checkpoint
 
 from monai.handlers import CheckpointSaver
 
+from monai_hsmix.optional import require
 from monai_hsmix.data.io import PARTIAL_PREFIX, atomic_path
 from monai_hsmix.engines.reporting import is_main_process
 from monai_hsmix.engines.run_settings import normalize_settings, settings_differences
+
+Events = require("ignite.engine", "Events")
+BaseSaveHandler = require("ignite.handlers.checkpoint", "BaseSaveHandler")
+Checkpoint = require("ignite.handlers.checkpoint", "Checkpoint")
 
 _LAST = re.compile(r"^last_checkpoint_epoch=(\d+)\.pt$")
 _SETTINGS_KEY = "run_settings"

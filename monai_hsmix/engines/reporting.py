@@ -14,13 +14,15 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-from ignite.engine import Events
-from ignite.metrics.metric import reinit__is_reduced
 
 from monai.data.utils import affine_to_spacing
 from monai.handlers import HausdorffDistance
 
 from monai_hsmix.data.io import write_bytes_atomic
+from monai_hsmix.optional import require
+
+Events = require("ignite.engine", "Events")
+reinit__is_reduced = require("ignite.metrics.metric", "reinit__is_reduced")
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class ProgressBar:
     def attach(self, engine) -> None:
         if not (self.enabled and is_main_process()):
             return
-        from ignite.handlers import ProgressBar as IgniteProgressBar
+        IgniteProgressBar = require("ignite.handlers", "ProgressBar")
 
         IgniteProgressBar(persist=self.persist, desc=self.desc).attach(engine)
 
@@ -194,7 +196,7 @@ class SegmentationReport:
         return m.argmax(axis=0) if m.shape[0] > 1 else (m[0] > 0.5).astype(np.int64)
 
     def _overlay(self, image, label, pred) -> np.ndarray:
-        from matplotlib import colormaps
+        colormaps = require("matplotlib", "colormaps")
 
         truth, guess = self._classes(label), self._classes(pred)
         img = torch.as_tensor(image).detach().float().cpu().numpy()[0]
@@ -275,10 +277,10 @@ class SegmentationReport:
             self._box_plot(metric, details[metric])
 
     def _box_plot(self, metric: str, values: np.ndarray) -> None:
-        import matplotlib
+        matplotlib = require("matplotlib")
 
         matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        plt = require("matplotlib.pyplot")
 
         cols = [col[np.isfinite(col)] for col in values.T]
         fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(cols) + 1.5), 3.5))

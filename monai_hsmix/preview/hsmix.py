@@ -11,6 +11,7 @@ import torch
 
 from monai_hsmix.data.io import read_nifti
 from monai_hsmix.data.sample_images import cardiac_phantom
+from monai_hsmix.optional import require
 from monai_hsmix.preview.rendering import grey, outline, save_grid, soft_label_rgb
 from monai_hsmix.transforms import HSMIX_PRESETS, RandHSMixd
 
@@ -46,7 +47,7 @@ def _read(path: Path) -> np.ndarray:
     if name.endswith((".nii", ".nii.gz")):
         data = read_nifti(path, "image")[0].astype(np.float32)
         return data[None] if data.ndim in (2, 3) else np.moveaxis(data, -1, 0)
-    from PIL import Image
+    Image = require("PIL.Image")
 
     data = np.asarray(Image.open(path), dtype=np.float32)
     return data[None] if data.ndim == 2 else np.moveaxis(data[..., :3], -1, 0)

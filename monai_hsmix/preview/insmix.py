@@ -22,6 +22,7 @@ from monai_hsmix.core.instance_paste import paste_instances
 from monai_hsmix.data.nuclei_data import list_monuseg_pairs, read_monuseg_pair, synthetic_nuclei
 from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.networks.smooth_gan import harmonize, load_generator
+from monai_hsmix.optional import require
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,10 +96,10 @@ def _overlay(image: np.ndarray, instances: np.ndarray, pasted: np.ndarray) -> np
 
 
 def run(args: argparse.Namespace) -> Path:
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
 
     image, instances, source = _load(args)
     rng = np.random.RandomState(args.seed)

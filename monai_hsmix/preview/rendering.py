@@ -7,6 +7,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from monai_hsmix.optional import require
+
 # background black, then distinct colours; soft labels are rendered as probability-weighted colours
 _CLASS_COLOURS = np.array(
     [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
@@ -43,10 +45,10 @@ def outline(display: np.ndarray, segments: Optional[np.ndarray], colour=(1.0, 0.
 
 def save_grid(panels: Sequence[Sequence[tuple]], path: Path, title: str = "") -> Path:
     """Save rows of ``(title, image, cmap_or_None)`` panels as one PNG."""
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
 
     rows, cols = len(panels), max(len(r) for r in panels)
     fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.75 * rows), squeeze=False)

@@ -17,6 +17,7 @@ import numpy as np
 from monai_hsmix.apps.softcp_synthesize import add_paste_arguments, paste_kwargs, paster_from_settings
 from monai_hsmix.data.io import load_image_channels, load_label_map
 from monai_hsmix.core.paste_placement import paste_region
+from monai_hsmix.optional import require
 
 __all__ = ["add_arguments", "run", "demo_cases", "weight_map"]
 
@@ -102,10 +103,10 @@ def _overlay(gray: np.ndarray, label: np.ndarray, lo: float, hi: float) -> np.nd
 
 
 def run(args: argparse.Namespace) -> Path:
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
 
     cases = _load_cases(args)
     paster = paster_from_settings(paste_kwargs(args), cases["main_image"].ndim - 1).set_random_state(args.seed)

@@ -49,6 +49,7 @@ from monai_hsmix.apps.ablation.evaluate import evaluate
 from monai_hsmix.apps.ablation.image_folder import CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image, read_pair
 from monai_hsmix.apps.ablation.report import write_report
 from monai_hsmix.apps.ablation.train2d import TrainConfig, train_run
+from monai_hsmix.optional import require
 from monai_hsmix.transforms import get_preset
 
 logger = logging.getLogger("monai_hsmix.ablation")
@@ -378,7 +379,7 @@ REPORT_NOTES = {
 def _report_header(args: AblationConfig, data_line: str, config: TrainConfig, mix: MixOptions) -> Dict[str, Any]:
     import cv2
     import numpy
-    import PIL
+    PIL = require("PIL")
     import skimage
 
     shown = [a for a in args.argv if a != "--report-only"]  # the command that trains the runs, not the re-report

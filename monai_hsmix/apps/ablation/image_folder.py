@@ -19,9 +19,11 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
-from PIL import Image
 
 from monai_hsmix.apps.ablation.evaluate import score_volume
+from monai_hsmix.optional import require
+
+Image = require("PIL.Image")
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 

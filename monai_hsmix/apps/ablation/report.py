@@ -19,6 +19,7 @@ import numpy as np
 
 from monai_hsmix.apps.ablation.stats import pair, runs_needed
 from monai_hsmix.data.io import PARTIAL_PREFIX
+from monai_hsmix.optional import require
 
 MONAI_MIXERS = ("cutmix", "mixup")
 METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95", "HD95", 1.0))
@@ -160,10 +161,10 @@ def markdown_tables(table: Mapping[str, Mapping[str, Any]], class_names: Sequenc
 
 def plot(table: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> Path:
     """Bar chart of mean foreground DSC per arm (mean ± std over seeds, each seed as a dot)."""
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
 
     arms = list(table)
     fig, ax = plt.subplots(figsize=(1.1 * len(arms) + 2, 4), dpi=120)
@@ -189,10 +190,10 @@ def plot(table: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> Path
 
 def plot_paired(table: Mapping[str, Mapping[str, Any]], path: Path) -> Optional[Path]:
     """Paired difference to ``none`` per arm (points), each pair a dot, the mean with its 95% interval."""
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
 
     if "none" not in table:
         return None
