@@ -45,7 +45,8 @@ out["file"] = monai_hsmix.__file__
 """
 
 # Makes the optional packages unimportable (as in an install without extras) and records every
-# attempt to import one after MONAI itself has loaded (MONAI probes them at import, via optional_import).
+# attempt to import one after MONAI and numba have loaded (both probe optional packages at import:
+# MONAI via optional_import, numba tries yaml for a config file; they cope without them).
 BLOCK_OPTIONAL = r"""
 import importlib.abc, sys
 BLOCKED = set(sys.argv[1].split(","))
@@ -60,6 +61,7 @@ class Block(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, Block())
 import monai
+import numba
 armed[0] = True
 """
 
@@ -67,7 +69,7 @@ CHECK_LIGHT = BLOCK_OPTIONAL + USE_TRANSFORM + r"""
 out["attempts"] = list(attempts)  # a copy: the bundle import below adds to it
 out["loaded"] = sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED)
 try:
-    import monai_hsmix.reporting  # a bundle module: ignite at its top
+    import monai_hsmix.engines.checkpoint  # a bundle module: ignite at its top
 except ImportError as err:
     out["bundle_module_error"] = f"{type(err).__name__}: {err}"
 print("RESULT" + json.dumps(out))
@@ -123,7 +125,7 @@ def test_optional_table_matches_setup_cfg_extras():
     listed = {package.lower() for package, _ in OPTIONAL_PACKAGES.values()}
     assert set().union(*extras.values()) == listed, "an extra lists a package that require() does not know"
     assert extras["all"] == extras["bundles"] | extras["preview"] | extras["tracking"]
-    assert {"torch", "monai", "numpy", "scipy", "scikit-image", "opencv-contrib-python-headless"} == core
+    assert {"torch", "monai", "numpy", "scipy", "scikit-image", "opencv-contrib-python-headless", "numba"} == core
 
 
 @pytest.mark.parametrize("module, name, package, extra", [
