@@ -227,7 +227,7 @@ def _cluster(images, counts, compactness, spacing, max_num_iter, config, lab) ->
     labels = layout.untile(layout.labels_of(fine, centres))
     del fine, inside  # the voxel features are the largest arrays: free them before clean-up
     labels = _absorb_specks(labels, colour, centres, layout)
-    min_size = (0.5 * math.prod(spatial) / layout.n_seeds.double()).floor().long().to(images.device)
+    min_size = layout.grid.min_fragment_size(spatial).to(images.device)
     labels = _merge_small_fragments(labels, colour, min_size)
     labels = _contiguous(labels.reshape(b, -1)).reshape((b,) + spatial)
     return _repeat_to_full_size(labels, factors, full)
@@ -248,12 +248,10 @@ def _numba_plan(full: Tuple[int, ...], count: int, spacing: Tuple[float, ...], f
     """The seed grid of one image as the numba kernels take it (cached: counts repeat)."""
     spatial = tuple(-(-size // f) for size, f in zip(full, factors))
     grid = _SeedGrid(full, spatial, torch.tensor([count]), factors)
-    seed_pos = []
-    for d in range(len(spatial)):
-        g = torch.arange(int(grid.per_axis[0, d]), dtype=torch.float64)
-        seed_pos.append(torch.floor(grid.starts[0, d] + g * grid.steps[0, d] + 0.5).clamp(0, spatial[d] - 1).long().numpy())
+    seed_pos = [grid.seed_coordinates(d, torch.arange(int(grid.per_axis[0, d]))[None], spatial[d])[0].numpy()
+                for d in range(len(spatial))]
     coord_scale = [s * f / float(grid.scalar_step[0]) for s, f in zip(spacing, factors)]
-    min_size = int(math.floor(0.5 * math.prod(spatial) / int(grid.per_axis[0].prod())))
+    min_size = int(grid.min_fragment_size(spatial)[0])
     return numba_slic.image_plan([c[0].numpy() for c in grid.cell_of], seed_pos, coord_scale, grid.steps[0].tolist(), min_size)
 
 
@@ -312,6 +310,15 @@ class _SeedGrid:
             x = torch.arange(spatial[d], dtype=torch.float64)[None]
             near = torch.floor((x - self.starts[:, d : d + 1]) / self.steps[:, d : d + 1] + 0.5).long()
             self.cell_of.append(torch.minimum(near.clamp_min(0), self.per_axis[:, d : d + 1] - 1))
+
+    def seed_coordinates(self, axis: int, cells: torch.Tensor, size: int) -> torch.Tensor:
+        """``(B, n)`` voxel coordinate along ``axis`` (of ``size`` voxels) of seed number ``cells``
+        (``(1, n)`` integers; numbers past the grid are clamped into the image)."""
+        return torch.floor(self.starts[:, axis : axis + 1] + cells * self.steps[:, axis : axis + 1] + 0.5).clamp(0, size - 1).long()
+
+    def min_fragment_size(self, spatial: Tuple[int, ...]) -> torch.Tensor:
+        """``(B,)`` components with fewer voxels are merged: half the nominal superpixel size."""
+        return (0.5 * math.prod(spatial) / self.per_axis.prod(dim=1).double()).floor().long()
 
 
 def _repeat_to_full_size(labels: torch.Tensor, factors: Tuple[int, ...], full: Tuple[int, ...]) -> torch.Tensor:
@@ -393,10 +400,10 @@ class _Layout:
         factors = (1,) * ndim if factors is None else tuple(factors)
         full_spatial = tuple(spatial) if full_spatial is None else tuple(full_spatial)
         grid = _SeedGrid(full_spatial, spatial, counts, factors)
-        per_axis, starts, steps, cell_of = grid.per_axis, grid.starts, grid.steps, grid.cell_of
+        per_axis, steps, cell_of = grid.per_axis, grid.steps, grid.cell_of
         spacing = tuple(s * f for s, f in zip(spacing, factors))
         self.spatial, self.ndim, self.b, self.device = tuple(spatial), ndim, b, device
-        self.n_seeds = per_axis.prod(dim=1)
+        self.grid = grid
         self.coord_scale = torch.tensor(spacing, dtype=torch.float64)[None] / grid.scalar_step[:, None]  # (B, ndim)
         if tile is None:
             tile = self.tile_size(spatial, cell_of, float(steps.min()), self.max_tile[ndim])
@@ -449,7 +456,7 @@ class _Layout:
             shape = [b] + [1] * ndim
             shape[1 + d] = -1
             valid = valid & ok.reshape(shape)
-            seed_pos.append(torch.floor(starts[:, d : d + 1] + g * steps[:, d : d + 1] + 0.5).clamp(0, spatial[d] - 1).long())
+            seed_pos.append(grid.seed_coordinates(d, g, spatial[d]))
         self.seed_pos = seed_pos
         self.valid = valid.reshape(b * self.k).to(device)
         self.centre_penalty = torch.where(self.valid, 0.0, 1e30)
