@@ -12,7 +12,6 @@ thread, and prints milliseconds and the ratio. Best of 3 rounds.
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 
 import torch
@@ -26,12 +25,11 @@ from monai_hsmix.core.segment_ops import segment_mean
 from monai_hsmix.transforms import RandHSMix
 
 SETTINGS = dict(n_segments=(200, 400), compactness=0.1, p=0.3)
-_SALIENCY_ENGINES = "engine" in inspect.signature(torch_fine_grained_saliency).parameters
 
 
 def _engine_call(engine: str, fn, args, kwargs):
     """``fn`` run with ``engine``: the backends take it as an argument, the core kernels as a switch."""
-    takes_engine = fn is torch_slic or (fn is torch_fine_grained_saliency and _SALIENCY_ENGINES)
+    takes_engine = fn in (torch_slic, torch_fine_grained_saliency)
     extra = {"engine": engine} if takes_engine else {}
 
     def call():
@@ -65,8 +63,6 @@ def main(argv=None) -> int:
         "blend images (Eq. 2, 7)": (mix_with_masks, (images, masks.partner, parts), {}),
         "blend labels (Eq. 2, 7)": (mix_with_masks, (index_labels, masks.partner, parts), {"num_classes": 4}),
     }
-    if not _SALIENCY_ENGINES:
-        print("  (this torch_fine_grained_saliency has no engine argument: its row times one implementation)")
     print(f"  {'stage':26s} {'numba':>9s} {'torch ops':>10s} {'ratio':>7s}")
     for name, (fn, fargs, fkwargs) in stages.items():
         t = best_times({e: _engine_call(e, fn, fargs, fkwargs) for e in ("numba", "torch")}, cpu, repeats)
@@ -75,8 +71,7 @@ def main(argv=None) -> int:
     def whole(engine):
         m = RandHSMix(num_classes=4, mode="both", backend="torch", **SETTINGS)
         m._superpixel_fn = functools.partial(torch_slic, engine=engine)
-        if _SALIENCY_ENGINES:
-            m._saliency_fn = functools.partial(torch_fine_grained_saliency, engine=engine)
+        m._saliency_fn = functools.partial(torch_fine_grained_saliency, engine=engine)
 
         def call():
             with numba_mixing.kernels_enabled(engine == "numba"):
