@@ -9,13 +9,21 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Reproducible installs: on the Python a lock was made for (3.11, what CI runs) every package but torch is
+# pinned to constraints/py3.X.txt, the set the suite last passed with, so a release on the index cannot
+# break a fresh clone. Other Pythons, and CONSTRAINTS= (empty), resolve setup.cfg's ranges;
+# `make test-latest` tests the newest versions those ranges admit, `make lock` refreshes the pins.
+PY_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+CONSTRAINTS ?= $(wildcard constraints/py$(PY_MINOR).txt)
+PIP := -m pip install -q --disable-pip-version-check
 
-.PHONY: install test docs demo preview benchmark clean
+.PHONY: install test docs demo preview benchmark clean test-latest lock
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[all,test]"
+	$(BIN)/python $(PIP) "$(TORCH_SPEC)"
+	$(BIN)/python $(PIP) $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[all,test]"
+	@echo "installed .[all,test] $(if $(CONSTRAINTS),pinned by $(CONSTRAINTS),from setup.cfg's ranges (no lock for Python $(PY_MINOR)))"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,5 +45,18 @@ preview: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_hsmix.py
 
+# The newest versions setup.cfg admits, in a venv of their own (the pinned .venv is left alone).
+test-latest:
+	$(MAKE) test VENV=.venv-latest CONSTRAINTS=
+
+# Refresh the pins: resolve the ranges afresh, run the suite on them, then freeze what passed.
+lock: test-latest
+	{ printf '%s\n' "# Versions make install / make test pin on Python $(PY_MINOR): the set the suite last passed with." \
+	  "# Regenerate with 'make lock' (resolves setup.cfg's ranges afresh in .venv-latest, tests, then freezes it)." \
+	  "# torch is not here: the Makefile's TORCH_SPEC pins it, so a GPU user can keep their own build."; \
+	  .venv-latest/bin/python -m pip freeze --exclude-editable \
+	  | grep -v -E '^(torch|nvidia-|triton)[=-]'; } > constraints/py$(PY_MINOR).txt.tmp
+	mv constraints/py$(PY_MINOR).txt.tmp constraints/py$(PY_MINOR).txt
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info docs/_build
+	rm -rf $(VENV) .venv-latest .pytest_cache .hypothesis *.egg-info docs/_build

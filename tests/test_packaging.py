@@ -180,7 +180,10 @@ def test_wheel_installs_into_a_clean_venv_with_only_the_core_requirements(tmp_pa
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     # without PYTHONPATH: a checkout on it (with an .egg-info) would pass for an installed monai_hsmix
     clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    for what in (["torch==2.13.0"], [str(wheel)]):
+    # the same pins as make install where a lock exists for this Python: a release on the index must not fail CI
+    lock = REPO_ROOT / "constraints" / ("py%d.%d.txt" % sys.version_info[:2])
+    pins = ["-c", str(lock)] if lock.is_file() else []
+    for what in (["torch==2.13.0"], pins + [str(wheel)]):
         proc = subprocess.run(pip + what, capture_output=True, text=True, env=clean_env)
         assert proc.returncode == 0, f"pip install {what} failed:\n{proc.stderr[-3000:]}"
     absent = "\nimport importlib.util\nout['absent'] = [m for m in %r if importlib.util.find_spec(m) is None]\n" % OPTIONAL_MODULES
