@@ -24,6 +24,8 @@ from numba.extending import overload
 import numpy as np
 import torch
 
+from monai_hsmix.backends.intensity import float32_maps
+
 __all__ = ["numba_fine_grained_saliency"]
 
 SCALES = np.array([12, 24, 48, 28, 56, 112], dtype=np.int64)  # as torch_saliency.SCALES
@@ -39,8 +41,10 @@ def numba_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     b, c = images.shape[:2]
     spatial = tuple(images.shape[2:])
     volume = spatial if len(spatial) == 3 else (1,) + spatial
-    # the cast is torch's, so float64, float16 and integer inputs give the torch form's levels
-    x = images.detach().cpu().float().contiguous().numpy().reshape((b * c,) + volume)
+    # the float32 maps the torch form's levels come from (float64, float16, integer inputs, and
+    # values whose float32 range would overflow, included)
+    maps, lo, hi = float32_maps(images.detach().cpu().reshape((b * c,) + spatial))
+    x = maps.contiguous().numpy().reshape((b * c,) + volume)
     voxels = int(np.prod(volume))
     # box sums of levels are exact integers: int32 while the whole map sums below 2**31
     wide = 255 * voxels >= 2**31
@@ -48,9 +52,7 @@ def numba_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     pad = min(int(SCALES.max()), volume[-1]) + 1
     integral = np.empty((volume[0] + 1, volume[1] + 1, pad + volume[2] + pad), dtype=np.int64 if wide else np.int32)
     out = np.zeros((b,) + volume, dtype=np.float32)
-    # numpy's reductions are vectorised; LLVM does not vectorise a float min or max (NaN order)
-    flat = x.reshape(b * c, -1)
-    _saliency_maps(x, flat.min(axis=1), flat.max(axis=1), c, integral, pad, SCALES, out)
+    _saliency_maps(x, lo.numpy(), hi.numpy(), c, integral, pad, SCALES, out)
     return torch.from_numpy(out.reshape((b,) + spatial))
 
 

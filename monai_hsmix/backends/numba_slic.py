@@ -16,7 +16,7 @@ tiles give 1 to 2; scikit-image searches two grid steps).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numba
 import numpy as np
@@ -53,6 +53,12 @@ def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, f
     b, c_n = colour.shape[:2]
     nd = colour.ndim - 2
     lead = (1,) * (3 - nd)
+    if len(plans) != b or len(factors) != nd or len(full) != nd:
+        raise ValueError(f"{len(plans)} plans, {len(factors)} factors and {len(full)}-D size for {b} {nd}-D images")
+    if tuple(colour.shape[2:]) != tuple(-(-n // f) for n, f in zip(full, factors)):
+        raise ValueError(f"pooled size {tuple(colour.shape[2:])} does not match {tuple(full)} pooled by {tuple(factors)}")
+    for plan in plans:
+        _check_plan(plan, lead + tuple(colour.shape[2:]))
     out = np.empty((b,) + tuple(full), dtype=np.int64)
     f = np.array(lead + tuple(factors), dtype=np.int64)
     for i in range(b):
@@ -88,6 +94,24 @@ def image_plan(cell_of: Sequence[np.ndarray], seed_pos: Sequence[np.ndarray], co
     reach = np.array([1] * lead + [1 if s >= _NARROW_CELL else 2 for s in steps], dtype=np.int64)
     sampled = bool(min(steps) >= _SAMPLED_MIN_STEP)
     return (scale, cells[0], cells[1], cells[2], per_axis, seeds[0], seeds[1], seeds[2], reach, sampled, int(min_size))
+
+
+def _check_plan(plan: tuple, shape: Tuple[int, int, int]) -> None:
+    """Raise unless every index the kernels take from ``plan`` lies inside its arrays for an image of
+    ``shape`` (3 axes): the kernels index with these values unchecked.
+
+    Seeds must lie in the image, every voxel's cell in the seed grid, and the reach within the
+    grid's bounds checks (any reach is safe: candidates past the grid are skipped). A few
+    thousand values per image, not one per voxel.
+    """
+    scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach, _, min_size = plan
+    for axis, (cells, seeds, size) in enumerate(zip((cell_z, cell_y, cell_x), (seed_z, seed_y, seed_x), shape)):
+        count = int(per_axis[axis])
+        if (count != len(seeds) or count < 1 or len(cells) != size or int(seeds.min()) < 0 or int(seeds.max()) >= size
+                or int(cells.min()) < 0 or int(cells.max()) >= count):
+            raise ValueError(f"seed grid of axis {axis} does not fit an image of {size} voxels along it")
+    if len(scale) != 3 or len(reach) != 3 or int(reach.min()) < 0 or not np.isfinite(scale).all():
+        raise ValueError(f"invalid coordinate scale {scale} or reach {reach}")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -242,6 +266,11 @@ def _assign(feat, pos_z, pos_y, pos_x, best, labels, cen_col, cen_pos, cell_z, c
             brow = best[z, y]
             lrow = labels[z, y]
             brow[:] = np.inf
+            # a voxel starts with the centre of its own cell: whatever the distances (even NaN or
+            # infinite ones, which no comparison accepts), its label is a centre that exists
+            own = (cz * gy + cy) * gx
+            for x in range(nx):
+                lrow[x] = own + cell_x[x]
             for iz in range(max(cz - rz, 0), min(cz + rz + 1, gz)):
                 for iy in range(max(cy - ry, 0), min(cy + ry + 1, gy)):
                     row = (iz * gy + iy) * gx

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from monai_hsmix.backends.colour import check_slic_space
-from monai_hsmix.backends.intensity import channels_to_uint8_range
+from monai_hsmix.backends.intensity import channels_to_uint8_range, float32_maps
 from monai_hsmix.backends.validation import check_image_batch
 from monai_hsmix.core.labels import relabel_contiguous
 
@@ -64,7 +64,8 @@ def skimage_slic(
     if validate:
         check_image_batch(images, "images", allow_empty_batch=True)
     check_slic_space(slic_space, images.shape[1])
-    arr = images.detach().float().cpu().numpy()
+    # scikit-image min-max scales each image itself; float32_maps keeps that scaling, finite
+    arr = float32_maps(images)[0].cpu().numpy()
     counts = n_segments.detach().cpu().numpy().astype(int).reshape(-1)
     out = np.empty((arr.shape[0],) + arr.shape[2:], dtype=np.int64)
     for b in range(arr.shape[0]):

@@ -71,7 +71,8 @@ import torch
 from monai_hsmix.backends import numba_slic
 from monai_hsmix.backends.colour import check_slic_space, rgb_to_lab
 from monai_hsmix.backends.engine import resolve_engine
-from monai_hsmix.backends.validation import check_image_batch
+from monai_hsmix.backends.intensity import float32_maps
+from monai_hsmix.backends.validation import check_image_batch, check_slic_scales
 
 __all__ = ["torch_slic"]
 
@@ -176,6 +177,7 @@ def torch_slic(
     """
     counts, spacing = _validate(images, n_segments, compactness, spacing, max_num_iter, validate)
     check_slic_space(slic_space, images.shape[1])
+    check_slic_scales(compactness, spacing, images.shape[2:], images.shape[1], slic_space == "lab")
     cluster = _cluster_numba if resolve_engine(engine, images.device) == "numba" else _cluster
     if half_resolution is not None and not isinstance(half_resolution, bool):
         raise TypeError(f"half_resolution must be None, True or False, got {half_resolution!r}")
@@ -338,9 +340,8 @@ def _scaled_colour(images: torch.Tensor, compactness: float, factors: Tuple[int,
     size, as in scikit-image, and the Lab colours are pooled.
     """
     b = images.shape[0]
-    x = images.detach().float()
-    flat = x.reshape(b, -1)
-    lo, hi = flat.amin(dim=1), flat.amax(dim=1)  # aminmax along a dimension is 20x slower on the CPU
+    # float32 that cannot overflow here, whatever the finite input (see float32_maps)
+    x, lo, hi = float32_maps(images)
     span = hi - lo
     # scikit-image leaves a constant image at 0 instead of dividing by a zero range
     span = torch.where(span > 0, span, torch.ones_like(span))
@@ -349,9 +350,10 @@ def _scaled_colour(images: torch.Tensor, compactness: float, factors: Tuple[int,
         x = rgb_to_lab((x - lo.view(view)).div_(span.view(view)))
         return _pool_by_two(x, factors).div_(compactness)
     pooled = _pool_by_two(x, factors)
+    # [0, 1] first, then the compactness: range x compactness can underflow float32
     if pooled is x:
-        return (x - lo.view(view)).div_(span.view(view) * compactness)
-    return pooled.sub_(lo.view(view)).div_(span.view(view) * compactness)  # in place: a fresh array
+        return (x - lo.view(view)).div_(span.view(view)).div_(compactness)
+    return pooled.sub_(lo.view(view)).div_(span.view(view)).div_(compactness)  # in place: a fresh array
 
 
 def _pool_by_two(x: torch.Tensor, factors: Tuple[int, ...]) -> torch.Tensor:

@@ -7,11 +7,23 @@ transform then calls its backend with ``validate=False``, so a batch is not chec
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import torch
 
-from monai_hsmix.backends.intensity import all_finite
+from monai_hsmix.backends.intensity import finite_magnitude
 
-__all__ = ["ImageDtypeError", "check_image_batch"]
+__all__ = ["ImageDtypeError", "check_image_batch", "check_slic_scales"]
+
+#: The largest squared norm SLIC's features (colour / compactness, scaled position) may reach. Both
+#: engines compute distances in float32 (largest value 3.4e38), the torch engine as ``|x|^2 - 2 x.c +
+#: |c|^2`` with 1e30 added for missing centres: features up to 1e12 keep every distance and sum finite
+#: and every real centre nearer than a missing one.
+MAX_SLIC_FEATURE_NORM2 = 1e24
+#: The largest squared CIELAB colour of an sRGB colour in [0, 1] (L <= 100, |a| < 99, |b| < 108),
+#: rounded up.
+_LAB_NORM2 = 3.2e4
 
 
 class ImageDtypeError(TypeError, ValueError):
@@ -19,7 +31,7 @@ class ImageDtypeError(TypeError, ValueError):
     ``ValueError`` (what the transforms raised), so code that caught either keeps working."""
 
 
-def check_image_batch(images: torch.Tensor, name: str = "images", allow_empty_batch: bool = False) -> None:
+def check_image_batch(images: torch.Tensor, name: str = "images", allow_empty_batch: bool = False) -> float:
     """Raise an error saying what is wrong unless ``images`` is a batch that can be mixed.
 
     Parameters
@@ -31,6 +43,12 @@ def check_image_batch(images: torch.Tensor, name: str = "images", allow_empty_ba
     allow_empty_batch : bool
         Accept ``B = 0`` (the backends return an empty result); channels and spatial axes must
         never be empty.
+
+    Returns
+    -------
+    float
+        The largest absolute value of a floating batch, found by the same pass as the finiteness
+        check (callers that blend images use it to avoid overflow); 0 for an integer batch.
 
     Raises
     ------
@@ -48,5 +66,48 @@ def check_image_batch(images: torch.Tensor, name: str = "images", allow_empty_ba
         raise ValueError(f"{name} has an empty dimension (it needs a channel and a voxel): {tuple(images.shape)}")
     if images.dtype == torch.bool or images.is_complex():
         raise ImageDtypeError(f"{name} must hold real numbers, got {images.dtype}")
-    if not all_finite(images):
+    if not images.is_floating_point():
+        return 0.0
+    magnitude = finite_magnitude(images)
+    if magnitude is None:
         raise ValueError(f"{name} contains NaN or infinite values")
+    return magnitude
+
+
+def check_slic_scales(compactness: float, spacing: Sequence[float], spatial: Sequence[int], channels: int,
+                      lab: bool = False) -> None:
+    """Raise a ``ValueError`` naming the argument when SLIC's features would overflow float32.
+
+    Colours are min-max scaled to ``[0, 1]`` (CIELAB: up to 100) and divided by ``compactness``;
+    positions are voxel indices times ``spacing`` over the seed grid step (at least 1). Half of
+    :data:`MAX_SLIC_FEATURE_NORM2` goes to each: the bound holds for any image of that size, so
+    the check costs nothing per voxel.
+
+    Parameters
+    ----------
+    compactness : float
+        Positive finite SLIC compactness.
+    spacing : sequence of float
+        Positive finite spacing per spatial axis.
+    spatial : sequence of int
+        The images' spatial size.
+    channels : int
+        Number of channels.
+    lab : bool
+        The 3 channels are converted to CIELAB.
+    """
+    budget = MAX_SLIC_FEATURE_NORM2 / 2
+    colour_norm2 = _LAB_NORM2 if lab else float(channels)
+    if colour_norm2 / compactness**2 > budget:
+        smallest = math.sqrt(colour_norm2 / budget)
+        raise ValueError(
+            f"compactness={compactness!r} is too small for {channels}-channel images"
+            f"{' in CIELAB' if lab else ''}: colour / compactness reaches {math.sqrt(colour_norm2) / compactness:.3g}, "
+            f"whose squares overflow SLIC's float32 distances; use compactness >= {smallest:.3g}")
+    position_norm2 = sum((float(n) * float(s)) ** 2 for n, s in zip(spatial, spacing))
+    if position_norm2 > budget:
+        largest = math.sqrt(budget / len(spatial))
+        raise ValueError(
+            f"spacing={tuple(spacing)!r} is too large for images of {tuple(spatial)} voxels: positions reach "
+            f"{math.sqrt(position_norm2):.3g}, whose squares overflow SLIC's float32 distances; keep spacing x size "
+            f"below {largest:.3g} along every axis")

@@ -255,6 +255,15 @@ def mix_with_masks(
     """
     bsz = tensor.shape[0]
     first = 1 if include_original else 0
+    if partner.shape != (bsz,) or (bsz and (int(partner.min()) < 0 or int(partner.max()) >= bsz)):
+        raise ValueError(f"partner must hold one batch index in [0, {bsz}) per sample, got {partner.tolist()}")
+    rows = torch.arange(bsz).repeat(first + len(parts))
+    if num_classes is None and tensor.requires_grad and torch.is_grad_enabled():
+        # autograd cannot record writes into a preallocated output (lerp's out=): build the parts
+        # as new tensors, so gradients reach both images through the blend, as with MONAI's CutMix
+        pieces = [tensor] if first else []
+        pieces += [blend(tensor, tensor.index_select(0, partner.to(tensor.device)), mask) for mask, _ in parts]
+        return torch.cat(pieces), rows
     channels, dtype = (tensor.shape[1], tensor.dtype) if num_classes is None else (num_classes, torch.float32)
     out = torch.empty((bsz * (first + len(parts)), channels) + tuple(tensor.shape[2:]), dtype=dtype, device=tensor.device)
     if first and num_classes is None:
@@ -277,7 +286,6 @@ def mix_with_masks(
         # temporaries stay one sample large
         for row, other in enumerate(partners):
             mix(tensor[row : row + 1], tensor[other : other + 1], mask[row : row + 1], out=part[row : row + 1])
-    rows = torch.arange(bsz).repeat(first + len(parts))
     return out, rows
 
 

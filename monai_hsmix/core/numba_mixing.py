@@ -11,7 +11,7 @@ Image blends stay with ``torch.lerp``: one pass already, bound by writing the ou
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numba
 import numpy as np
@@ -42,18 +42,51 @@ def can_run(*tensors: torch.Tensor) -> bool:
 
 
 def blend_index_rows(indices: torch.Tensor, partner: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """One-hot channels of ``indices[b]`` and ``indices[partner[b]]`` blended by ``mask[b]`` into ``out``."""
+    """One-hot channels of ``indices[b]`` and ``indices[partner[b]]`` blended by ``mask[b]`` into ``out``.
+
+    ``indices`` is ``(B, 1, *spatial)``, ``mask`` ``(B, *spatial)``, ``out`` ``(B, K, *spatial)`` and
+    ``partner`` ``(B,)`` batch indices; anything else raises a ``ValueError`` (the kernel indexes
+    with them unchecked).
+    """
     b, k = out.shape[:2]
+    spatial = tuple(out.shape[2:])
+    if (tuple(indices.shape) != (b, 1) + spatial or tuple(mask.shape) != (b,) + spatial
+            or tuple(partner.shape) != (b,)):
+        raise ValueError(f"indices {tuple(indices.shape)}, mask {tuple(mask.shape)} and partner {tuple(partner.shape)} "
+                         f"do not fit an output of {tuple(out.shape)}")
+    _check_range(partner, b, "partner")
+    if not out.is_contiguous():  # the kernel writes through a view of out's memory: it needs one
+        return out.copy_(blend_index_rows(indices, partner, mask, torch.empty(out.shape, dtype=out.dtype)))
     _blend_index_rows(_rows(indices, b, 1)[:, 0], partner.cpu().numpy(), _rows(mask.to(out.dtype), b, 1)[:, 0], _rows(out, b, k))
     return out
 
 
-def segment_mean_rows(values: torch.Tensor, segments: torch.Tensor, num: int) -> torch.Tensor:
-    """Every value replaced by the mean over its segment, image by image (labels below ``num``)."""
+def segment_mean_rows(values: torch.Tensor, segments: torch.Tensor, num: Optional[int] = None) -> torch.Tensor:
+    """Every value replaced by the mean over its segment, image by image.
+
+    ``segments`` must have ``values``' shape and labels in ``[0, num)`` (``num``: by default one past
+    the largest label): anything else raises a ``ValueError`` (the kernel indexes with them unchecked).
+    """
+    if values.shape != segments.shape:
+        raise ValueError(f"values {tuple(values.shape)} and segments {tuple(segments.shape)} must have the same shape")
+    num = _check_range(segments, num, "segment labels")
     b = values.shape[0]
-    out = torch.empty_like(values)
+    # row-major, whatever values' layout: the kernel writes through a view of this memory
+    out = torch.empty(values.shape, dtype=values.dtype)
     _segment_means(_rows(values, b, 1)[:, 0], _rows(segments.long(), b, 1)[:, 0], num, _rows(out, b, 1)[:, 0])
     return out
+
+
+def _check_range(labels: torch.Tensor, stop: Optional[int], name: str) -> int:
+    """Raise unless every value of ``labels`` is non-negative and below ``stop`` (by default one
+    past the largest value); returns ``stop``."""
+    if labels.numel() == 0:
+        return 1 if stop is None else stop
+    lo, hi = (int(v) for v in torch.aminmax(labels.detach()))
+    stop = hi + 1 if stop is None else stop
+    if lo < 0 or hi >= stop:
+        raise ValueError(f"{name} must be non-negative and below {stop}, got values from {lo} to {hi}")
+    return stop
 
 
 def _rows(t: torch.Tensor, b: int, c: int) -> np.ndarray:

@@ -41,10 +41,11 @@ def segment_mean(values: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
     """
     if values.shape != segments.shape:
         raise ValueError(f"values {tuple(values.shape)} and segments {tuple(segments.shape)} must have the same shape")
+    if values.is_floating_point() and numba_mixing.can_run(values, segments) and values.numel():
+        # the kernel's wrapper checks the labels' range (negative labels included)
+        return numba_mixing.segment_mean_rows(values, segments)
     if segments.numel() and int(segments.min()) < 0:
         raise ValueError("segment labels must be non-negative")
-    if values.is_floating_point() and numba_mixing.can_run(values, segments) and values.numel():
-        return numba_mixing.segment_mean_rows(values, segments, int(segments.max()) + 1 if segments.numel() else 1)
     ids, num = _flat_ids(segments)
     total = ids.shape[0] * num
     flat_ids = ids.reshape(-1)

@@ -230,9 +230,12 @@ class RandHSMix(RandomizableTransform):
         return True
 
     # -- validation -------------------------------------------------------------------------
-    def check_images(self, images: torch.Tensor, name: str = "img") -> None:
-        """Raise a ``ValueError`` saying what is wrong unless ``images`` is a batch HSMix can mix."""
-        check_image_batch(images, name)
+    def check_images(self, images: torch.Tensor, name: str = "img") -> float:
+        """Raise a ``ValueError`` saying what is wrong unless ``images`` is a batch HSMix can mix.
+
+        Returns the batch's largest absolute value (0 for integers), for :meth:`apply`.
+        """
+        magnitude = check_image_batch(images, name)
         if self.spacing is not None and len(self.spacing) != images.ndim - 2:
             raise ValueError(f"spacing has {len(self.spacing)} values for {images.ndim - 2} spatial dimensions")
         if self.hard_region == "superpixel":
@@ -240,6 +243,7 @@ class RandHSMix(RandomizableTransform):
                 check_slic_space(self.slic_space, images.shape[1])
             except ValueError as err:
                 raise ValueError(f"{name}: {err}") from None
+        return magnitude
 
     @staticmethod
     def check_matching(images: torch.Tensor, other: torch.Tensor, name: str) -> None:
@@ -306,17 +310,26 @@ class RandHSMix(RandomizableTransform):
                     saliency = None
         return hsmix_masks(partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency, keep_maps=keep_maps)
 
-    def apply(self, tensor: torch.Tensor, masks: HSMixMasks, num_classes: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def apply(self, tensor: torch.Tensor, masks: HSMixMasks, num_classes: Optional[int] = None,
+              magnitude: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mix any ``(B, C, *spatial)`` tensor of the batch with ``masks`` (from :meth:`compute`).
 
         The parts the mode asks for are stacked along the batch axis by
         :func:`monai_hsmix.core.mix_with_masks`. With ``num_classes``, ``tensor`` holds validated
         ``(B, 1, *spatial)`` ``int64`` class indices (see :meth:`prepare_labels`) and the output
-        their mixed one-hot channels. Returns the output and, for each output row, the input row
-        it derives from (its ``X1``).
+        their mixed one-hot channels. ``magnitude`` is the tensor's largest absolute value (what
+        :meth:`check_images` returns): beyond half the dtype's largest value the difference of
+        two images can overflow, so such a batch is mixed at half scale. Returns the output and,
+        for each output row, the input row it derives from (its ``X1``).
         """
         hard, soft = self.parts_wanted()
-        return mix_with_masks(tensor, masks.partner, masks.parts(hard, soft), self.include_original, num_classes)
+        parts = masks.parts(hard, soft)
+        if num_classes is None and magnitude is not None and magnitude > torch.finfo(tensor.dtype).max / 2:
+            # halving and doubling are exact; the blend lies between its two inputs up to rounding
+            top = torch.finfo(tensor.dtype).max
+            mixed, rows = mix_with_masks(tensor * 0.5, masks.partner, parts, self.include_original)
+            return mixed.mul_(2).clamp_(-top, top), rows
+        return mix_with_masks(tensor, masks.partner, parts, self.include_original, num_classes)
 
     def unmixed(self, tensor: torch.Tensor, num_classes: Optional[int] = None) -> torch.Tensor:
         """What a batch that is not mixed returns for ``tensor``: images as floats, index labels
@@ -347,7 +360,7 @@ class RandHSMix(RandomizableTransform):
         images, or (images, labels), with the masks appended when ``return_masks``.
         """
         images = to_torch(img, "img")
-        self.check_images(images)
+        magnitude = self.check_images(images)
         labels = classes = None
         if label is not None:
             labels = to_torch(label, "label")
@@ -359,7 +372,7 @@ class RandHSMix(RandomizableTransform):
         fimages = as_floating(images)
         if self.mixes(bsz):
             masks = self.compute(fimages, keep_maps=return_masks)
-            mixed, rows = self.apply(fimages, masks)
+            mixed, rows = self.apply(fimages, masks, magnitude=magnitude)
             out_lab = None if labels is None else like_input(self.apply(labels, masks, classes)[0], label, rows)
         else:
             masks = identity_masks(bsz, images.shape[2:], images.device, fimages.dtype) if return_masks else None
@@ -449,10 +462,12 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         self._do_transform = self.mixer._do_transform
 
     def _validated(self, d: Mapping[Hashable, Any], present: List[Hashable], source_key: Hashable):
-        """Every key as a torch tensor, checked; labels prepared. Returns tensors and class counts."""
+        """Every key as a torch tensor, checked; labels prepared. Returns tensors, class counts and
+        the images' largest absolute values."""
         source = to_torch(d[source_key], str(source_key))
         tensors: Dict[Hashable, torch.Tensor] = {source_key: source}
         classes: Dict[Hashable, Optional[int]] = {}
+        magnitudes: Dict[Hashable, float] = {}
         for key in present:
             t = source if key == source_key else to_torch(d[key], str(key))
             if key in self.label_keys:
@@ -467,9 +482,9 @@ class RandHSMixd(RandomizableTransform, MapTransform):
                     )
                 if key != source_key:
                     self.mixer.check_matching(source, t, str(key))
-                self.mixer.check_images(t, str(key))
+                magnitudes[key] = self.mixer.check_images(t, str(key))
             tensors[key] = t
-        return tensors, classes
+        return tensors, classes, magnitudes
 
     def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
         d = dict(data)
@@ -478,14 +493,14 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         if not image_keys:
             raise ValueError(f"RandHSMixd needs at least one image key among {present} (keys not in label_keys)")
         source_key = self.image_key if self.image_key in image_keys else image_keys[0]
-        tensors, classes = self._validated(d, present, source_key)
+        tensors, classes, magnitudes = self._validated(d, present, source_key)
         source = tensors[source_key]
         bsz = source.shape[0]
         self.randomize(bsz)
         if self.mixer.mixes(bsz):
             masks = self.mixer.compute(source, keep_maps=self.return_masks)
             for key in present:
-                mixed, rows = self.mixer.apply(tensors[key], masks, classes.get(key))
+                mixed, rows = self.mixer.apply(tensors[key], masks, classes.get(key), magnitudes.get(key))
                 d[key] = like_input(mixed, data[key], rows)
         else:
             masks = identity_masks(bsz, source.shape[2:], source.device, source.dtype)

@@ -37,7 +37,7 @@ HSMIX_PRESETS: Dict[str, HSMixPreset] = {
 
 def get_preset(name: str) -> HSMixPreset:
     """Look up a preset by (case-insensitive) name, with an error listing the known ones."""
-    key = name.lower()
+    key = name.lower() if isinstance(name, str) else None
     if key not in HSMIX_PRESETS:
         raise ValueError(f"unknown HSMix preset {name!r}; known presets: {sorted(HSMIX_PRESETS)}")
     return HSMIX_PRESETS[key]

@@ -70,3 +70,18 @@ def test_engine_choice():
         resolve_engine("numba", torch.device("meta"))
     with pytest.raises(ValueError, match="engine must be one of"):
         torch_slic(torch.rand(1, 1, 16, 16), torch.tensor([4]), 1.0, engine="cuda")
+
+
+def test_a_seed_grid_that_does_not_fit_the_image_is_refused():
+    # the kernels index with the plan's seeds and cells unchecked: the glue checks them first
+    colour = np.zeros((1, 1, 16, 12), dtype=np.float32)
+    good = _numba_plan((16, 12), 6, (1.0, 1.0), (1, 1))
+    assert numba_slic.slic_labels(colour, [good], 5, (1, 1), (16, 12)).shape == (1, 16, 12)
+    scale, cz, cy, cx, per_axis, sz, sy, sx, reach, sampled, min_size = good
+    bad_seed = (scale, cz, cy, cx, per_axis, sz, sy + 16, sx, reach, sampled, min_size)
+    bad_cell = (scale, cz, cy, cx + int(per_axis[2]), per_axis, sz, sy, sx, reach, sampled, min_size)
+    for plan in (bad_seed, bad_cell):
+        with pytest.raises(ValueError, match="seed grid of axis"):
+            numba_slic.slic_labels(colour, [plan], 5, (1, 1), (16, 12))
+    with pytest.raises(ValueError, match="pooled size"):
+        numba_slic.slic_labels(colour, [good], 5, (2, 2), (16, 12))

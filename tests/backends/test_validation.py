@@ -77,3 +77,21 @@ def test_a_transform_checks_its_batch_once(monkeypatch, backend):
     out = mix(images)
     assert out.shape == (8, 1, 24, 24)
     assert calls == [(4, 1, 24, 24)]
+
+
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+def test_compactness_and_spacing_whose_squares_overflow_are_refused_naming_them(engine):
+    x = torch.rand(2, 4, 24, 20)
+    counts = torch.tensor([6, 6])
+    with pytest.raises(ValueError, match=r"compactness=1e-20 is too small .* use compactness >= "):
+        torch_slic.torch_slic(x, counts, 1e-20, engine=engine)
+    with pytest.raises(ValueError, match=r"compactness=1e-12 .* in CIELAB"):
+        torch_slic.torch_slic(x[:, :3], counts, 1e-12, slic_space="lab", engine=engine)
+    with pytest.raises(ValueError, match=r"spacing=\(1e\+20, 1.0\) is too large for images of \(24, 20\) voxels"):
+        torch_slic.torch_slic(x, counts, 0.1, spacing=(1e20, 1.0), engine=engine)
+    # the bounds follow the sizes: just inside them, both run
+    assert torch_slic.torch_slic(x, counts, 3e-12, engine=engine).shape == (2, 24, 20)
+    assert torch_slic.torch_slic(x, counts, 0.1, spacing=(1e10, 1.0), engine=engine).shape == (2, 24, 20)
+    # the transforms reach the same check
+    with pytest.raises(ValueError, match="compactness=1e-20"):
+        RandHSMix(n_segments=4, compactness=1e-20)(x)

@@ -59,3 +59,35 @@ def test_mix_with_masks_gives_the_same_labels_with_and_without_kernels():
         slow, slow_rows = mix_with_masks(labels, partner, parts, include_original=True, num_classes=3)
     torch.testing.assert_close(fast, slow, rtol=0, atol=1e-6)
     assert torch.equal(rows, slow_rows) and torch.equal(fast[3:6], slow[3:6])  # hard part: exact one-hot copies
+
+
+def test_the_kernels_refuse_indices_outside_their_arrays():
+    labels = torch.randint(0, 3, (2, 1, 4, 5))
+    mask = torch.rand(2, 4, 5)
+    out = torch.empty(2, 3, 4, 5)
+    for partner in (torch.tensor([1, 2]), torch.tensor([-1, 0]), torch.tensor([1])):
+        with pytest.raises(ValueError, match="partner"):
+            numba_mixing.blend_index_rows(labels, partner, mask, out)
+    with pytest.raises(ValueError, match="do not fit"):
+        numba_mixing.blend_index_rows(labels, torch.tensor([1, 0]), torch.rand(2, 4, 4), out)
+    with pytest.raises(ValueError, match="below 4"):
+        numba_mixing.segment_mean_rows(torch.rand(2, 4, 5), torch.full((2, 4, 5), 4), 4)
+    with pytest.raises(ValueError, match="non-negative"):
+        numba_mixing.segment_mean_rows(torch.rand(2, 4, 5), torch.full((2, 4, 5), -1))
+    with pytest.raises(ValueError, match="partner"):
+        mix_with_masks(torch.rand(2, 1, 4, 5), torch.tensor([0, 5]), [(mask, False)])
+
+
+def test_outputs_in_any_layout_receive_the_kernels_results():
+    # the kernels write through a numpy view: a channels-last or strided tensor must still get them
+    g = torch.Generator().manual_seed(4)
+    values = torch.rand(2, 3, 6, 5, generator=g).contiguous(memory_format=torch.channels_last)
+    segments = torch.randint(0, 4, (2, 3, 6, 5), generator=g)
+    with numba_mixing.kernels_enabled(False):
+        expected = segment_mean(values.contiguous(), segments)
+    torch.testing.assert_close(segment_mean(values, segments), expected)
+    labels = torch.randint(0, 3, (2, 1, 6, 5), generator=g)
+    mask = torch.rand(2, 6, 5, generator=g)
+    strided = torch.zeros(2, 3, 6, 10)[..., ::2]
+    numba_mixing.blend_index_rows(labels, torch.tensor([1, 0]), mask, strided)
+    torch.testing.assert_close(strided, numba_mixing.blend_index_rows(labels, torch.tensor([1, 0]), mask, torch.empty(2, 3, 6, 5)))

@@ -184,6 +184,9 @@ def test_presets_match_the_paper():
     assert RandHSMix.from_preset("BraTS2018", multilabel=True).compactness == 0.003
     with pytest.raises(ValueError, match="unknown HSMix preset"):
         RandHSMix.from_preset("kits19")
+    for missing in (None, 3):  # not a name: the same error, listing the presets
+        with pytest.raises(ValueError, match="known presets: .*'brats2018'.*'synapse'"):
+            RandHSMixd.from_preset(missing, keys=["image"])
 
 
 @pytest.mark.parametrize(
@@ -317,3 +320,30 @@ def test_float16_volume_with_supervoxels_larger_than_float16_counts():
     images = torch.rand(2, 1, 64, 64, 64, generator=g).half()
     out = RandHSMix(n_segments=(2, 4), mode="soft").set_random_state(0)(images)
     assert out.dtype == torch.float16 and bool(torch.isfinite(out).all())
+
+
+def test_images_that_require_grad_are_mixed_like_monai_cutmix_mixes_them():
+    # MONAI's CutMix blends with differentiable operations: the output keeps the graph and gradients
+    # reach the input. HSMix does the same (the masks come from the detached images)
+    from monai.transforms import CutMix
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 2, 24, 24, generator=g)
+    assert CutMix(batch_size=4)(x.clone().requires_grad_(True)).requires_grad
+    for mode in ("hard", "soft", "both"):
+        leaf = x.clone().requires_grad_(True)
+        mix = RandHSMixd(["image"], n_segments=8, compactness=0.1, mode=mode, return_masks=True).set_random_state(1)
+        out = mix({"image": leaf})
+        assert out["image"].requires_grad
+        out["image"].sum().backward()
+        # every output pixel is (1 - m) X1 + m X2: each image's gradient sums its weights in both roles
+        expected = torch.zeros(4, 24, 24)
+        partner = out["hsmix_partner"]
+        masks = [out["hsmix_hard_mask"][:, 0]] if mode != "soft" else []
+        masks += [out["hsmix_soft_mask"][:, 0]] if mode != "hard" else []
+        for m in masks:
+            expected += 1 - m
+            expected.index_add_(0, partner, m)
+        torch.testing.assert_close(leaf.grad, expected[:, None].expand(-1, 2, -1, -1))
+        # without autograd (or detached) the values are the same as before
+        torch.testing.assert_close(out["image"].detach(), mix.set_random_state(1)({"image": x})["image"])
