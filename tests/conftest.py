@@ -36,3 +36,12 @@ def brats2015_dir() -> Path:
 @pytest.fixture(scope="session")
 def monuseg_dir() -> Path:
     return _dataset("monuseg_subset")
+
+
+@pytest.fixture
+def subprocess_env():
+    """Environment for child processes that import this checkout's monai_hsmix, single-threaded."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    env["OMP_NUM_THREADS"] = "1"
+    return env

@@ -29,6 +29,13 @@ class BatchTransformCollate:
     ``torch.utils.data.get_worker_info().seed`` (distinct per worker and per epoch, and reproducible
     under ``torch.manual_seed``) the first time it runs in a worker for that seed.
 
+    Without workers (``num_workers=0``) MONAI's ``DataLoader`` seeds the dataset's transforms from
+    torch's default generator, so that ``monai.utils.set_determinism(seed)`` reproduces them in
+    another process; the collate's transform, which it does not reach, follows torch's seed the
+    same way: it is reseeded from ``torch.initial_seed()`` the first time it runs in the main
+    process with that seed (set by ``torch.manual_seed`` or ``set_determinism``). Like the
+    dataset's transforms, it then keeps its stream from epoch to epoch, until torch's seed changes.
+
     Parameters
     ----------
     transform : callable
@@ -48,18 +55,25 @@ class BatchTransformCollate:
             raise TypeError("transform and collate_fn must be callable")
         self.transform = transform
         self.collate_fn = collate_fn
-        self._seeded_for: Optional[Tuple[int, int]] = None
+        # what the transform was last seeded from: ("worker", id, seed) or ("main", torch seed); saved
+        # with the transform's state in a training checkpoint, so that a resume does not reseed it
+        self.seeded_for: Optional[Tuple[Any, ...]] = None
 
-    def _reseed_for_worker(self) -> None:
-        info = torch.utils.data.get_worker_info()
-        if info is None or not hasattr(self.transform, "set_random_state"):
+    def _reseed(self) -> None:
+        if not hasattr(self.transform, "set_random_state"):
             return
-        if self._seeded_for != (info.id, info.seed):
-            self.transform.set_random_state(seed=info.seed % (2**32))
-            self._seeded_for = (info.id, info.seed)
+        info = torch.utils.data.get_worker_info()
+        if info is not None:
+            source, seed = ("worker", info.id, info.seed), info.seed
+        else:
+            seed = torch.initial_seed()
+            source = ("main", seed)
+        if self.seeded_for != source:
+            self.transform.set_random_state(seed=seed % (2**32))
+            self.seeded_for = source
 
     def __call__(self, samples: Sequence[Any]) -> Any:
-        self._reseed_for_worker()
+        self._reseed()
         return self.transform(self.collate_fn(samples))
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from monai_hsmix.bundle.utils import bundle_dir
 from monai_hsmix.data.demo_data import make_demo_dataset
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 IMG = 32
 # SwinUNETR with instance norm needs >= 64 px (a 1x1 bottleneck cannot be instance-normalised)
 IMG_FOR = {"swinunetr": 64}
@@ -47,12 +43,3 @@ def tiny_overrides(bundle: str, dataset_dir, output_dir, network: str = "unet", 
         out["val_fraction"] = 0.25
     out.update(extra)
     return out
-
-
-@pytest.fixture
-def subprocess_env():
-    """Environment for child processes that import this checkout's monai_hsmix, single-threaded."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
-    env["OMP_NUM_THREADS"] = "1"
-    return env

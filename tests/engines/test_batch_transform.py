@@ -1,3 +1,8 @@
+import json
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -33,12 +38,63 @@ def test_each_worker_draws_different_numbers():
     assert _partners(loader) == draws  # reproducible under the global seed
 
 
-def test_collate_in_the_main_process_uses_the_transform_state():
-    mixer = _mixer().set_random_state(3)
-    loader = DataLoader(_dataset(8), batch_size=4, num_workers=0, collate_fn=BatchTransformCollate(mixer))
-    first = _partners(loader)
-    mixer.set_random_state(3)
-    assert _partners(loader) == first
+_LOADER_RUN = textwrap.dedent('''
+    import json
+    from monai.data import DataLoader, Dataset
+    from monai.transforms import RandFlipd
+    from monai.utils import set_determinism
+    from monai_hsmix import BatchTransformCollate, RandHSMixd
+    from monai_hsmix.data import cardiac_batch
+
+    def draws(seed):
+        set_determinism(seed)
+        images, labels = cardiac_batch(8, 32, seed=0)
+        data = Dataset([{"image": images[i], "label": labels[i]} for i in range(8)],
+                       transform=RandFlipd(["image", "label"], prob=0.5, spatial_axis=0))
+        mix = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(8, 16), compactness=0.1,
+                         mode="hard", return_masks=True)
+        loader = DataLoader(data, batch_size=4, shuffle=True, num_workers=0, collate_fn=BatchTransformCollate(mix))
+        out = []
+        for epoch in range(2):
+            for batch in loader:
+                rows = batch["image"][:, 0, :, 0].sum(1)  # which (flipped) samples, in which order
+                out.append([batch["hsmix_partner"].tolist(), float(batch["hsmix_hard_mask"].sum()), rows.tolist()])
+        return out
+
+    print(json.dumps([draws(0), draws(1)]))
+''')
+
+
+def _loader_draws(env) -> list:
+    proc = subprocess.run([sys.executable, "-c", _LOADER_RUN], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_set_determinism_reproduces_the_collate_transform_in_another_process(subprocess_env):
+    # as MONAI's DataLoader reseeds the dataset's transforms from torch's generator, the collate
+    # reseeds its transform, also in the main process (num_workers=0), where nothing else reaches it
+    # (with workers, each worker reseeds it: test_each_worker_draws_different_numbers)
+    seed0, seed1 = _loader_draws(subprocess_env)
+    assert _loader_draws(subprocess_env)[0] == seed0
+    assert seed1 != seed0
+    # both epochs mixed, and differently: the stream goes on from epoch to epoch
+    assert len(seed0) == 4 and seed0[:2] != seed0[2:]
+
+
+def test_a_collate_in_the_main_process_follows_torchs_seed():
+    mixer = _mixer().set_random_state(3)  # a seed of its own does not count: torch's decides
+    torch.manual_seed(5)
+    first = _partners(DataLoader(_dataset(8), batch_size=4, num_workers=0, collate_fn=BatchTransformCollate(mixer)))
+    mixer.set_random_state(4)
+    torch.manual_seed(5)
+    collate = BatchTransformCollate(mixer)
+    loader = DataLoader(_dataset(8), batch_size=4, num_workers=0, collate_fn=collate)
+    assert _partners(loader) == first and collate.seeded_for == ("main", 5)
+    # the stream goes on while torch's seed stays; a new seed reseeds it
+    assert _partners(loader) != first
+    torch.manual_seed(6)
+    assert _partners(loader) != first and collate.seeded_for == ("main", 6)
 
 
 def test_prepare_batch_trains_a_network_on_mixed_soft_labels():
