@@ -71,6 +71,40 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     _fsync_dir(target.parent)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # another user's process, or not a process id
+    return True
+
+
+def remove_stale_partials(folder: PathLike) -> List[Path]:
+    """Delete the temporary files of :func:`atomic_path` that interrupted processes left in ``folder``.
+
+    A kill while writing leaves ``.partial-<pid>.<id>-<name>``; the ones whose process no longer runs
+    are removed (those of running processes, this one included, may still be renamed into place).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    removed = []
+    directory = Path(folder)
+    if not directory.is_dir():
+        return removed
+    for path in directory.glob(f"{PARTIAL_PREFIX}*"):
+        pid = path.name[len(PARTIAL_PREFIX):].split(".", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def write_bytes_atomic(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
     # a plain exclusive open, not mkstemp: mkstemp makes the file private to its owner, a plain write does not

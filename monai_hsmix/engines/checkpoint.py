@@ -17,7 +17,8 @@ import torch
 from monai.handlers import CheckpointSaver
 
 from monai_hsmix.optional import require
-from monai_hsmix.data.io import PARTIAL_PREFIX, atomic_path
+from monai_hsmix.data.io import PARTIAL_PREFIX, atomic_path, remove_stale_partials
+from monai_hsmix.engines.random_streams import RandomStreams
 from monai_hsmix.engines.reporting import is_main_process
 from monai_hsmix.engines.run_settings import normalize_settings, settings_differences
 
@@ -28,6 +29,7 @@ Checkpoint = require("ignite.handlers.checkpoint", "Checkpoint")
 _LAST = re.compile(r"^last_checkpoint_epoch=(\d+)\.pt$")
 _SETTINGS_KEY = "run_settings"
 _BEST_KEY = "best_metric"
+_STREAMS_KEY = "random_streams"
 
 
 class RunSettingsMismatchError(RuntimeError):
@@ -88,7 +90,8 @@ class AtomicCheckpointSaver(CheckpointSaver):
     """MONAI's :class:`~monai.handlers.CheckpointSaver` whose files are written atomically.
 
     MONAI writes in place, so a kill during a save leaves a truncated ``model.pt``. Takes the same
-    arguments as ``CheckpointSaver``.
+    arguments as ``CheckpointSaver``. When attached (at the start of a run), it deletes the
+    ``.partial-*`` files that saves killed in earlier runs left in ``save_dir``.
     """
 
     def __init__(self, save_dir: str, save_dict: Dict, **kwargs: Any) -> None:
@@ -96,6 +99,20 @@ class AtomicCheckpointSaver(CheckpointSaver):
         for ckpt in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
             if ckpt is not None:
                 ckpt.save_handler = AtomicDiskSaver(self.save_dir, getattr(ckpt.save_handler, "filename", None))
+
+    def attach(self, engine) -> None:
+        _remove_stale_partials(self.save_dir)
+        super().attach(engine)
+
+
+def _remove_stale_partials(folder) -> None:
+    """Delete what saves killed in earlier runs left in ``folder`` (on the process that writes it)."""
+    if not is_main_process():
+        return
+    removed = remove_stale_partials(folder)
+    if removed:
+        logging.getLogger(__name__).info(f"removed {len(removed)} file(s) that interrupted saves left in {folder}: "
+                                         + ", ".join(p.name for p in removed))
 
 
 def _unwrap(obj):
@@ -140,8 +157,11 @@ class TrainingCheckpoint:
     """Save the training state every ``save_interval`` epochs and resume from the newest readable save.
 
     The saved dictionary is ``save_dict`` (network, optimizer, ...) plus the trainer itself under
-    ``"trainer"`` (epoch and iteration counters), ``run_settings`` and, with a ``validator``, its best
-    metric so far. The trainer is added in :meth:`attach` because a bundle config cannot refer to the
+    ``"trainer"`` (epoch and iteration counters), ``run_settings``, the run's random streams under
+    ``"random_streams"`` (:class:`~monai_hsmix.engines.random_streams.RandomStreams`: the global
+    generators and those of the data loader's transforms, sampler and collate function and of the
+    trainer's ``prepare_batch``, so that a resumed run draws what the uninterrupted run would have
+    drawn) and, with a ``validator``, its best metric so far. The trainer is added in :meth:`attach` because a bundle config cannot refer to the
     trainer from one of its own handlers (that would be a reference cycle). Only rank 0 writes; every
     rank loads.
 
@@ -176,7 +196,7 @@ class TrainingCheckpoint:
                  best_model_saver: Optional[CheckpointSaver] = None) -> None:
         if not save_dict:
             raise ValueError("TrainingCheckpoint needs at least one object to save")
-        reserved = {"trainer", _SETTINGS_KEY, _BEST_KEY} & set(save_dict)
+        reserved = {"trainer", _SETTINGS_KEY, _BEST_KEY, _STREAMS_KEY} & set(save_dict)
         if reserved:
             raise ValueError(f"{sorted(reserved)} are added by TrainingCheckpoint itself; remove them from save_dict")
         if int(save_interval) < 1:
@@ -193,6 +213,7 @@ class TrainingCheckpoint:
         self.best = _BestMetricState(validator, best_model_saver) if validator is not None else None
         self.resumed_from: Optional[Path] = None
         self._pending: Optional[Dict[str, Any]] = None
+        self._streams: Optional[RandomStreams] = None
         self._saver_attached = False
         self.logger = logging.getLogger(__name__)
 
@@ -241,7 +262,11 @@ class TrainingCheckpoint:
         if checkpoint is None:
             return
         # a checkpoint saved without a validator (or by an older version) has no best metric to restore
-        objects = {k: v for k, v in self._objects(engine).items() if k in checkpoint or k not in (_BEST_KEY, _SETTINGS_KEY)}
+        optional = (_BEST_KEY, _SETTINGS_KEY, _STREAMS_KEY)
+        objects = {k: v for k, v in self._objects(engine).items() if k in checkpoint or k not in optional}
+        if _STREAMS_KEY not in checkpoint:
+            self.logger.warning(f"{self.resumed_from} holds no random state (written by an older version): the resumed "
+                                "run draws new random numbers, not those the interrupted run would have drawn")
         # keep this run's max_epochs: raising it is how a finished run is trained further
         max_epochs = engine.state.max_epochs
         Checkpoint.load_objects(to_load=objects, checkpoint=checkpoint)
@@ -257,7 +282,10 @@ class TrainingCheckpoint:
 
     # ---- saving ----------------------------------------------------------------------------------
     def _objects(self, engine) -> Dict[str, Any]:
-        objects: Dict[str, Any] = {**self.save_dict, "trainer": engine, _SETTINGS_KEY: _Settings(self.run_settings)}
+        if self._streams is None or self._streams.engine is not engine:
+            self._streams = RandomStreams(engine)
+        objects: Dict[str, Any] = {**self.save_dict, "trainer": engine, _SETTINGS_KEY: _Settings(self.run_settings),
+                                   _STREAMS_KEY: self._streams}
         if self.best is not None:
             objects[_BEST_KEY] = self.best
         return objects
@@ -284,6 +312,7 @@ class TrainingCheckpoint:
                 path.unlink(missing_ok=True)
 
     def attach(self, engine) -> None:
+        _remove_stale_partials(self.save_dir)
         if self.resume:
             # read (and check) now, before any training work, so a mismatch stops the run at once
             self._pending = self.find_resumable()

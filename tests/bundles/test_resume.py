@@ -104,3 +104,50 @@ def test_a_deleted_best_model_is_saved_again_after_a_resume(demo_roots, tmp_path
     _workflow(**_predicting_nothing(opts, max_epochs=2)).run()
     # the restored ranking names a file that is gone: it must not stop the next model from being saved
     assert (tmp_path / "models" / "model.pt").is_file()
+
+
+class _Killed(BaseException):
+    """Stands for a kill between two epochs (not an Exception: no handler swallows it)."""
+
+
+def _losses_and_batches(opts, kill_at_epoch=None):
+    """Per epoch: the losses of every iteration and a fingerprint of every batch (which flipped and
+    rotated slices, in which order)."""
+    wf = _workflow(**opts)
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    losses, batches = {}, {}
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.setdefault(e.state.epoch, []).append(
+        float(e.state.output[0]["loss"])))
+    trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: batches.setdefault(e.state.epoch, []).append(
+        e.state.batch["image"][:, 0, 0].sum(-1).tolist()))
+    if kill_at_epoch is not None:
+        def kill(engine):  # the checkpoint of the epoch before is saved: killed before the next one starts
+            if engine.state.epoch == kill_at_epoch:
+                raise _Killed
+
+        trainer.add_event_handler(Events.EPOCH_STARTED, kill)
+    try:
+        wf.run()
+    except BaseException as err:  # the workflow may wrap it
+        if not (isinstance(err, _Killed) or find_in_chain(err, _Killed)):
+            raise
+    return losses, batches
+
+
+def test_a_resumed_run_continues_the_uninterrupted_runs_random_streams(demo_roots, tmp_path):
+    # whole epochs (the loader's length), HSMix in the trainer, random flips and rotations in the
+    # dataset: every stream a resume must continue
+    opts = tiny_overrides(BUNDLE, demo_roots[BUNDLE], tmp_path / "whole", max_epochs=4)
+    opts["train#trainer#epoch_length"] = None
+    whole_losses, whole_batches = _losses_and_batches(opts)
+    assert sorted(whole_losses) == [1, 2, 3, 4]
+
+    cut = dict(opts, output_dir=str(tmp_path / "cut"))
+    first_losses, _ = _losses_and_batches(cut, kill_at_epoch=3)
+    assert sorted(first_losses) == [1, 2] and (tmp_path / "cut" / "models" / "last_checkpoint_epoch=2.pt").is_file()
+    resumed_losses, resumed_batches = _losses_and_batches(cut)
+    # bit-identical epochs 3 and 4, on the same batches; epoch 1's draws are not replayed
+    assert sorted(resumed_losses) == [3, 4]
+    assert resumed_batches[3] == whole_batches[3] and resumed_batches[4] == whole_batches[4]
+    assert resumed_losses[3] == whole_losses[3] and resumed_losses[4] == whole_losses[4]
+    assert resumed_batches[3] != whole_batches[1]

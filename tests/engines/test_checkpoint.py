@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -166,3 +168,33 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     # resume=False starts over without looking
     TrainingCheckpoint(str(tmp_path), {"model": net}, resume=False, run_settings={"net": "conv"}).attach(
         Engine(lambda e, b: None))
+
+
+def test_a_model_save_killed_midway_leaves_nothing_after_the_next_start(tmp_path, subprocess_env):
+    # a kill (no Python clean-up) while model.pt is written leaves its temporary file; the best-model
+    # saver deletes it when the next run starts, as the training checkpoints' partial files are
+    import subprocess
+    import sys
+
+    from ignite.engine import Engine
+
+    from monai_hsmix.engines.checkpoint import AtomicCheckpointSaver
+
+    killed = (
+        "import os, sys, torch\n"
+        "from monai_hsmix.engines import checkpoint\n"
+        "def dying_save(obj, f, *a, **k):\n"
+        "    f.write(b'PK half a model'); f.flush(); os._exit(9)\n"
+        "checkpoint.torch.save = dying_save\n"
+        "checkpoint.save_atomic({'w': torch.ones(3)}, sys.argv[1])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", killed, str(tmp_path / "model.pt")], env=subprocess_env, timeout=300)
+    assert proc.returncode == 9
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".partial-") and left[0].endswith("-model.pt")
+    running = tmp_path / f".partial-{os.getpid()}.0123abcd-model.pt"  # a save in progress in a live process
+    running.write_bytes(b"")
+    net = torch.nn.Linear(2, 1)
+    saver = AtomicCheckpointSaver(str(tmp_path), {"model": net}, save_key_metric=True, key_metric_filename="model.pt")
+    saver.attach(Engine(lambda e, b: None))
+    assert [p.name for p in tmp_path.iterdir()] == [running.name]
