@@ -332,14 +332,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; a problem with the inputs or settings ends it with its message and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     paste = paste_kwargs(args)
     cfg = SynthesisConfig(args.datalist, args.output_dir, args.data_root, args.section, args.ratio, args.seed,
                           args.image_key, args.label_key, args.reference_key, args.reference_label_values,
                           args.donor_tries, not args.no_progress, paste)
-    summary = synthesize(cfg)
+    try:
+        summary = synthesize(cfg)
+    except (ValueError, OSError) as err:  # settings, datalists and data files: the message says which and why
+        parser.exit(2, f"{parser.prog}: error: {_message(err)}\n")
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _message(err: BaseException) -> str:
+    """An error's message, with the file an ``OSError`` names (``open`` puts it in ``filename``)."""
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in str(err):
+        return f"{err.filename}: {err.strerror or err}"
+    return str(err)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,16 @@ def _args(datalist, out, *extra):
             "--seed", "3", "--reference-key", "mask", "--s2", "0.5", "--no-progress", *extra]
 
 
+def _refused(argv, capsys) -> str:
+    """What the command prints when it stops on bad input: one message, exit code 2, no traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        app.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error: " in err
+    return err
+
+
 def _mtimes(out: Path):
     return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "dataset.json"}
 
@@ -131,20 +141,33 @@ def test_interruption_mid_run_then_resume_matches_a_clean_run(tmp_path, monkeypa
         np.testing.assert_array_equal(a, b)
 
 
-def test_bad_inputs(tmp_path):
+def test_bad_inputs(tmp_path, capsys):
     datalist = _write_dataset(tmp_path / "data", n=2)
-    with pytest.raises(ValueError, match="ratio"):
-        app.main(_args(datalist, tmp_path / "o", "--ratio", "0"))
+    assert "ratio" in _refused(_args(datalist, tmp_path / "o", "--ratio", "0"), capsys)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"training": [{"image": "x.nii.gz"}, {"image": "y.nii.gz"}]}))
-    with pytest.raises(ValueError, match="'label'"):
-        app.main(_args(bad, tmp_path / "o"))
+    assert "'label'" in _refused(_args(bad, tmp_path / "o"), capsys)
     one = tmp_path / "one.json"
     one.write_text(json.dumps({"training": []}))
-    with pytest.raises(ValueError, match="non-empty"):
-        app.main(_args(one, tmp_path / "o"))
-    with pytest.raises(ValueError, match="alpha"):
-        app.main(_args(datalist, tmp_path / "o", "--alpha", "1.2"))
+    assert "non-empty" in _refused(_args(one, tmp_path / "o"), capsys)
+    assert "alpha" in _refused(_args(datalist, tmp_path / "o", "--alpha", "1.2"), capsys)
+    missing = tmp_path / "missing.json"
+    assert str(missing) in _refused(_args(missing, tmp_path / "o"), capsys)
+    # the functions keep raising for code that calls them
+    with pytest.raises(ValueError, match="ratio"):
+        app.synthesize(app.SynthesisConfig(datalist, tmp_path / "o", ratio=0, progress=False, paste={"label_values": [1]}))
+
+
+def test_the_command_prints_the_message_only(tmp_path, subprocess_env):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.json"
+    proc = subprocess.run([sys.executable, "-m", "monai_hsmix.apps.softcp_synthesize", *_args(missing, tmp_path / "o")],
+                          env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"python -m monai_hsmix.apps.softcp_synthesize: error: [Errno 2] No such file or directory: '{missing}'"]
 
 
 def test_cases_without_any_valid_donor_are_counted_as_failed(tmp_path):
@@ -171,7 +194,7 @@ def test_absolute_paths_stay_absolute_and_relative_ones_are_rebased(tmp_path):
 @pytest.mark.parametrize("change,named", [(["--seed", "4"], "seed: 3 in softcp_settings.json, 4 now"),
                                           (["--label-values", "2"], "label_values"),
                                           (["--ratio", "3"], "ratio: 2.0 in")])
-def test_a_rerun_with_other_settings_stops_naming_them(tmp_path, change, named):
+def test_a_rerun_with_other_settings_stops_naming_them(tmp_path, change, named, capsys):
     datalist = _write_dataset(tmp_path / "data")
     out = tmp_path / "out"
     app.main(_args(datalist, out))
@@ -183,18 +206,19 @@ def test_a_rerun_with_other_settings_stops_naming_them(tmp_path, change, named):
         while end < len(argv) and not argv[end].startswith("--"):
             end += 1
         argv[at:end] = change[i:i + 2]
-    with pytest.raises(app.SynthesisSettingsError) as excinfo:
-        app.main(argv)
-    assert named in str(excinfo.value) and "--output-dir" in str(excinfo.value)
+    message = _refused(argv, capsys)
+    assert named in message and "--output-dir" in message
     assert (_mtimes(out), (out / "dataset.json").read_text()) == before, "the refused rerun changed the folder"
     assert app.main(_args(datalist, out)) == 0  # the same settings still resume
 
 
-def test_the_input_datalist_is_never_overwritten(tmp_path):
+def test_the_input_datalist_is_never_overwritten(tmp_path, capsys):
     datalist = _write_dataset(tmp_path / "data")
     original = datalist.read_text()
+    assert "overwrite the input datalist" in _refused(_args(datalist, datalist.parent), capsys)
     with pytest.raises(app.SynthesisSettingsError, match="overwrite the input datalist"):
-        app.main(_args(datalist, datalist.parent))
+        app.synthesize(app.SynthesisConfig(datalist, datalist.parent, ratio=2, progress=False,
+                                           paste={"label_values": [1, 2]}))
     assert datalist.read_text() == original and not (datalist.parent / "imagesSyn").exists()
 
 
@@ -214,14 +238,11 @@ def test_synthetic_entries_of_an_earlier_output_are_no_real_source(tmp_path):
     assert all(0 <= e["softcp_main"] < 6 and 0 <= e["softcp_donor"] < 6 for e in ds["training"] if e.get("synthetic"))
 
 
-def test_a_truncated_volume_is_named(tmp_path):
-    from monai_hsmix.data.io import DatasetError
-
+def test_a_truncated_volume_is_named(tmp_path, capsys):
     datalist = _write_dataset(tmp_path / "data", n=2)
     victim = tmp_path / "data" / "labelsTr" / "case1.nii.gz"
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
-    with pytest.raises(DatasetError, match=str(victim)):
-        app.main(_args(datalist, tmp_path / "out"))
+    assert str(victim) in _refused(_args(datalist, tmp_path / "out"), capsys)
 
 
 def test_object_augmentation_settings_build_the_object_transform():
