@@ -20,11 +20,11 @@ import numba
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from extreme_inputs import image_batches
+from extreme_inputs import F32_DENORMAL, F32_MAX, image_batches, with_layout
 from monai_hsmix.backends import numba_slic
 from monai_hsmix.backends.intensity import float32_maps
 from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
@@ -35,6 +35,17 @@ pytestmark = pytest.mark.skipif(not numba.config.BOUNDSCHECK,
 
 ENGINES = ("numba", "torch")
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+# always tried, whatever hypothesis draws: a 1-voxel image, a 1-slice volume at float32's limits in
+# channels-last layout, a constant subnormal image, an image of two extreme values
+EDGE_CASES = [
+    (torch.full((1, 1, 1, 1), 5.0), "constant", torch.float32, "contiguous"),
+    (with_layout(torch.tensor([-F32_MAX, F32_MAX]).repeat(40)[:40].reshape(1, 2, 5, 4, 1), "channels_last"), "huge",
+     torch.float32, "channels_last"),
+    (torch.full((2, 1, 3, 3), F32_DENORMAL), "constant", torch.float32, "contiguous"),
+    (torch.tensor([[[[0.0, F32_DENORMAL], [F32_MAX, -F32_MAX]]]]), "mixed", torch.float32, "contiguous"),
+]
 
 
 def _outcome(fn):
@@ -63,6 +74,10 @@ def _check_labels(seg: torch.Tensor, shape) -> None:
 
 
 @FUZZ
+@example(batch=EDGE_CASES[0], n=1, compactness=0.1, spacing=None, lab=False)
+@example(batch=EDGE_CASES[1], n=4, compactness=1e-3, spacing=0.5, lab=False)
+@example(batch=EDGE_CASES[2], n=3, compactness=10.0, spacing=None, lab=False)
+@example(batch=EDGE_CASES[3], n=2, compactness=1e-11, spacing=None, lab=False)
 @given(batch=image_batches(), n=st.integers(1, 20),
        compactness=st.sampled_from([1e-20, 1e-11, 1e-3, 0.1, 10.0, 1e6, 1e30]),
        spacing=st.sampled_from([None, 0.5, 1e9, 1e20]), lab=st.booleans())
@@ -88,6 +103,10 @@ def test_slic_engines_on_extreme_images(batch, n, compactness, spacing, lab):
 
 
 @FUZZ
+@example(batch=EDGE_CASES[0])
+@example(batch=EDGE_CASES[1])
+@example(batch=EDGE_CASES[2])
+@example(batch=EDGE_CASES[3])
 @given(batch=image_batches(max_side=16))
 def test_saliency_engines_on_extreme_images(batch):
     x, kind, dtype, layout = batch
