@@ -30,6 +30,7 @@ from typing import List, Optional
 import torch
 
 from monai_hsmix.backends.engine import resolve_engine
+from monai_hsmix.backends.precision import full_precision
 from monai_hsmix.backends.intensity import channels_to_uint8_range
 from monai_hsmix.backends.validation import check_image_batch
 
@@ -39,6 +40,7 @@ SCALES = (12, 24, 48, 28, 56, 112)
 _GROUP_VOXELS = 1 << 18  # voxels of the maps processed together: their arrays stay in the CPU caches
 
 
+@full_precision
 def torch_fine_grained_saliency(images: torch.Tensor, engine: str = "auto", validate: bool = True) -> torch.Tensor:
     """Fine-grained saliency of every image of a batch, on the batch's device.
 

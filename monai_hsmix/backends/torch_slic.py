@@ -71,6 +71,7 @@ import torch
 from monai_hsmix.backends import numba_slic
 from monai_hsmix.backends.colour import check_slic_space, rgb_to_lab
 from monai_hsmix.backends.engine import resolve_engine
+from monai_hsmix.backends.precision import full_precision
 from monai_hsmix.backends.validation import check_image_batch
 
 __all__ = ["torch_slic"]
@@ -120,6 +121,7 @@ def _validate(images: torch.Tensor, n_segments, compactness, spacing, max_num_it
     return counts, spacing
 
 
+@full_precision
 def torch_slic(
     images: torch.Tensor,
     n_segments: torch.Tensor,

@@ -1,0 +1,41 @@
+"""The backends ignore an enclosing ``torch.autocast`` region: same labels and maps inside as outside."""
+
+import pytest
+import torch
+
+from monai_hsmix.backends.precision import autocast_off
+from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
+from monai_hsmix.backends.torch_slic import torch_slic
+
+CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])
+
+
+def _images(device):
+    g = torch.Generator().manual_seed(0)
+    return torch.nn.functional.avg_pool2d(torch.rand(2, 3, 48, 48, generator=g), 5, 1, 2).to(device)
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_slic_and_saliency_inside_autocast_equal_outside(device):
+    images = _images(device)
+    n = torch.tensor([20, 40])
+    engine = "torch"  # the engine a GPU runs; its nearest-centre search is a matrix product autocast would lower
+    seg = torch_slic(images, n, 10.0, engine=engine)
+    sal = torch_fine_grained_saliency(images, engine=engine)
+    dtype = torch.float16 if device == "cuda" else torch.bfloat16
+    with torch.autocast(device_type=device, dtype=dtype):
+        seg_ac = torch_slic(images, n, 10.0, engine=engine)
+        sal_ac = torch_fine_grained_saliency(images, engine=engine)
+        assert torch.is_autocast_enabled(device)  # left on for the caller after the backends return
+    assert torch.equal(seg_ac, seg) and torch.equal(sal_ac, sal)
+
+
+def test_autocast_off_restores_the_callers_region():
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        with autocast_off():
+            assert not torch.is_autocast_enabled("cpu")
+            assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+    with autocast_off():  # no region: nothing to leave
+        assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
