@@ -57,3 +57,26 @@ def test_gpu_sized_chunks_and_groups_give_the_same_maps(monkeypatch):
     monkeypatch.setattr(saliency_module, "_GROUP_VOXELS", saliency_module._DEVICE_GROUP_VOXELS)
     assert torch.equal(torch_slic(images, n, 0.1, engine="torch"), seg)
     assert torch.equal(torch_fine_grained_saliency(images, engine="torch"), sal)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tf32_matmul_changes_superpixels_little():
+    """Training scripts often allow TF32 matrix products (``set_float32_matmul_precision("high")``); SLIC's
+    nearest-centre search is a matrix product, so its superpixels may move where two centres nearly tie.
+    The backends leave that global setting to the user; this measures how far it moves them."""
+    from monai_hsmix.backends.quality import adjusted_rand_index
+
+    images = _images("cuda")
+    n = torch.tensor([20, 40], device="cuda")
+    old = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        exact = torch_slic(images, n, 10.0)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        tf32 = torch_slic(images, n, 10.0)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    ari = [adjusted_rand_index(exact[i].cpu().numpy(), tf32[i].cpu().numpy()) for i in range(2)]
+    print(f"adjusted Rand index TF32 vs float32 superpixels: {ari}")
+    assert min(ari) >= 0.9
