@@ -56,7 +56,8 @@ def host_note() -> str:
         capability = torch.backends.cpu.get_cpu_capability()
     except AttributeError:  # torch < 2.1
         capability = "unknown"
-    return f"host: {cpu}; {', '.join(caches) or 'caches unknown'}; torch {torch.__version__} CPU capability {capability}; {load_note()}"
+    gpu = f"; GPU {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})" if torch.cuda.is_available() else ""
+    return f"host: {cpu}; {', '.join(caches) or 'caches unknown'}; torch {torch.__version__} CPU capability {capability}{gpu}; {load_note()}"
 
 
 class BusyProcess:

@@ -22,6 +22,7 @@ OPTIONAL_PACKAGES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "tensorboard": ("tensorboard", ("bundles", "all")),
     "fire": ("fire", ("bundles", "all")),
     "yaml": ("pyyaml", ("bundles", "all")),
+    "jsonschema": ("jsonschema", ("bundles", "all")),
     "einops": ("einops", ("bundles", "all")),
     "h5py": ("h5py", ("bundles", "all")),
     "tqdm": ("tqdm", ("bundles", "all")),

@@ -30,6 +30,7 @@ from typing import List, Optional
 import torch
 
 from monai_hsmix.backends.engine import resolve_engine
+from monai_hsmix.backends.precision import full_precision
 from monai_hsmix.backends.intensity import channels_to_uint8_range
 from monai_hsmix.backends.validation import check_image_batch
 
@@ -37,8 +38,12 @@ __all__ = ["torch_fine_grained_saliency"]
 
 SCALES = (12, 24, 48, 28, 56, 112)
 _GROUP_VOXELS = 1 << 18  # voxels of the maps processed together: their arrays stay in the CPU caches
+# on a GPU a group is ~60 kernel launches, which cost more there than the work itself
+# (docs/performance.md): a batch of 8 x 4 x 224^2 is one group (about 30 bytes a voxel: 1 GiB at most)
+_DEVICE_GROUP_VOXELS = 1 << 25
 
 
+@full_precision
 def torch_fine_grained_saliency(images: torch.Tensor, engine: str = "auto", validate: bool = True) -> torch.Tensor:
     """Fine-grained saliency of every image of a batch, on the batch's device.
 
@@ -81,7 +86,8 @@ def torch_fine_grained_saliency(images: torch.Tensor, engine: str = "auto", vali
     owner = torch.arange(b * c, device=images.device) // c
     out = torch.zeros((b,) + spatial, dtype=torch.float32, device=images.device)
     # groups of equal size: a remainder group of one map costs nearly a full group's overheads
-    groups = -(-(b * c * math.prod(spatial)) // _GROUP_VOXELS)
+    group_voxels = _GROUP_VOXELS if images.device.type == "cpu" else _DEVICE_GROUP_VOXELS
+    groups = -(-(b * c * math.prod(spatial)) // group_voxels)
     per_group = -(-(b * c) // groups)
     # groups of several maps share the surround counts of every scale, built once here; a map
     # processed alone (a large volume) builds them scale by scale, since each is map-sized

@@ -72,6 +72,7 @@ from monai_hsmix.backends import numba_slic
 from monai_hsmix.backends.colour import check_slic_space, rgb_to_lab
 from monai_hsmix.backends.engine import resolve_engine
 from monai_hsmix.backends.intensity import float32_maps
+from monai_hsmix.backends.precision import full_precision
 from monai_hsmix.backends.validation import check_image_batch, check_slic_scales
 
 __all__ = ["torch_slic"]
@@ -121,6 +122,7 @@ def _validate(images: torch.Tensor, n_segments, compactness, spacing, max_num_it
     return counts, spacing
 
 
+@full_precision
 def torch_slic(
     images: torch.Tensor,
     n_segments: torch.Tensor,
@@ -392,6 +394,9 @@ class _Layout:
     max_tile = {2: 16, 3: 8}
     chunk_elements = 1 << 18  # distance entries computed at once: 1 MiB, stays in cache
     candidate_group_elements = 1 << 20  # candidate-row entries built at once: 4 MiB
+    # on a GPU each chunk is a handful of kernel launches, which cost more there than the work itself
+    # (docs/performance.md): one chunk per pass, up to 128 MiB of entries
+    device_elements = 1 << 25
 
     def __init__(self, spatial, counts, spacing, device, full_spatial=None, factors=None, tile=None):
         ndim = len(spatial)
@@ -405,6 +410,8 @@ class _Layout:
         per_axis, steps, cell_of = grid.per_axis, grid.steps, grid.cell_of
         spacing = tuple(s * f for s, f in zip(spacing, factors))
         self.spatial, self.ndim, self.b, self.device = tuple(spatial), ndim, b, device
+        if torch.device(device).type != "cpu":
+            self.chunk_elements = self.candidate_group_elements = self.device_elements
         self.grid = grid
         self.coord_scale = torch.tensor(spacing, dtype=torch.float64)[None] / grid.scalar_step[:, None]  # (B, ndim)
         if tile is None:

@@ -24,6 +24,7 @@ from monai.utils import TransformBackends
 
 from monai_hsmix.backends import resolve_backend
 from monai_hsmix.backends.colour import SLIC_SPACES, check_slic_space
+from monai_hsmix.backends.precision import full_precision
 from monai_hsmix.backends.validation import check_image_batch
 from monai_hsmix.core import (
     HSMixMasks,
@@ -272,6 +273,7 @@ class RandHSMix(RandomizableTransform):
             return self._use_hard, not self._use_hard
         return self.mode in ("both", "hard"), self.mode in ("both", "soft")
 
+    @full_precision
     def compute(self, images: torch.Tensor, keep_maps: bool = True) -> HSMixMasks:
         """Masks for the current draws (call :meth:`randomize` first); :meth:`apply` mixes with them.
 
@@ -310,6 +312,7 @@ class RandHSMix(RandomizableTransform):
                     saliency = None
         return hsmix_masks(partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency, keep_maps=keep_maps)
 
+    @full_precision
     def apply(self, tensor: torch.Tensor, masks: HSMixMasks, num_classes: Optional[int] = None,
               magnitude: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mix any ``(B, C, *spatial)`` tensor of the batch with ``masks`` (from :meth:`compute`).

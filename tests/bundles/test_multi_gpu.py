@@ -26,7 +26,9 @@ def test_torchrun_two_processes_gloo(bundle, demo_roots, tmp_path, subprocess_en
            "--network_kwargs", "{'channels': [4, 8, 16, 32, 64], 'num_res_units': 0}",
            "--max_epochs", "2", "--batch_size", "2", "--num_workers", "0", "--log_every", "1",
            "--val_fraction", "0.25", "--train#trainer#epoch_length", "2"]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    # CPU processes whatever the machine has: on a 1-GPU machine a second rank would ask for cuda:1
+    env = dict(subprocess_env, CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     saved = torch.load(tmp_path / "models" / "last_checkpoint_epoch=2.pt", map_location="cpu", weights_only=False)

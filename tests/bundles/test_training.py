@@ -120,7 +120,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(demo_roots, tmp_path):
     @trainer2.on(Events.STARTED)
     def _check_loaded(engine):  # after the config's CheckpointLoader, which also runs on STARTED
         state = network2.state_dict()
-        seen["weights_match"] = all(torch.equal(state[k], v) for k, v in saved["model"].items())
+        seen["weights_match"] = all(torch.equal(state[k].cpu(), v) for k, v in saved["model"].items())
 
     @trainer2.on(Events.ITERATION_COMPLETED)
     def _count(engine):
