@@ -158,18 +158,6 @@ def test_bad_inputs(tmp_path, capsys):
         app.synthesize(app.SynthesisConfig(datalist, tmp_path / "o", ratio=0, progress=False, paste={"label_values": [1]}))
 
 
-def test_the_command_prints_the_message_only(tmp_path, subprocess_env):
-    import subprocess
-    import sys
-
-    missing = tmp_path / "missing.json"
-    proc = subprocess.run([sys.executable, "-m", "monai_hsmix.apps.softcp_synthesize", *_args(missing, tmp_path / "o")],
-                          env=subprocess_env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
-        f"python -m monai_hsmix.apps.softcp_synthesize: error: [Errno 2] No such file or directory: '{missing}'"]
-
-
 def test_cases_without_any_valid_donor_are_counted_as_failed(tmp_path):
     datalist = _write_dataset(tmp_path / "data", n=4)
     summary = app.synthesize(app.SynthesisConfig(datalist, tmp_path / "o", ratio=2, progress=False,

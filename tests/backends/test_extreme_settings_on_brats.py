@@ -1,18 +1,16 @@
-"""The settings and intensities that killed the process (signal 11) on real BraTS slices, each in a child
-process so that a crash fails this test instead of ending the test run."""
+"""The settings and intensities that killed the process (signal 11) on real BraTS slices, run in a child
+process so that a crash fails this test, naming the case, instead of ending the test run."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
+CASES = ("compactness", "spacing", "huge")
 
 _CHILD = textwrap.dedent('''
     import json, sys
@@ -20,57 +18,63 @@ _CHILD = textwrap.dedent('''
     from monai_hsmix import RandHSMixd
     from monai_hsmix.backends.torch_slic import torch_slic
 
-    case_dir, case = sys.argv[1], sys.argv[2]
+    case_dir = sys.argv[1]
     flair = nib.load(case_dir + "/Flair_subtrMeanDivStd.nii.gz").get_fdata(dtype=np.float32)
     t1c = nib.load(case_dir + "/T1c_subtrMeanDivStd.nii.gz").get_fdata(dtype=np.float32)
     labels = np.asarray(nib.load(case_dir + "/OTMultiClass.nii.gz").dataobj).astype(np.int64)
     z = [70, 80, 90, 100]
-    images = torch.from_numpy(np.stack([np.stack([flair[8:232, 8:232, k], t1c[8:232, 8:232, k]]) for k in z]))
+    slices = torch.from_numpy(np.stack([np.stack([flair[8:232, 8:232, k], t1c[8:232, 8:232, k]]) for k in z]))
     labels = torch.from_numpy(np.stack([labels[None, 8:232, 8:232, k] for k in z])).clamp(max=3)
-    options = dict(n_segments=(50, 150), compactness=0.003)
-    if case == "compactness":
-        options["compactness"] = 1e-20
-    elif case == "spacing":
-        options["spacing"] = (1e20, 1.0)
-    elif case == "huge":
-        images = images / images.abs().amax() * 3e38
-    result = {}
-    for engine in ("numba", "torch"):
+
+    def counts(images, engine, compactness=0.003, spacing=None):
+        seg = torch_slic(images, torch.full((4,), 100), compactness, spacing=spacing, engine=engine)
+        return [int(s.max()) + 1 for s in seg]
+
+    for case in sys.argv[2:]:
+        print("starting", case, flush=True)
+        images, options = slices, dict(n_segments=(50, 150), compactness=0.003)
+        if case == "compactness":
+            options["compactness"] = 1e-20
+        elif case == "spacing":
+            options["spacing"] = (1e20, 1.0)
+        else:  # the same slices at float32's limit
+            images = slices / slices.abs().amax() * 3e38
+        result = {"case": case}
+        for engine in ("numba", "torch"):
+            try:
+                result[engine] = counts(images, engine, options["compactness"], options.get("spacing"))
+            except ValueError as err:
+                result[engine] = str(err)
+        flat = images.double().flatten(1)
+        lo, hi = flat.amin(1).view(-1, 1, 1, 1), flat.amax(1).view(-1, 1, 1, 1)
+        unit = ((images.double() - lo) / (hi - lo)).float()
+        result["unit"] = {e: counts(unit, e) for e in ("numba", "torch")}
+        mix = RandHSMixd(["image", "label"], "label", num_classes=4, **options).set_random_state(0)
         try:
-            seg = torch_slic(images, torch.full((4,), 100), options["compactness"], spacing=options.get("spacing"),
-                             engine=engine)
-            result[engine] = [int(s.max()) + 1 for s in seg]
+            out = mix({"image": images, "label": labels})
+            result["transform"] = bool(torch.isfinite(out["image"]).all())
         except ValueError as err:
-            result[engine] = str(err)
-    flat = images.double().flatten(1)
-    lo, hi = flat.amin(1).view(-1, 1, 1, 1), flat.amax(1).view(-1, 1, 1, 1)
-    unit = ((images.double() - lo) / (hi - lo)).float()
-    result["unit"] = {e: [int(s.max()) + 1 for s in torch_slic(unit, torch.full((4,), 100), 0.003, engine=e)]
-                      for e in ("numba", "torch")}
-    mix = RandHSMixd(["image", "label"], "label", num_classes=4, **options).set_random_state(0)
-    try:
-        out = mix({"image": images, "label": labels})
-        result["transform"] = bool(torch.isfinite(out["image"]).all())
-    except ValueError as err:
-        result["transform"] = str(err)
-    print(json.dumps(result))
+            result["transform"] = str(err)
+        print(json.dumps(result), flush=True)
 ''')
 
 
-@pytest.mark.parametrize("case", ["compactness", "spacing", "huge"])
-def test_extreme_settings_and_intensities_on_brats_slices(brats2015_dir, case):
+def test_extreme_settings_and_intensities_on_brats_slices(brats2015_dir, subprocess_env):
     case_dir = brats2015_dir / "train" / "brats_2013_pat0005_1"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(case_dir), case], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(case_dir), *CASES], cwd=REPO, env=subprocess_env,
                           capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"the child process ended with {proc.returncode}:\n{proc.stderr[-3000:]}"
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if case == "huge":
-        # both engines give the superpixels of the same images scaled to [0, 1], and the mix is finite
-        assert result["numba"] == result["unit"]["numba"] and result["torch"] == result["unit"]["torch"], result
-        assert result["transform"] is True
-    else:
+    lines = proc.stdout.strip().splitlines()
+    started = [line.split()[1] for line in lines if line.startswith("starting ")]
+    assert proc.returncode == 0, (f"the child process ended with {proc.returncode} in case {started[-1:]}:\n"
+                                  f"{proc.stderr[-3000:]}")
+    results = {r["case"]: r for r in (json.loads(line) for line in lines if line.startswith("{"))}
+    assert sorted(results) == sorted(CASES)
+    for case in ("compactness", "spacing"):
         # both engines and the transform refuse the setting, naming it
-        assert result["numba"] == result["torch"] == result["transform"], result
-        assert result["numba"].startswith(f"{case}=") and "overflow" in result["numba"]
+        r = results[case]
+        assert r["numba"] == r["torch"] == r["transform"], r
+        assert r["numba"].startswith(f"{case}=") and "overflow" in r["numba"]
+    # both engines give the superpixels of the same images scaled to [0, 1], and the mix is finite
+    r = results["huge"]
+    assert r["numba"] == r["unit"]["numba"] and r["torch"] == r["unit"]["torch"], r
+    assert r["transform"] is True

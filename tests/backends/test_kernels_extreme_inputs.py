@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(not numba.config.BOUNDSCHECK,
                                 reason="runs with NUMBA_BOUNDSCHECK=1, from tests/test_numba_boundscheck.py")
 
 ENGINES = ("numba", "torch")
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
 # always tried, whatever hypothesis draws: a 1-voxel image, a 1-slice volume at float32's limits in
