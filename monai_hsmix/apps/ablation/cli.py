@@ -46,6 +46,7 @@ from monai_hsmix.data.io import write_json_atomic
 from monai_hsmix.apps.ablation.arms import ARMS, MixOptions, arm_settings, get_arm
 from monai_hsmix.apps.ablation.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
 from monai_hsmix.apps.ablation.evaluate import evaluate
+from monai_hsmix.apps.ablation.fingerprint import data_fingerprint
 from monai_hsmix.apps.ablation.image_folder import CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image, read_pair
 from monai_hsmix.apps.ablation.report import write_report
 from monai_hsmix.apps.ablation.train2d import TrainConfig, train_run
@@ -133,11 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
-def _git_commit() -> str:
+def _git_commit(root: Optional[Path] = None) -> str:
+    """The package checkout's commit, read without writing to that repository."""
     try:
-        root = Path(__file__).resolve().parents[3]
+        root = Path(__file__).resolve().parents[3] if root is None else root
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+        # --no-optional-locks: a plain `git status` refreshes and rewrites the checkout's .git/index
+        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
         return (out.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -181,14 +185,45 @@ def _differences(stored: Any, now: Any, prefix: str = "") -> List[str]:
     return [] if stored == now else [f"{prefix[:-1]}: stored {stored!r}, now {now!r}"]
 
 
-def _check_same_settings(path: Path, settings: Dict[str, Any]) -> None:
-    stored = json.loads(path.read_text()).get("settings")
-    if stored != settings:
-        changed = "; ".join(_differences(stored or {}, settings))
-        raise SettingsMismatchError(
-            f"{path} was produced with other settings than this command ({changed}); "
-            "use another --out or the same options"
-        )
+def _set_aside(path: Path, reason: str) -> None:
+    target = path.with_name(path.name + ".corrupt")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt{n}")
+    path.replace(target)
+    logger.warning("%s: %s; set aside as %s and the run is redone", path, reason, target.name)
+
+
+def _needs_rerun(path: Path, settings: Dict[str, Any]) -> bool:
+    """Whether the finished run at ``path`` must be redone; raises when it was made with other settings.
+
+    A half-written or unreadable run file (a kill during a copy, a full disk) is set aside and redone;
+    a run of other data (same names, other contents) is redone; other settings are refused.
+    """
+    try:
+        stored = json.loads(path.read_text())
+        if not isinstance(stored, dict) or not isinstance(stored.get("settings"), dict):
+            raise ValueError("no 'settings' object")
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        _set_aside(path, f"unreadable run file ({err})")
+        return True
+    stored = stored["settings"]
+    if stored == settings:
+        return False
+    now_data, then_data = settings.get("data_fingerprint"), stored.get("data_fingerprint")
+    if then_data is None and {k: v for k, v in settings.items() if k != "data_fingerprint"} == stored:
+        logger.warning("%s records no data fingerprint (made before fingerprints): kept, but its data cannot be checked", path)
+        return False
+    changed = _differences(stored, settings)
+    if then_data != now_data and all(c.startswith("data_fingerprint:") for c in changed):
+        logger.warning("%s was trained on other contents of the same files (data fingerprint %s, now %s): redone",
+                       path, str(then_data)[:12], str(now_data)[:12])
+        return True
+    raise SettingsMismatchError(
+        f"{path} was produced with other settings than this command ({'; '.join(changed)}); "
+        "use another --out or the same options"
+    )
 
 
 class SettingsMismatchError(RuntimeError):
@@ -218,8 +253,7 @@ def _plan(runs_dir: Path, args: AblationConfig, folds: Sequence[Optional[int]], 
                 path = runs_dir / f"{name}.json"
                 # only what this arm depends on: the 'none' runs stay valid when an HSMix setting changes
                 settings = {**common[fold], "arm": arm_settings(get_arm(arm), mix)}
-                if path.exists():
-                    _check_same_settings(path, settings)
+                if path.exists() and not _needs_rerun(path, settings):
                     logger.info("skip %s: %s exists", name, path)
                 else:
                     todo.append(Job(arm, seed, fold, path, settings))
@@ -241,8 +275,10 @@ def _decathlon(args: AblationConfig, config: TrainConfig, base: Dict[str, Any]):
     train_patients = None if args.train_patients == 0 else args.train_patients
     split = split_dataset(args.data_dir, train_patients, args.split_seed, args.val_patients, args.patient_pattern)
     mix = _mix_options(args, split.num_classes)
+    used = [f for groups in (split.train, split.val) for pairs in groups.values() for pair in pairs for f in pair]
     common = {None: {**base, "train_patients": args.train_patients, "val_patients": args.val_patients,
-                     "patient_pattern": args.patient_pattern, "train_ids": sorted(split.train), "val_ids": sorted(split.val)}}
+                     "patient_pattern": args.patient_pattern, "train_ids": sorted(split.train), "val_ids": sorted(split.val),
+                     "data_fingerprint": data_fingerprint(used, args.data_dir)}}
 
     def load() -> Dict[Optional[int], Tuple[Any, Any]]:
         train_volumes = load_volumes(split.train, split.num_classes)
@@ -265,7 +301,10 @@ def _image_folder(args: AblationConfig, config: TrainConfig, base: Dict[str, Any
     if bad:
         raise ValueError(f"--only-folds {bad} outside [0, {args.folds - 1}]")
     mix = _mix_options(args, args.num_classes)
-    common = {f: {**base, "folds": args.folds, "fold": f, "train_images": splits[f][0], "test_images": splits[f][1]} for f in folds}
+    # per fold: editing one image redoes only the folds that trained or tested on it
+    common = {f: {**base, "folds": args.folds, "fold": f, "train_images": splits[f][0], "test_images": splits[f][1],
+                  "data_fingerprint": data_fingerprint([p for n in splits[f][0] + splits[f][1] for p in pairs[n]], args.data_dir)}
+              for f in folds}
 
     def load() -> Dict[Optional[int], Tuple[Any, Any]]:
         loaded = {name: read_pair(*pairs[name], args.num_classes) for name in sorted(pairs)}

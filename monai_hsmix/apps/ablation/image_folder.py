@@ -2,8 +2,9 @@
 random training crops at the stored resolution, sliding-window evaluation of whole images.
 
 Layout: ``images/NAME.tif`` (or ``.tiff``, ``.png``) and ``masks/NAME.png`` with class indices
-(``0/1`` for a binary task). Images are read with Pillow (which decodes the LZW-compressed TIFFs of
-MoNuSeg), so no conversion step is needed; RGB values are scaled to ``[0, 1]``.
+(``0/1`` for a binary task). Images are read at their stored depth with OpenCV (which decodes the
+LZW-compressed TIFFs of MoNuSeg): 8-bit and 16-bit pixels are scaled to ``[0, 1]`` by their type's
+range, float pixels must already be in it. Masks are read with Pillow (palette PNGs keep their indices).
 
 Crops keep the stored resolution, because resizing a 1000 x 1000 H&E tile to a CPU-sized input would
 shrink nuclei to a few pixels; the network then predicts whole images window by window with MONAI's
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+import cv2
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
@@ -53,20 +55,66 @@ def find_pairs(root: Path) -> Dict[str, Tuple[Path, Path]]:
     return pairs
 
 
+def _unreadable(path: Path, reason: object) -> ValueError:
+    return ValueError(f"{path}: cannot read this image ({reason}); replace or remove {path}")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """``(C, H, W)`` image at its stored bit depth: uint8 as stored, anything deeper as float32 in ``[0, 1]``.
+
+    OpenCV decodes at the stored depth (Pillow's ``convert('RGB')`` would clip 16-bit and float pixels to
+    8 bits); 16-bit integers are divided by 65535, float images must already lie in ``[0, 1]``. An alpha
+    channel is dropped. A file OpenCV cannot decode is opened with Pillow only to name the reason.
+    """
+    path = Path(path)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        try:
+            with Image.open(path) as im:
+                im.load()
+            reason = "OpenCV cannot decode it"
+        except Exception as err:  # noqa: BLE001 - any decoder error becomes the reason shown to the user
+            reason = f"{type(err).__name__}: {err}"
+        raise _unreadable(path, reason)
+    if image.ndim == 3:
+        if image.shape[2] not in (1, 2, 3, 4):
+            raise ValueError(f"{path}: expected 1-4 channels (grey, grey+alpha, RGB, RGBA), got {image.shape[2]} in {path}")
+        image = image[..., :1] if image.shape[2] <= 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+        image = np.moveaxis(image, -1, 0)
+    else:
+        image = image[None]
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    if image.dtype == np.uint16:
+        return (image.astype(np.float32) / np.float32(65535.0))
+    if image.dtype in (np.float32, np.float64):
+        lo, hi = float(np.min(image)), float(np.max(image))
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo and hi <= 1.0):
+            raise ValueError(f"{path}: float pixels must lie in [0, 1], found [{lo:g}, {hi:g}]; rescale {path}")
+        return image.astype(np.float32)
+    raise ValueError(f"{path}: {image.dtype} pixels are not supported (use 8-bit, 16-bit or float in [0, 1]): {path}")
+
+
+def unit_float(image: torch.Tensor) -> torch.Tensor:
+    """Float pixels in ``[0, 1]`` from what :func:`read_image` keeps (uint8, or float already in range)."""
+    return image.float().div_(255.0) if image.dtype == torch.uint8 else image.float()
+
+
 def read_pair(image_path: Path, mask_path: Path, num_classes: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(C, H, W)`` uint8 image and ``(1, H, W)`` uint8 class indices, checked against each other."""
-    with Image.open(image_path) as im:
-        image = np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
-    with Image.open(mask_path) as im:
-        mask = np.asarray(im)
-    if image.dtype != np.uint8:
-        raise ValueError(f"{image_path}: expected 8-bit pixels, got {image.dtype}")
-    image = image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
+    """``(C, H, W)`` image (see :func:`read_image`) and ``(1, H, W)`` uint8 class indices, checked against each other."""
+    image = read_image(image_path)
+    try:
+        with Image.open(mask_path) as im:
+            mask = np.asarray(im)
+    except Exception as err:  # noqa: BLE001 - truncated or foreign files: name the file, not a decoder internals
+        raise _unreadable(Path(mask_path), f"{type(err).__name__}: {err}") from err
     if mask.ndim != 2 or mask.shape != image.shape[1:]:
         raise ValueError(f"{mask_path} has shape {mask.shape}, image {image_path.name} has {image.shape[1:]}")
+    if mask.dtype.kind not in "biu" or mask.min() < 0:
+        raise ValueError(f"{mask_path} must hold non-negative integer class indices, got {mask.dtype}")
     if mask.max() >= num_classes:
         raise ValueError(f"{mask_path} holds values up to {int(mask.max())}, outside [0, {num_classes - 1}]")
-    return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(mask.astype(np.uint8)[None])
+    return torch.from_numpy(image), torch.from_numpy(mask.astype(np.uint8)[None])
 
 
 def kfold_by_image(names: Sequence[str], folds: int, seed: int) -> List[Tuple[List[str], List[str]]]:
@@ -109,7 +157,7 @@ class CropSampler:
             x = int(torch.randint(width - self.size + 1, (1,), generator=generator))
             crops.append(self.images[i][:, y : y + self.size, x : x + self.size])
             masks.append(self.labels[i][:, y : y + self.size, x : x + self.size])
-        return torch.stack(crops).float().div_(255.0), torch.stack(masks).long()
+        return unit_float(torch.stack(crops)), torch.stack(masks).long()
 
 
 @torch.no_grad()
@@ -126,7 +174,7 @@ def evaluate_images(
     try:
         rows = []
         for name, image, label in zip(names, images, labels):
-            logits = sliding_window_inference(image[None].float().div(255.0), (roi, roi), 16, model, overlap=0.25, mode="gaussian")
+            logits = sliding_window_inference(unit_float(image[None]), (roi, roi), 16, model, overlap=0.25, mode="gaussian")
             pred = torch.as_tensor(logits).argmax(1)[0]
             rows.append({"volume": name, "patient": name, **score_volume(pred, label[0].long(), num_classes, (1.0, 1.0))})
         return rows

@@ -232,3 +232,78 @@ def test_report_leaves_out_runs_of_seeds_this_command_does_not_plan(tiny_image_f
     (tmp_path / "runs" / "none_seed7_fold0.json").write_text(json.dumps(extra))
     text = _run_images(tiny_image_folder, tmp_path).read_text()
     assert "Finished runs: 6 of 6." in text and "| none | 3 |" in text
+
+
+def test_a_half_written_run_file_is_set_aside_and_redone(tiny_image_folder, image_sweep, tmp_path, monkeypatch, caplog):
+    """A rerun after a half-written run file ended in ``error: Expecting value: line 32 ...`` (issue 24)."""
+    import shutil
+
+    import monai_hsmix.apps.ablation.cli as ablation
+
+    shutil.copytree(image_sweep / "runs", tmp_path / "runs")
+    victim = tmp_path / "runs" / "none_seed0_fold1.json"
+    text = victim.read_text()
+    victim.write_text(text[: len(text) // 2])
+    trained = []
+    real = ablation.train_run
+    monkeypatch.setattr(ablation, "train_run", lambda arm, seed, *a, **k: trained.append(arm) or real(arm, seed, *a, **k))
+    with caplog.at_level("WARNING", logger="monai_hsmix.ablation"):
+        _run_images(tiny_image_folder, tmp_path)
+    assert trained == ["none"]
+    assert (tmp_path / "runs" / "none_seed0_fold1.json.corrupt").read_text() == text[: len(text) // 2]
+    assert json.loads(victim.read_text())["settings"] == json.loads(text)["settings"]
+    assert any(str(victim) in r.getMessage() and "set aside" in r.getMessage() for r in caplog.records)
+
+
+def test_editing_a_mask_redoes_the_runs_that_used_it(tiny_image_folder, image_sweep, tmp_path, monkeypatch, caplog):
+    """Settings recorded file names only: an edited mask reported the old runs' numbers (issue 24)."""
+    import shutil
+
+    from PIL import Image
+
+    import monai_hsmix.apps.ablation.cli as ablation
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_image_folder, data)
+    shutil.copytree(image_sweep / "runs", tmp_path / "out" / "runs")
+    # a copy of the same data keeps the fingerprint; only the changed file's folds are redone
+    trained = []
+    monkeypatch.setattr(ablation, "train_run", lambda arm, seed, *a, **k: trained.append(arm) or {})
+    monkeypatch.setattr(ablation, "write_report", lambda *a, **k: tmp_path / "report.md")
+    common = ["--data-dir", str(data), "--out", str(tmp_path / "out"), "--arms", "none", *IMAGE_TINY]
+    runs = {p.name: json.loads(p.read_text()) for p in (tmp_path / "out" / "runs").glob("*.json")}
+    for run in runs.values():  # the data folder moved: only that setting differs, so record the copy's path
+        run["settings"]["data_dir"] = str(data.resolve())
+    for name, run in runs.items():
+        (tmp_path / "out" / "runs" / name).write_text(json.dumps(run))
+    assert main(common) == 0 and trained == []
+    test_of_fold0 = runs["none_seed0_fold0.json"]["settings"]["test_images"][0]
+    mask_path = data / "masks" / f"{test_of_fold0}.png"
+    mask = np.asarray(Image.open(mask_path)).copy()
+    mask[:4, :4] = 1 - mask[:4, :4]
+    Image.fromarray(mask).save(mask_path)
+    with caplog.at_level("WARNING", logger="monai_hsmix.ablation"):
+        assert main(common) == 0
+    # every fold trains or tests on every image here (3 folds of 6): all three 'none' runs are redone
+    assert trained == ["none"] * 3
+    assert any("data fingerprint" in r.getMessage() for r in caplog.records)
+
+
+def test_recording_the_commit_leaves_the_repository_index_alone(tmp_path):
+    """``git status`` refreshes the index of the checkout it reads (issue 24): the commit is read without it."""
+    import os
+    import subprocess
+
+    from monai_hsmix.apps.ablation.cli import _git_commit
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "a.txt").write_text("x")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "a.txt"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "commit", "-qm", "a"], check=True, env=env)
+    os.utime(tmp_path / "a.txt", (1, 1))  # stat changed, content not: a plain `git status` rewrites the index
+    index = tmp_path / ".git" / "index"
+    before = (index.stat().st_mtime_ns, index.read_bytes())
+    commit = _git_commit(tmp_path)
+    assert len(commit) >= 7 and "uncommitted" not in commit
+    assert (index.stat().st_mtime_ns, index.read_bytes()) == before

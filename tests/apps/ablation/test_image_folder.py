@@ -96,3 +96,37 @@ def test_whole_image_evaluation_scores_a_perfect_predictor_one(tmp_path):
     assert [r["volume"] for r in rows] == ["img00", "img01"]
     for r in rows:
         assert r["dice"] == [pytest.approx(1.0)] and r["jaccard"] == [pytest.approx(1.0)] and r["hd95"] == [0.0]
+
+
+def test_16_bit_and_float_images_keep_their_depth(tmp_path):
+    """A 16-bit TIFF was clipped by ``convert('RGB')``: every pixel above 255 saturated (issue 24)."""
+    import cv2
+
+    from monai_hsmix.apps.ablation.image_folder import read_image, unit_float
+
+    ramp = np.linspace(0, 65535, 40 * 40).reshape(40, 40).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "grey16.tif"), ramp)
+    grey = unit_float(torch.from_numpy(read_image(tmp_path / "grey16.tif")))
+    assert grey.shape == (1, 40, 40)
+    torch.testing.assert_close(grey[0], torch.from_numpy(ramp / 65535.0).float())
+    rgb16 = np.stack([ramp, ramp // 2, 65535 - ramp], -1)
+    cv2.imwrite(str(tmp_path / "rgb16.png"), rgb16[..., ::-1])  # OpenCV writes BGR
+    rgb = read_image(tmp_path / "rgb16.png")
+    np.testing.assert_allclose(rgb, np.moveaxis(rgb16, -1, 0) / 65535.0, atol=1e-6)  # channel order kept
+    cv2.imwrite(str(tmp_path / "f.tif"), (ramp / 65535.0).astype(np.float32))
+    np.testing.assert_allclose(read_image(tmp_path / "f.tif")[0], ramp / 65535.0, atol=1e-6)
+    cv2.imwrite(str(tmp_path / "hu.tif"), (ramp.astype(np.float32) - 1000.0))
+    with pytest.raises(ValueError, match=r"hu.tif: float pixels must lie in \[0, 1\], found \[-1000"):
+        read_image(tmp_path / "hu.tif")
+
+
+def test_truncated_image_or_mask_is_named_first_and_last(tmp_path):
+    """A truncated mask PNG ended in ``OSError: image file is truncated`` with no file name (issue 24)."""
+    for victim_index in (0, 1):
+        root = write_image_folder(tmp_path / f"d{victim_index}", 1, size=64)
+        victim = find_pairs(root)["img00"][victim_index]
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+        with pytest.raises(ValueError) as info:
+            read_pair(*find_pairs(root)["img00"], num_classes=2)
+        message = str(info.value)
+        assert message.startswith(str(victim)) and message.endswith(str(victim)), message
