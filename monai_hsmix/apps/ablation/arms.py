@@ -10,7 +10,10 @@ two arms count differently:
   trains on all ``2B`` hard + soft samples at every step (no originals, no unmixed steps): twice the
   samples per step, so twice the network cost.
 
-Every other arm draws ``k = B`` sources and returns ``B`` samples.
+Every other arm draws ``k = B`` sources and returns ``B`` samples, except the controls of the paper's
+protocol, which hold that protocol equal and change only the mixing: ``none_2b`` (``2B`` unmixed
+samples), ``cutmix_paper`` and ``mixup_paper`` (two independent MONAI draws over the same ``B`` sources:
+``2B`` mixed samples at every step, as ``hsmix_paper``'s hard and soft batches).
 
 MONAI's ``MixUp`` and ``CutMix`` are fixed to one ``batch_size`` (a smaller batch raises): the
 runner always draws exactly ``k`` samples. ``CutMixd`` without ``label_keys`` would silently leave the
@@ -99,6 +102,22 @@ def _monai(cls):
     return build
 
 
+def _monai_twice(cls):
+    """``B`` sources -> ``2B`` samples: two independent draws (partners, weights or boxes) of one mixer."""
+    once = _monai(cls)
+
+    def build(batch_size: int, options: MixOptions, seed: int) -> Mixer:
+        mix = once(batch_size, options, seed)
+
+        def twice(images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+            (a, ya), (b, yb) = mix(images, labels), mix(images, labels)
+            return torch.cat([torch.as_tensor(a), torch.as_tensor(b)]), torch.cat([torch.as_tensor(ya), torch.as_tensor(yb)])
+
+        return twice
+
+    return build
+
+
 def _hsmix(mode: str, **overrides):
     def build(batch_size: int, options: MixOptions, seed: int) -> Mixer:
         mixer = RandHSMix(**{**options.hsmix_kwargs(), **build.overrides})
@@ -143,6 +162,11 @@ ARMS: Dict[str, Arm] = {
             doubles_batch=True, doubles_sources=True, always_mix=True),
         Arm("mixup", "MONAI MixUp, images and one-hot labels with the same Beta weight", _monai(MixUp), uses=("mixup",)),
         Arm("cutmix", "MONAI CutMix, images and one-hot labels with the same box", _monai(CutMix), uses=("cutmix",)),
+        # the controls of hsmix_paper: its protocol (B sources, 2B mixed samples, every step) with MONAI's mixing
+        Arm("mixup_paper", "MONAI MixUp under the paper's protocol (B sources give 2B mixed samples at every step)",
+            _monai_twice(MixUp), doubles_batch=True, always_mix=True, uses=("mixup",)),
+        Arm("cutmix_paper", "MONAI CutMix under the paper's protocol (B sources give 2B mixed samples at every step)",
+            _monai_twice(CutMix), doubles_batch=True, always_mix=True, uses=("cutmix",)),
         Arm("hsmix_hard", "HSMix hard mixing only (superpixels pasted with probability p)", _hsmix("hard"), uses=HS),
         Arm("hsmix_soft", "HSMix soft mixing only (saliency ratio averaged per superpixel)", _hsmix("soft"), uses=HS),
         Arm("hsmix_both", "HSMix hard + soft, equal samples (B/2 sources give B/2 hard + B/2 soft samples)", _hsmix("both"),

@@ -47,7 +47,8 @@ from monai_hsmix.apps.ablation.arms import ARMS, MixOptions, arm_settings, get_a
 from monai_hsmix.apps.ablation.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
 from monai_hsmix.apps.ablation.evaluate import evaluate
 from monai_hsmix.apps.ablation.fingerprint import data_fingerprint
-from monai_hsmix.apps.ablation.image_folder import CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image, read_pair
+from monai_hsmix.apps.ablation.image_folder import (CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image,
+                                                    read_pair, resize_pair)
 from monai_hsmix.apps.ablation.report import write_report
 from monai_hsmix.apps.ablation.train2d import TrainConfig, train_run
 from monai_hsmix.optional import require
@@ -71,7 +72,10 @@ class AblationConfig:
     val_patients: int = 10
     split_seed: int = 0
     patient_pattern: str = DEFAULT_PATIENT_PATTERN
-    image_size: int = 96
+    image_size: Optional[int] = None
+    resize: Optional[int] = None
+    test_dir: Optional[Path] = None
+    eval_every: int = 0
     folds: int = 5
     only_folds: Optional[Sequence[int]] = None
     num_classes: int = 2
@@ -96,6 +100,14 @@ class AblationConfig:
 
     def __post_init__(self) -> None:
         self.data_dir, self.out = Path(self.data_dir), Path(self.out)
+        self.test_dir = None if self.test_dir is None else Path(self.test_dir)
+
+    @property
+    def train_size(self) -> int:
+        """The training size: ``--resize`` when whole images are resized, else ``--image-size`` (96)."""
+        if self.resize is not None:
+            return self.resize
+        return 96 if self.image_size is None else self.image_size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-patients", type=int, help="patients held out when dataset.json has no 'validation'")
     parser.add_argument("--split-seed", type=int, help="seed of the patient draw (same for every arm and seed)")
     parser.add_argument("--patient-pattern", help="regex whose first group is the patient id in a file name")
-    parser.add_argument("--image-size", type=int, help="training size: slices are resized to it (Decathlon), crops have it (image folder)")
+    parser.add_argument("--image-size", type=int, help="training size: slices are resized to it (Decathlon), crops have it (image folder); 96")
+    parser.add_argument("--resize", type=int, metavar="S",
+                        help="image folder: train and test on whole images resized to S x S (masks nearest), the paper's protocol")
+    parser.add_argument("--test-dir", type=Path,
+                        help="image folder: train on every image of --data-dir, test on this folder (images/, masks/) instead of k-fold")
+    parser.add_argument("--eval-every", type=int, help="score the test set every N steps (learning curves in the runs and report)")
     parser.add_argument("--folds", type=int, help="image folder: k of the k-fold cross-validation by image")
     parser.add_argument("--only-folds", type=int, nargs="+", help="image folder: run only these folds (0-based)")
     parser.add_argument("--num-classes", type=int, help="image folder: classes in the masks (0..K-1)")
@@ -163,7 +180,7 @@ def _mix_options(args: AblationConfig, num_classes: int) -> MixOptions:
     if args.preset:
         preset = get_preset(args.preset)
         # keep the preset's superpixel size in pixels: the paper's counts are for 224 x 224 inputs
-        scale = (args.image_size / args.preset_size) ** 2
+        scale = (args.train_size / args.preset_size) ** 2
         segments = tuple(max(1, round(n * scale)) for n in preset.n_segments)
         compactness, p = preset.compactness, preset.p
     return MixOptions(
@@ -283,10 +300,10 @@ def _decathlon(args: AblationConfig, config: TrainConfig, base: Dict[str, Any]):
     def load() -> Dict[Optional[int], Tuple[Any, Any]]:
         train_volumes = load_volumes(split.train, split.num_classes)
         val_volumes = load_volumes(split.val, split.num_classes)
-        slices = to_slices(train_volumes, args.image_size)
+        slices = to_slices(train_volumes, args.train_size)
         logger.info("%d training patients (%d slices), %d validation patients (%d volumes)",
                     len(split.train), slices.images.shape[0], len(split.val), len(val_volumes))
-        return {None: (slices, lambda model: evaluate(model, val_volumes, args.image_size, split.num_classes))}
+        return {None: (slices, lambda model: evaluate(model, val_volumes, args.train_size, split.num_classes))}
 
     data_line = (f"{args.data_dir} — {len(split.train)} training patients {sorted(split.train)}, "
                  f"{len(split.val)} validation patients")
@@ -295,38 +312,64 @@ def _decathlon(args: AblationConfig, config: TrainConfig, base: Dict[str, Any]):
 
 def _image_folder(args: AblationConfig, config: TrainConfig, base: Dict[str, Any]):
     pairs = find_pairs(args.data_dir)
-    splits = kfold_by_image(list(pairs), args.folds, args.split_seed)
-    folds = list(range(args.folds)) if args.only_folds is None else sorted(set(args.only_folds))
-    bad = [f for f in folds if not 0 <= f < args.folds]
-    if bad:
-        raise ValueError(f"--only-folds {bad} outside [0, {args.folds - 1}]")
+    if args.test_dir is not None:
+        test_pairs = find_pairs(args.test_dir)
+        clash = sorted(set(pairs) & set(test_pairs))
+        if clash:  # runs and reports name images by their stem
+            raise ValueError(f"--test-dir {args.test_dir} has images named as in --data-dir: {clash[:5]}")
+        splits, folds = {None: (sorted(pairs), sorted(test_pairs))}, [None]
+    else:
+        test_pairs = {}
+        listed = kfold_by_image(list(pairs), args.folds, args.split_seed)
+        splits = dict(enumerate(listed))
+        folds = list(range(args.folds)) if args.only_folds is None else sorted(set(args.only_folds))
+        bad = [f for f in folds if not 0 <= f < args.folds]
+        if bad:
+            raise ValueError(f"--only-folds {bad} outside [0, {args.folds - 1}]")
+    every = {**pairs, **test_pairs}
     mix = _mix_options(args, args.num_classes)
+    protocol = {"resize": args.resize} if args.resize is not None else {}
     # per fold: editing one image redoes only the folds that trained or tested on it
-    common = {f: {**base, "folds": args.folds, "fold": f, "train_images": splits[f][0], "test_images": splits[f][1],
-                  "data_fingerprint": data_fingerprint([p for n in splits[f][0] + splits[f][1] for p in pairs[n]], args.data_dir)}
+    common = {f: {**base, **protocol, **({"folds": args.folds, "fold": f} if f is not None else {"test_dir": str(args.test_dir.resolve())}),
+                  "train_images": splits[f][0], "test_images": splits[f][1],
+                  "data_fingerprint": data_fingerprint([p for n in splits[f][0] + splits[f][1] for p in every[n]], args.data_dir)}
               for f in folds}
+    size = args.train_size
 
     def load() -> Dict[Optional[int], Tuple[Any, Any]]:
-        loaded = {name: read_pair(*pairs[name], args.num_classes) for name in sorted(pairs)}
+        loaded = {name: read_pair(*every[name], args.num_classes) for name in sorted(every)}
+        if args.resize is not None:
+            loaded = {name: resize_pair(image, mask, args.resize) for name, (image, mask) in loaded.items()}
         out = {}
         for f in folds:
             train, test = splits[f]
-            sampler = CropSampler([loaded[n][0] for n in train], [loaded[n][1] for n in train], args.image_size)
+            # resized whole images: a crop of the image's own size is the image, one window scores it whole
+            sampler = CropSampler([loaded[n][0] for n in train], [loaded[n][1] for n in train], size)
             images, labels = [loaded[n][0] for n in test], [loaded[n][1] for n in test]
-            out[f] = (sampler, lambda model, i=images, l=labels, n=test: evaluate_images(model, i, l, n, args.image_size, args.num_classes))
-        logger.info("%d images, %d folds (%s run here)", len(pairs), args.folds, folds)
+            out[f] = (sampler, lambda model, i=images, l=labels, n=test: evaluate_images(model, i, l, n, size, args.num_classes))
+        logger.info("%d images, %s", len(every), f"{args.folds} folds ({folds} run here)" if args.test_dir is None
+                    else f"{len(pairs)} training, {len(test_pairs)} test images")
         return out
 
     names = ["foreground"] if args.num_classes == 2 else [f"class {k}" for k in range(1, args.num_classes)]
-    data_line = (f"{args.data_dir} — {len(pairs)} images, {args.folds}-fold cross-validation by image (split seed "
-                 f"{args.split_seed}), folds run: {folds}; training on random {args.image_size}x{args.image_size} crops at the "
-                 f"stored resolution, whole held-out images predicted by sliding window")
-    return args.num_classes, names, mix, folds, common, load, data_line
+    if args.test_dir is None:
+        split_line = (f"{len(pairs)} images, {args.folds}-fold cross-validation by image (split seed {args.split_seed}), "
+                      f"folds run: {folds}")
+    else:
+        split_line = f"{len(pairs)} training images, tested on the {len(test_pairs)} images of {args.test_dir}"
+    if args.resize is None:
+        how = (f"training on random {size}x{size} crops at the stored resolution, whole held-out images predicted by "
+               "sliding window")
+    else:
+        how = (f"whole images resized to {size}x{size} (bilinear, masks nearest) for training and testing, scored at "
+               "that size (the paper's protocol)")
+    return args.num_classes, names, mix, folds, common, load, f"{args.data_dir} — {split_line}; {how}"
 
 
 def _train_config(args: AblationConfig) -> TrainConfig:
     return TrainConfig(
-        image_size=args.image_size,
+        image_size=args.train_size,
+        eval_every=args.eval_every,
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -344,6 +387,19 @@ def check_arguments(args: AblationConfig) -> None:
     """
     if args.train_patients < 0:
         raise ValueError(f"--train-patients must be >= 0, got {args.train_patients}")
+    if args.resize is not None and args.image_size is not None and args.image_size != args.resize:
+        raise ValueError(f"--resize {args.resize} sets the training size; leave out --image-size {args.image_size}")
+    if args.eval_every < 0:
+        raise ValueError(f"--eval-every must be >= 0 (0: only at the end), got {args.eval_every}")
+    if (args.resize is not None or args.test_dir is not None) and _layout(args) != "image_folder":
+        option = "--resize" if args.resize is not None else "--test-dir"
+        raise ValueError(f"{option} is for image folders (images/, masks/); {args.data_dir} is a Decathlon folder "
+                         "(its slices are resized to --image-size)")
+    if args.test_dir is not None:
+        if not is_image_folder(args.test_dir):
+            raise ValueError(f"--test-dir {args.test_dir} has no images/ and masks/ folders")
+        if args.only_folds is not None:
+            raise ValueError("--only-folds selects k-fold splits; with --test-dir there are none")
     if args.val_patients < 1:
         raise ValueError(f"--val-patients must be >= 1, got {args.val_patients}")
     if args.threads < 1:
@@ -366,13 +422,19 @@ def check_arguments(args: AblationConfig) -> None:
                              "--mixup-alpha, --cutmix-alpha, --beta-alpha)") from err
 
 
+def _layout(args: AblationConfig) -> str:
+    return "image_folder" if is_image_folder(args.data_dir) and not (args.data_dir / "dataset.json").is_file() else "decathlon"
+
+
 def run(args: AblationConfig) -> Path:
     """Run the missing arm x seed (x fold) runs, then write the report; returns the report path."""
     torch.set_num_threads(args.threads)
     config = _train_config(args)
-    layout = "image_folder" if is_image_folder(args.data_dir) and not (args.data_dir / "dataset.json").is_file() else "decathlon"
-    base = {"data_dir": str(args.data_dir.resolve()), "layout": layout, "split_seed": args.split_seed,
-            "train": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}}
+    layout = _layout(args)
+    train = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+    if not config.eval_every:  # runs made before learning curves existed keep matching
+        del train["eval_every"]
+    base = {"data_dir": str(args.data_dir.resolve()), "layout": layout, "split_seed": args.split_seed, "train": train}
     build = _image_folder if layout == "image_folder" else _decathlon
     num_classes, class_names, mix, folds, common, load, data_line = build(args, config, base)
     runs_dir = args.out / "runs"

@@ -1,5 +1,6 @@
-"""A folder of large 2D images with masks (e.g. MoNuSeg) for the ablation: k-fold splits by image,
-random training crops at the stored resolution, sliding-window evaluation of whole images.
+"""A folder of large 2D images with masks (e.g. MoNuSeg) for the ablation: k-fold splits by image (or a
+fixed test folder), random training crops at the stored resolution and sliding-window evaluation of
+whole images, or whole images resized to one size for both (the paper's protocol).
 
 Layout: ``images/NAME.tif`` (or ``.tiff``, ``.png``) and ``masks/NAME.png`` with class indices
 (``0/1`` for a binary task). Images are read at their stored depth with OpenCV (which decodes the
@@ -115,6 +116,17 @@ def read_pair(image_path: Path, mask_path: Path, num_classes: int) -> Tuple[torc
     if mask.max() >= num_classes:
         raise ValueError(f"{mask_path} holds values up to {int(mask.max())}, outside [0, {num_classes - 1}]")
     return torch.from_numpy(image), torch.from_numpy(mask.astype(np.uint8)[None])
+
+
+def resize_pair(image: torch.Tensor, mask: torch.Tensor, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The whole image resized to ``size x size`` (bilinear with antialiasing, float in ``[0, 1]``) and its
+    mask (nearest neighbour, so classes stay classes), as the paper's 224 x 224 MoNuSeg protocol trains and tests."""
+    if size < 1:
+        raise ValueError(f"resize must be >= 1, got {size}")
+    resized = torch.nn.functional.interpolate(unit_float(image[None]), size=(size, size), mode="bilinear",
+                                              antialias=True, align_corners=False)[0].clamp_(0.0, 1.0)
+    labels = torch.nn.functional.interpolate(mask[None].float(), size=(size, size), mode="nearest-exact")[0]
+    return resized, labels.to(mask.dtype)
 
 
 def kfold_by_image(names: Sequence[str], folds: int, seed: int) -> List[Tuple[List[str], List[str]]]:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from monai_hsmix.apps.ablation.stats import pair, runs_needed
-from monai_hsmix.data.io import PARTIAL_PREFIX
+from monai_hsmix.data.io import PARTIAL_PREFIX, write_bytes_atomic
 from monai_hsmix.optional import require
 
 MONAI_MIXERS = ("cutmix", "mixup")
@@ -222,6 +222,73 @@ def plot_paired(table: Mapping[str, Mapping[str, Any]], path: Path) -> Optional[
     return path
 
 
+# (arm, reference, what the difference isolates): each pair differs in one factor only
+CONTROLS = (
+    ("hsmix_paper", "none_2b", "the mixing, at the paper's protocol (both see 2B samples at every step; only hsmix_paper mixes)"),
+    ("hsmix_paper", "cutmix_paper", "superpixel + saliency mixing against CutMix's boxes, protocol held equal"),
+    ("hsmix_paper", "mixup_paper", "superpixel + saliency mixing against MixUp's global blend, protocol held equal"),
+    ("cutmix_paper", "none_2b", "CutMix's boxes at the paper's protocol"),
+    ("none_2b", "none", "twice the unmixed samples per step (the protocol's extra compute, no mixing)"),
+    ("hsmix_both", "cutmix", "superpixel + saliency mixing against CutMix at equal samples per step"),
+    ("hsmix_both", "mixup", "superpixel + saliency mixing against MixUp at equal samples per step"),
+    ("hsmix_paper", "hsmix_both", "the paper's protocol against equal samples, the same mixing"),
+)
+
+
+def controls_table(table: Mapping[str, Mapping[str, Any]]) -> Optional[str]:
+    """The paired comparisons among the arms present that each isolate one factor (see :data:`CONTROLS`)."""
+    lines = ["| comparison | Δ mean fg DSC [95% CI] (up) | isolates |", "|---|---|---|"]
+    for arm, ref, what in CONTROLS:
+        if arm in table and ref in table:
+            diff = pair(_by_key(table[arm]), _by_key(table[ref]))
+            if diff is not None:
+                lines.append(f"| {arm} − {ref} | {diff.format()} | {what} |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
+def mean_curves(runs: Sequence[Mapping[str, Any]], arm_order: Sequence[str]) -> Dict[str, Dict[str, np.ndarray]]:
+    """Per arm with learning curves: the steps, and the mean over runs of test DSC and training loss at each."""
+    out: Dict[str, Dict[str, np.ndarray]] = {}
+    for arm in arm_order:
+        curves = [r["curve"] for r in runs if r["arm"] == arm and r.get("curve")]
+        if not curves:
+            continue
+        steps = sorted(set.intersection(*({int(p["step"]) for p in c} for c in curves)))
+        if not steps:
+            continue
+        at = [{int(p["step"]): p for p in c} for c in curves]
+        out[arm] = {
+            "step": np.array(steps),
+            "runs": np.array(len(curves)),
+            **{key: np.array([np.nanmean([c[s][key] for c in at]) for s in steps]) for key in ("mean_fg_dsc", "train_loss")},
+        }
+    return out
+
+
+def plot_curves(curves: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> Path:
+    """Mean test DSC and mean training loss per arm against the optimiser step."""
+    matplotlib = require("matplotlib")
+
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot")
+
+    fig, (dsc, loss) = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
+    for arm, c in curves.items():
+        label = f"{arm} ({int(c['runs'])} runs)"
+        dsc.plot(c["step"], 100 * c["mean_fg_dsc"], marker="o", ms=3, label=label)
+        loss.plot(c["step"], c["train_loss"], marker="o", ms=3, label=label)
+    dsc.set_xlabel("step")
+    dsc.set_ylabel("test mean foreground DSC (%)")
+    loss.set_xlabel("step")
+    loss.set_ylabel("training loss (mean since the previous point)")
+    loss.set_yscale("log")
+    dsc.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def write_report(
     out_dir: Path,
     arm_order: Sequence[str],
@@ -266,6 +333,17 @@ def write_report(
         lines += ["", "![mean foreground DSC per arm](mean_fg_dsc.png)"]
         if plot_paired(table, out_dir / "paired_dsc.png"):
             lines += ["", "![paired differences to none](paired_dsc.png)"]
+        controls = controls_table(table)
+        if controls:
+            lines += ["", "## Comparisons that isolate one factor", "",
+                      "Each row pairs two arms that differ in one thing only (same seeds and folds).", "", controls]
+        curves = mean_curves(runs, arm_order)
+        if curves:
+            plot_curves(curves, out_dir / "learning_curves.png")
+            lines += ["", "## Learning curves", "",
+                      "Test-set mean foreground DSC and training loss every `--eval-every` steps, mean over each arm's runs: "
+                      "whether the baseline overfits, and whether mixing delays it.", "",
+                      "![learning curves](learning_curves.png)"]
     path = out_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
     return path

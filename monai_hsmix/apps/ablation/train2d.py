@@ -10,6 +10,7 @@ arm but ``hsmix_paper`` (``2 x batch_size``, and it mixes at every step; see
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Protocol, Sequence, Tuple
@@ -47,6 +48,7 @@ class TrainConfig:
     channels: Tuple[int, ...] = (16, 32, 64, 128)
     mix_prob: float = 0.5
     max_rotation: float = 20.0
+    eval_every: int = 0
 
     def __post_init__(self) -> None:
         if self.batch_size < 4 or self.batch_size % 2:
@@ -55,6 +57,8 @@ class TrainConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if not 0.0 <= self.mix_prob <= 1.0:
             raise ValueError(f"mix_prob must be in [0, 1], got {self.mix_prob}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0 (0: evaluate only at the end), got {self.eval_every}")
         if self.image_size < 2 ** len(self.channels):
             raise ValueError(f"image_size {self.image_size} is too small for a UNet with {len(self.channels)} levels")
 
@@ -69,6 +73,14 @@ def build_network(in_channels: int, num_classes: int, channels: Sequence[int]) -
         strides=(2,) * (len(channels) - 1),
         num_res_units=1,
     )
+
+
+def mean_foreground_dice(rows: Sequence[Dict[str, Any]]) -> float:
+    """Mean over classes of each class's mean Dice over the volumes (absent classes left out), as the report."""
+    values = np.array([r["dice"] for r in rows], dtype=float)
+    with np.errstate(all="ignore"):
+        per_class = np.nanmean(values, axis=0) if values.size else np.array([np.nan])
+        return float(np.nanmean(per_class)) if np.isfinite(per_class).any() else math.nan
 
 
 def _poly(step: int, total: int) -> float:
@@ -87,7 +99,10 @@ def train_run(
     """Train under ``arm_name`` with ``seed``, then return ``evaluate(model)``'s scores and the costs.
 
     The result gives the samples and sources of a mixed step, their means over all steps (unmixed
-    steps draw ``batch_size`` samples), the training wall-clock and the part of it spent mixing.
+    steps draw ``batch_size`` samples), the training wall-clock and the part of it spent mixing, and
+    the learning curve: with ``config.eval_every = N`` the test set is scored every ``N`` steps (and
+    at the end) and each point records the mean training loss since the previous one. Scoring uses no
+    random stream and restores training mode, so a run with a curve trains exactly as one without.
     """
     arm = get_arm(arm_name)
     torch.manual_seed(seed)
@@ -103,9 +118,11 @@ def train_run(
     # softmax Dice (soft_label=True) + cross-entropy on class probabilities, Dice pooled over the batch
     loss_fn = SoftDiceCELoss(batch=True)
     losses, mix_seconds, mixed_steps, seen, drawn = [], 0.0, 0, 0, 0
+    curve: List[Dict[str, float]] = []
+    curve_seconds = 0.0
     start = time.perf_counter()
     model.train()
-    for _ in range(config.steps):
+    for step in range(1, config.steps + 1):
         do_mix = coin.rand() < mix_prob
         count = sources if do_mix else config.batch_size
         images, labels = flip_rotate(*train.draw(count, generator), generator, config.max_rotation)
@@ -125,9 +142,15 @@ def train_run(
         optimiser.step()
         schedule.step()
         losses.append(float(loss.detach()))
-    train_seconds = time.perf_counter() - start
+        if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+            tick = time.perf_counter()
+            curve.append(_curve_point(step, losses, curve, evaluate(model)))
+            curve_seconds += time.perf_counter() - tick
+    train_seconds = time.perf_counter() - start - curve_seconds
     tick = time.perf_counter()
     rows = evaluate(model)
+    if config.eval_every:
+        curve.append(_curve_point(config.steps, losses, curve, rows))
     tail = max(1, len(losses) // 10)
     return {
         "arm": arm_name,
@@ -143,8 +166,15 @@ def train_run(
         "train_seconds": train_seconds,
         "mix_seconds": mix_seconds,
         "eval_seconds": time.perf_counter() - tick,
+        "curve_seconds": curve_seconds,
+        "curve": curve,
         "volumes": rows,
     }
+
+
+def _curve_point(step: int, losses: Sequence[float], curve: Sequence[Dict[str, float]], rows) -> Dict[str, float]:
+    since = int(curve[-1]["step"]) if curve else 0
+    return {"step": step, "train_loss": float(np.mean(losses[since:step])), "mean_fg_dsc": mean_foreground_dice(rows)}
 
 
 def config_dict(config: TrainConfig, mix: MixOptions) -> Dict[str, Any]:

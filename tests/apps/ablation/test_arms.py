@@ -61,7 +61,8 @@ def test_none_2b_is_hsmix_paper_without_mixing():
 
 def test_hsmix_paper_gives_a_hard_and_a_soft_sample_of_each_of_its_b_sources():
     arm = get_arm("hsmix_paper")
-    assert arm.always_mix and [n for n, a in ARMS.items() if a.samples_per_step(8) != 8] == ["none_2b", "hsmix_paper"]
+    assert arm.always_mix
+    assert [n for n, a in ARMS.items() if a.samples_per_step(8) != 8] == ["none_2b", "mixup_paper", "cutmix_paper", "hsmix_paper"]
     images, labels = _batch(arm.sources_per_step(8), 2)
     out_images, out_labels = arm.build(8, OPTIONS, 5)(images, labels)
     assert out_images.shape[0] == out_labels.shape[0] == 16
@@ -73,6 +74,25 @@ def test_hsmix_paper_gives_a_hard_and_a_soft_sample_of_each_of_its_b_sources():
     for i in range(8):
         own = out_images[i] == images[i]
         assert any(bool((own | (out_images[i] == images[j])).all()) for j in range(8) if j != i)
+
+
+@pytest.mark.parametrize("name,single", [("cutmix_paper", "cutmix"), ("mixup_paper", "mixup")])
+def test_monai_paper_controls_hold_the_protocol_of_hsmix_paper(name, single):
+    """``cutmix_paper`` / ``mixup_paper``: the same B sources give 2B mixed samples at every step (issue 23)."""
+    arm, paper = get_arm(name), get_arm("hsmix_paper")
+    assert (arm.always_mix, arm.sources_per_step(8), arm.samples_per_step(8)) == (True, 8, 16)
+    assert (paper.sources_per_step(8), paper.samples_per_step(8)) == (8, 16)
+    assert arm.uses == get_arm(single).uses  # resumed sweeps compare the same options as the single-draw arm
+    images, labels = _batch(8, 6)
+    out_images, out_labels = arm.build(8, OPTIONS, 2)(images, labels)
+    assert out_images.shape == (16, 1, 16, 16) and torch.allclose(out_labels.sum(1), torch.ones(16, 16, 16), atol=1e-5)
+    # two independent draws: the halves differ, and neither half is the unmixed batch
+    assert not torch.equal(out_images[:8], out_images[8:])
+    assert not torch.equal(out_images[:8], images) and not torch.equal(out_images[8:], images)
+    if name == "cutmix_paper":  # sample i of each half is source i with a box of one other source pasted in
+        for i in range(16):
+            own = out_images[i] == images[i % 8]
+            assert any(bool((own | (out_images[i] == images[j])).all()) for j in range(8))
 
 
 def test_arm_settings_hold_only_what_the_arm_depends_on():

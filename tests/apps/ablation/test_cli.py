@@ -307,3 +307,76 @@ def test_recording_the_commit_leaves_the_repository_index_alone(tmp_path):
     commit = _git_commit(tmp_path)
     assert len(commit) >= 7 and "uncommitted" not in commit
     assert (index.stat().st_mtime_ns, index.read_bytes()) == before
+
+
+# --- issue 23: the paper's whole-image protocol, a fixed test folder, learning curves, fair controls ------
+
+
+def test_resize_trains_and_tests_on_the_resized_whole_images(tiny_image_folder, tmp_path, monkeypatch):
+    import monai_hsmix.apps.ablation.cli as ablation
+
+    seen = {}
+    real_eval, real_sampler = ablation.evaluate_images, ablation.CropSampler
+
+    def spy_eval(model, images, labels, names, roi, num_classes):
+        seen.setdefault("test", []).extend((tuple(i.shape), tuple(l.shape), roi) for i, l in zip(images, labels))
+        return real_eval(model, images, labels, names, roi, num_classes)
+
+    def spy_sampler(images, labels, size):
+        seen.setdefault("train", []).extend(tuple(i.shape) for i in images)
+        return real_sampler(images, labels, size)
+
+    monkeypatch.setattr(ablation, "evaluate_images", spy_eval)
+    monkeypatch.setattr(ablation, "CropSampler", spy_sampler)
+    argv = ["--data-dir", str(tiny_image_folder), "--out", str(tmp_path), "--arms", "none", "cutmix_paper",
+            "--resize", "16", "--steps", "2", "--batch-size", "4", "--channels", "4", "8", "--folds", "3", "--only-folds", "0",
+            "--seeds", "0", "--eval-every", "1"]
+    assert main(argv) == 0
+    # the 32 x 32 images are resized whole to 16 x 16 for training and for testing (one window covers each)
+    assert set(seen["train"]) == {(3, 16, 16)} and {(i, l, r) for i, l, r in seen["test"]} == {((3, 16, 16), (1, 16, 16), 16)}
+    run = json.loads((tmp_path / "runs" / "cutmix_paper_seed0_fold0.json").read_text())
+    assert run["settings"]["resize"] == 16 and run["settings"]["train"]["image_size"] == 16
+    assert (run["samples_per_step"], run["sources_per_step"], run["mixed_steps"]) == (8, 4, 2)
+    text = (tmp_path / "report.md").read_text()
+    assert "resized to 16x16" in text and "cutmix_paper − none" not in text  # only listed controls
+    assert "## Learning curves" in text and (tmp_path / "learning_curves.png").stat().st_size > 1000
+
+
+def test_learning_curves_do_not_change_the_run(tiny_image_folder, image_sweep, tmp_path):
+    _run_images(tiny_image_folder, tmp_path, ("none",), "--eval-every", "1", "--only-folds", "0")
+    with_curve = json.loads((tmp_path / "runs" / "none_seed0_fold0.json").read_text())
+    without = json.loads((image_sweep / "runs" / "none_seed0_fold0.json").read_text())
+    assert [p["step"] for p in with_curve["curve"]] == [1, 2] and without["curve"] == []
+    assert with_curve["volumes"] == without["volumes"] and with_curve["final_train_loss"] == without["final_train_loss"]
+    from monai_hsmix.apps.ablation.train2d import mean_foreground_dice
+
+    assert with_curve["curve"][-1]["mean_fg_dsc"] == pytest.approx(mean_foreground_dice(with_curve["volumes"]))
+
+
+def test_test_dir_trains_on_every_image_and_tests_on_the_other_folder(tiny_image_folder, tmp_path):
+    from tests.apps.ablation.test_image_folder import write_image_folder
+
+    test_dir = write_image_folder(tmp_path / "test", 2, size=32, seed=5)
+    for sub in ("images", "masks"):  # stems must differ from the training images'
+        for f in sorted((test_dir / sub).iterdir()):
+            f.rename(f.with_name("t" + f.name))
+    argv = ["--data-dir", str(tiny_image_folder), "--out", str(tmp_path / "out"), "--arms", "none", "--test-dir", str(test_dir),
+            "--image-size", "16", "--steps", "2", "--batch-size", "4", "--channels", "4", "8", "--seeds", "0"]
+    assert main(argv) == 0
+    run = json.loads((tmp_path / "out" / "runs" / "none_seed0.json").read_text())
+    assert run["settings"]["train_images"] == [f"img{i:02d}" for i in range(6)]
+    assert sorted(v["volume"] for v in run["volumes"]) == ["timg00", "timg01"] and run["fold"] is None
+    assert "tested on the 2 images of" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("extra,named", [(["--resize", "16", "--image-size", "32"], "leave out --image-size"),
+                                         (["--test-dir", "{data}", "--only-folds", "0"], "--only-folds"),
+                                         (["--eval-every", "-1"], "--eval-every")])
+def test_protocol_options_are_checked(tiny_image_folder, tiny_decathlon, tmp_path, capsys, extra, named):
+    extra = [e.replace("{data}", str(tiny_image_folder)) for e in extra]
+    with pytest.raises(SystemExit) as info:
+        main(["--data-dir", str(tiny_image_folder), "--out", str(tmp_path), "--arms", "none", *extra])
+    assert info.value.code == 2 and named in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--data-dir", str(tiny_decathlon), "--out", str(tmp_path), "--arms", "none", "--resize", "32"])
+    assert "is for image folders" in capsys.readouterr().err
