@@ -1,9 +1,13 @@
+import ast
+import inspect
 import logging
+import pydoc
+import textwrap
 
 import numpy as np
 import pytest
 import torch
-from monai.data import MetaTensor, decollate_batch, list_data_collate
+from monai.data import MetaTensor, decollate_batch, list_data_collate, set_track_meta
 
 from monai_hsmix import HSMIX_PRESETS, RandHSMix, RandHSMixd, RandHSMixD, RandHSMixDict
 from monai_hsmix.backends import available_backends
@@ -347,3 +351,79 @@ def test_images_that_require_grad_are_mixed_like_monai_cutmix_mixes_them():
         torch.testing.assert_close(leaf.grad, expected[:, None].expand(-1, 2, -1, -1))
         # without autograd (or detached) the values are the same as before
         torch.testing.assert_close(out["image"].detach(), mix.set_random_state(1)({"image": x})["image"])
+
+
+def test_dictionary_signature_is_written_out():
+    # help() and IDE completion show every argument (it took **kwargs, which shows none of them)
+    params = inspect.signature(RandHSMixd).parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    array_args = set(inspect.signature(RandHSMix).parameters)
+    assert array_args <= set(params)
+    for name in array_args:
+        assert params[name].default == inspect.signature(RandHSMix).parameters[name].default, name
+    assert "n_segments" in pydoc.render_doc(RandHSMixd)
+
+
+def test_array_transform_exposes_only_randomize_and_apply():
+    public = {n for n in vars(RandHSMix) if not n.startswith("_")}
+    assert public == {"backend", "from_preset", "randomize", "masks", "apply", "apply_on_labels"}
+
+
+def test_dictionary_wrapper_uses_no_private_member_of_the_array_transform():
+    tree = ast.parse(textwrap.dedent(inspect.getsource(RandHSMixd)))
+    private = [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+               and node.attr.startswith("_") and not node.attr.startswith("__") and "mixer" in ast.unparse(node.value)]
+    assert private == []
+
+
+def test_dictionary_is_randomize_once_then_apply_per_key(batch):
+    # what RandHSMixd returns is the array transform's public randomize / apply / apply_on_labels
+    images, labels = batch
+    second = images.flip(-1)
+    opts = dict(num_classes=4, n_segments=(20, 40), compactness=0.1, backend="torch")
+    out = RandHSMixd(["image", "image2", "label"], "label", **opts).set_random_state(4)(
+        {"image": images, "image2": second, "label": labels})
+    mix = RandHSMix(**opts).set_random_state(4)
+    mix.randomize(images)
+    assert torch.equal(out["image"], mix.apply(images)) and torch.equal(out["image2"], mix.apply(second))
+    assert torch.equal(out["label"], mix.apply_on_labels(labels))
+    # the masks are drawn once: repeating apply, or __call__ with randomize=False, mixes with the same ones
+    assert torch.equal(mix(second, randomize=False), out["image2"])
+
+
+def test_apply_before_randomize_and_on_another_batch_size_raise(batch):
+    images, labels = batch
+    mix = RandHSMix(num_classes=4, n_segments=8, compactness=0.1)
+    with pytest.raises(RuntimeError, match="randomize"):
+        mix.apply(images)
+    mix.randomize(images)
+    with pytest.raises(ValueError, match="does not match the image batch"):
+        mix.apply(images[:3])
+    with pytest.raises(ValueError, match="does not match the image batch"):
+        mix.apply_on_labels(labels[:, :, :5])
+
+
+def test_allow_missing_keys_with_no_key_present_is_monais(batch):
+    # MONAI's CutMixd returns a batch without any of its keys as it is; RandHSMixd raised ValueError
+    from monai.transforms import CutMixd
+
+    images, _ = batch
+    data = {"other": images}
+    assert torch.equal(CutMixd(["image", "label"], 4, "label", allow_missing_keys=True)(data)["other"], images)
+    out = RandHSMixd(["image", "label"], "label", num_classes=4, allow_missing_keys=True, return_masks=True)(data)
+    assert set(out) == {"other"} and out["other"] is images
+    with pytest.raises(KeyError):
+        RandHSMixd(["image", "label"], "label", num_classes=4)(data)
+
+
+def test_metatensor_output_follows_get_track_meta(batch):
+    images, labels = batch
+    meta_images = MetaTensor(images, meta={"filename_or_obj": "x"})
+    try:
+        set_track_meta(False)
+        x, y = make("torch")(meta_images, labels)
+        assert type(x) is torch.Tensor and type(y) is torch.Tensor
+    finally:
+        set_track_meta(True)
+    x, _ = make("torch")(meta_images, labels)
+    assert isinstance(x, MetaTensor) and x.meta["filename_or_obj"] == "x"

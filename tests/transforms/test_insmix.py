@@ -229,3 +229,18 @@ def test_a_bank_on_another_intensity_scale_is_an_error():
     same = InstanceBank.from_pairs([(unit, inst)])
     out, _, pasted = RandInsMix(bank=same, shuffle_prob=0.0).set_random_state(0)(unit * 0.8 + 0.1, inst)
     assert np.asarray(pasted).any() and float(np.asarray(out).max()) <= 1.0
+
+
+def test_dictionary_signature_is_written_out_and_draws_like_the_array_transform():
+    import inspect
+
+    params = inspect.signature(RandInsMixd).parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    assert set(inspect.signature(RandInsMix).parameters) <= set(params)
+    image, _, label = _sample(seed=4)
+    for prob in (0.0, 1.0):
+        out = RandInsMixd(prob=prob, pasted_key="p").set_random_state(3)({"image": image, "label": label})
+        img, inst, pasted = RandInsMix(prob=prob).set_random_state(3)(image, label)
+        np.testing.assert_array_equal(out["image"], img)
+        np.testing.assert_array_equal(out["label"], inst)
+        np.testing.assert_array_equal(out["p"], pasted)

@@ -447,3 +447,15 @@ def test_context_margin_follows_the_rotations_and_shrinking_of_the_compose():
     assert _context_growth(object_augmentation(3, rotate_prob=0.5), 3) == pytest.approx(3 ** 0.5)
     assert _context_growth(object_augmentation(2, scale_prob=0.5, scale_range=(0.5, 1.5)), 2) == pytest.approx(2.0)
     assert _context_growth(lambda d: d, 2) == pytest.approx(2 ** 0.5)  # unknown: as a rotation
+
+
+def test_dictionary_signature_is_written_out_and_missing_keys_as_monai():
+    import inspect
+
+    params = inspect.signature(RandSoftCopyPasted).parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    assert set(inspect.signature(RandSoftCopyPaste).parameters) <= set(params)
+    # none of the keys present: nothing to paste into, so no donor is needed (it raised "no donor")
+    data = {"other": np.zeros(3)}
+    out = RandSoftCopyPasted(["a"], "label", allow_missing_keys=True)(data)
+    assert out["other"] is data["other"] and out["softcp"]["applied"] is False
