@@ -24,10 +24,24 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+from monai.networks.utils import one_hot
 
 from monai_hsmix.core import numba_mixing
-from monai_hsmix.core.labels import one_hot_channels
 from monai_hsmix.core.segment_ops import segment_mean
+
+__all__ = [
+    "blend",
+    "blend_index_labels",
+    "EQUAL_SALIENCY_RATIO",
+    "hard_mask_from_segments",
+    "hsmix_masks",
+    "HSMixMasks",
+    "identity_masks",
+    "mix_with_masks",
+    "mixed_segment_grid",
+    "relative_saliency",
+    "soft_mask_from_saliency",
+]
 
 #: value of SA2 / (SA1 + SA2) where both saliencies are 0: neither image is more salient there
 EQUAL_SALIENCY_RATIO = 0.5
@@ -131,7 +145,7 @@ def blend_index_labels(
     """
     weight = mask.unsqueeze(1)
     if binary:
-        return one_hot_channels(torch.where(weight > 0.5, second, first), num_classes, out=out)
+        return _one_hot_into(torch.where(weight > 0.5, second, first), num_classes, out)
     if out is None:
         out = torch.empty((first.shape[0], num_classes) + tuple(first.shape[2:]), dtype=torch.float32, device=first.device)
     weight = weight.to(out.dtype)
@@ -269,7 +283,7 @@ def mix_with_masks(
     if first and num_classes is None:
         out[:bsz] = tensor
     elif first:
-        one_hot_channels(tensor, num_classes, out=out[:bsz])
+        _one_hot_into(tensor, num_classes, out[:bsz])
     partners = partner.tolist()
     for k, (mask, binary) in enumerate(parts, start=first):
         part = out[k * bsz : (k + 1) * bsz]
@@ -301,3 +315,11 @@ def identity_masks(
     segments = torch.zeros((bsz,) + tuple(spatial), dtype=torch.long, device=device)
     return HSMixMasks(hard_mask=zeros, soft_mask=zeros.clone(), segments=segments, partner_segments=segments.clone(),
                       mixed_segments=segments.clone(), partner=torch.arange(bsz, device=device))
+
+
+def _one_hot_into(indices: torch.Tensor, num_classes: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """MONAI's ``one_hot(indices, num_classes, dim=1)`` (float32), written into ``out`` when given: a
+    slice of the mixed batch, which ``one_hot`` (no ``out``) would make a second copy of."""
+    if out is None:
+        return one_hot(indices, num_classes, dim=1)
+    return out.zero_().scatter_(1, indices, 1.0)

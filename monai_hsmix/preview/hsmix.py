@@ -16,6 +16,8 @@ from monai_hsmix.optional import require
 from monai_hsmix.preview.rendering import grey, outline, save_grid, soft_label_rgb
 from monai_hsmix.transforms import HSMIX_PRESETS, RandHSMixd
 
+__all__ = ["add_arguments", "load_pair", "run"]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image1", type=Path, help="first image (NIfTI or PNG/JPEG/TIFF); demo phantoms when omitted")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor, get_track_meta
+from monai.networks.utils import one_hot
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import TransformBackends, convert_to_tensor, ensure_tuple
 
@@ -36,7 +37,6 @@ from monai_hsmix.core import (
     is_index_labels,
     labels_to_channels,
     mix_with_masks,
-    one_hot_channels,
     random_derangement,
     relative_saliency,
 )
@@ -349,7 +349,7 @@ class RandHSMix(RandomizableTransform):
         else:
             labels = labels_to_channels(labels, self.num_classes, self.multilabel)
         if draw.masks is None:
-            out = one_hot_channels(labels, classes) if classes is not None else labels
+            out = one_hot(labels, classes, dim=1) if classes is not None else labels
             return _restore(out, data, torch.arange(labels.shape[0]))
         mixed, rows = mix_with_masks(labels, draw.masks.partner, draw.masks.parts(draw.hard, draw.soft),
                                      self.include_original, classes)

@@ -21,6 +21,22 @@ from monai_hsmix.apps.ablation.stats import pair, runs_needed
 from monai_hsmix.data.io import PARTIAL_PREFIX
 from monai_hsmix.optional import require
 
+__all__ = [
+    "best_monai_mixer",
+    "cost_table",
+    "load_runs",
+    "markdown_tables",
+    "METRICS",
+    "MONAI_MIXERS",
+    "paired_table",
+    "plot",
+    "plot_paired",
+    "run_key",
+    "run_means",
+    "summarise",
+    "write_report",
+]
+
 MONAI_MIXERS = ("cutmix", "mixup")
 METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95", "HD95", 1.0))
 

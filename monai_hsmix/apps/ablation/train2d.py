@@ -23,6 +23,8 @@ from monai_hsmix.apps.ablation.arms import MixOptions, get_arm
 from monai_hsmix.apps.ablation.augment import flip_rotate
 from monai_hsmix.networks.losses import SoftDiceCELoss
 
+__all__ = ["build_network", "config_dict", "Evaluator", "lr_schedule", "Sampler", "train_run", "TrainConfig"]
+
 Evaluator = Callable[[torch.nn.Module], List[Dict[str, object]]]
 
 
@@ -71,8 +73,10 @@ def build_network(in_channels: int, num_classes: int, channels: Sequence[int]) -
     )
 
 
-def _poly(step: int, total: int) -> float:
-    return (1.0 - step / total) ** 0.9
+def lr_schedule(optimiser: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The poly schedule of nnU-Net and the HSMix paper, ``lr * (1 - step / steps) ** 0.9``, stepped once per
+    training step."""
+    return torch.optim.lr_scheduler.PolynomialLR(optimiser, total_iters=steps, power=0.9)
 
 
 def train_run(
@@ -99,7 +103,7 @@ def train_run(
     mixer = arm.build(sources, mix, seed)
     model = build_network(train.in_channels, num_classes, config.channels)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _poly(s, config.steps))
+    schedule = lr_schedule(optimiser, config.steps)
     # softmax Dice (soft_label=True) + cross-entropy on class probabilities, Dice pooled over the batch
     loss_fn = SoftDiceCELoss(batch=True)
     losses, mix_seconds, mixed_steps, seen, drawn = [], 0.0, 0, 0, 0
