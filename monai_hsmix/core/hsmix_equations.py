@@ -90,7 +90,9 @@ def relative_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor) -> torch
     return torch.where(total > 0, saliency2 / total, EQUAL_SALIENCY_RATIO)
 
 
-def soft_mask_from_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor) -> torch.Tensor:
+def soft_mask_from_saliency(
+    saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor
+) -> torch.Tensor:
     """Eq. 5-6: the relative saliency (Eq. 3) averaged inside every superpixel of ``SPm`` (``Ms``)."""
     return segment_mean(relative_saliency(saliency1, saliency2), mixed_segments)
 
@@ -147,7 +149,8 @@ def blend_index_labels(
     if binary:
         return _one_hot_into(torch.where(weight > 0.5, second, first), num_classes, out)
     if out is None:
-        out = torch.empty((first.shape[0], num_classes) + tuple(first.shape[2:]), dtype=torch.float32, device=first.device)
+        shape = (first.shape[0], num_classes) + tuple(first.shape[2:])
+        out = torch.empty(shape, dtype=torch.float32, device=first.device)
     weight = weight.to(out.dtype)
     out.zero_().scatter_(1, first, 1 - weight)
     return out.scatter_add_(1, second, weight)
@@ -159,7 +162,8 @@ class HSMixMasks:
 
     Attributes are ``(B, *spatial)`` tensors except ``partner`` (``(B,)``, the batch index of ``X2``
     for pair ``b``). ``soft_mask`` is ``None`` when it was not asked for (no saliency is computed
-    for hard-only mixing; ``Mh`` is always built, since ``SPm`` needs it); the three superpixel maps are ``None`` when they were not kept (mixing needs
+    for hard-only mixing; ``Mh`` is always built, since ``SPm`` needs it); the three superpixel maps
+    are ``None`` when they were not kept (mixing needs
     only the masks, and the maps are as large as the masks).
     """
 
@@ -279,7 +283,8 @@ def mix_with_masks(
         pieces += [blend(tensor, tensor.index_select(0, partner.to(tensor.device)), mask) for mask, _ in parts]
         return torch.cat(pieces), rows
     channels, dtype = (tensor.shape[1], tensor.dtype) if num_classes is None else (num_classes, torch.float32)
-    out = torch.empty((bsz * (first + len(parts)), channels) + tuple(tensor.shape[2:]), dtype=dtype, device=tensor.device)
+    shape = (bsz * (first + len(parts)), channels) + tuple(tensor.shape[2:])
+    out = torch.empty(shape, dtype=dtype, device=tensor.device)
     if first and num_classes is None:
         out[:bsz] = tensor
     elif first:
@@ -288,8 +293,9 @@ def mix_with_masks(
     for k, (mask, binary) in enumerate(parts, start=first):
         part = out[k * bsz : (k + 1) * bsz]
         if num_classes is not None and numba_mixing.can_run(tensor, mask, out):
-            # CPU: one compiled pass writes the blended one-hot channels (3.6x the scatters here;
-            # image blends are bound by writing the output, and torch.lerp already is one pass)
+            # CPU: one compiled pass writes the blended one-hot channels instead of a zero fill and two
+            # scatters (docs/performance.md); image blends are bound by writing the output, and
+            # torch.lerp already is one pass
             numba_mixing.blend_index_rows(tensor, partner, mask, part)
             continue
         mix = blend

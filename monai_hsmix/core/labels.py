@@ -16,7 +16,9 @@ __all__ = ["check_label_channels", "class_indices", "is_index_labels", "labels_t
 _ONE_HOT_ATOL = 1e-3
 
 
-def labels_to_channels(labels: torch.Tensor, num_classes: Optional[int] = None, multilabel: bool = False) -> torch.Tensor:
+def labels_to_channels(
+    labels: torch.Tensor, num_classes: Optional[int] = None, multilabel: bool = False
+) -> torch.Tensor:
     """Validate a batch of labels and return them as float channels ready for mixing.
 
     Parameters

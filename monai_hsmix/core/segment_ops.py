@@ -62,7 +62,10 @@ def segment_mean(values: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
 
 
 def grid_cells(
-    bsz: int, spatial_shape: Sequence[int], grid_size: "int | Sequence[int]" = 7, device: "torch.device | str | None" = None
+    bsz: int,
+    spatial_shape: Sequence[int],
+    grid_size: "int | Sequence[int]" = 7,
+    device: "torch.device | str | None" = None,
 ) -> torch.Tensor:
     """A regular grid of ``grid_size`` cells along every spatial axis, the paper's Table 7 ablation.
 

@@ -43,7 +43,16 @@ from monai_hsmix.core import (
 from monai_hsmix.transforms.batch_meta import like_input_rows
 from monai_hsmix.transforms.hsmix_presets import get_preset
 
-__all__ = ["HARD_REGIONS", "MASK_FIELDS", "MODES", "SOFT_RATIOS", "RandHSMix", "RandHSMixD", "RandHSMixDict", "RandHSMixd"]
+__all__ = [
+    "HARD_REGIONS",
+    "MASK_FIELDS",
+    "MODES",
+    "SOFT_RATIOS",
+    "RandHSMix",
+    "RandHSMixD",
+    "RandHSMixDict",
+    "RandHSMixd",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +255,9 @@ class RandHSMix(RandomizableTransform):
             exist: they are as large as the masks).
         """
         if data is None:
-            raise ValueError("RandHSMix.randomize needs the image batch: the masks come from its superpixels and saliency")
+            raise ValueError(
+                "RandHSMix.randomize needs the image batch: the masks come from its superpixels and saliency"
+            )
         images = _as_tensor(data, "img")
         magnitude = self._check_images(images, "img")
         super().randomize(None)
@@ -262,7 +273,9 @@ class RandHSMix(RandomizableTransform):
             seed = int(self.R.randint(0, 2**31 - 1))
             hard, soft = (use_hard, not use_hard) if self.mode == "random" else \
                 (self.mode in ("both", "hard"), self.mode in ("both", "soft"))
-            masks: Optional[HSMixMasks] = self._masks(_as_floating(images), partner, counts, ratios, seed, soft, keep_maps)
+            masks: Optional[HSMixMasks] = self._masks(
+                _as_floating(images), partner, counts, ratios, seed, soft, keep_maps
+            )
         else:
             masks = None
         try:
@@ -396,7 +409,9 @@ class RandHSMix(RandomizableTransform):
             return False
         if batch_size < 2:
             if not self._warned_single:
-                logger.warning("HSMix needs at least 2 samples in a batch to form pairs; a batch of 1 is returned unmixed")
+                logger.warning(
+                    "HSMix needs at least 2 samples in a batch to form pairs; a batch of 1 is returned unmixed"
+                )
                 self._warned_single = True
             return False
         return True
@@ -538,11 +553,15 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         self.mask_key_prefix = mask_key_prefix
 
     @classmethod
-    def from_preset(cls, name: str, keys: KeysCollection, label_keys: KeysCollection = (), **overrides: Any) -> "RandHSMixd":
+    def from_preset(
+        cls, name: str, keys: KeysCollection, label_keys: KeysCollection = (), **overrides: Any
+    ) -> "RandHSMixd":
         """Build with a dataset preset of the paper's Table 9; keyword arguments override it."""
         return cls(keys, label_keys, **{**get_preset(name).as_kwargs(), **overrides})
 
-    def set_random_state(self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None) -> "RandHSMixd":
+    def set_random_state(
+        self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None
+    ) -> "RandHSMixd":
         super().set_random_state(seed, state)
         self.mixer.set_random_state(seed, state)
         return self

@@ -85,7 +85,10 @@ class RandInsMix(RandomizableTransform):
         if not 0 <= shuffle_prob <= 1:
             raise ValueError(f"shuffle_prob must lie in [0, 1], got {shuffle_prob}")
         if not 0 <= shuffle_fraction <= 1 or int(patch_size) != patch_size or patch_size < 1:
-            raise ValueError(f"need shuffle_fraction in [0, 1] and a positive integer patch_size, got {shuffle_fraction}, {patch_size}")
+            raise ValueError(
+                "need shuffle_fraction in [0, 1] and a positive integer patch_size, "
+                f"got {shuffle_fraction}, {patch_size}"
+            )
         self.bank = bank
         self.constraints = constraints if constraints is not None else SSDConstraints()
         self.max_paste_ratio = max_paste_ratio
@@ -109,7 +112,9 @@ class RandInsMix(RandomizableTransform):
         if isinstance(harmonizer, (str, Path)):
             generator, config = load_generator(harmonizer, _resolve_device(device))
             return generator, tuple(value_range if value_range is not None else config["value_range"])
-        raise TypeError(f"harmonizer must be a checkpoint path, a SmoothGANGenerator or None, got {type(harmonizer).__name__}")
+        raise TypeError(
+            f"harmonizer must be a checkpoint path, a SmoothGANGenerator or None, got {type(harmonizer).__name__}"
+        )
 
     def randomize(self, data: Any = None) -> None:
         super().randomize(None)
@@ -135,7 +140,10 @@ class RandInsMix(RandomizableTransform):
         if self.bank is not None and self.bank.value_range is not None:
             check_intensity_scale(self.bank.value_range, intensity_range(image), "the bank's images", "the image")
         if not instances.any() and not self.allow_empty:
-            raise ValueError("label has no nucleus instances; InsMix pastes next to existing nuclei (set allow_empty=True to skip such images)")
+            raise ValueError(
+                "label has no nucleus instances; InsMix pastes next to existing nuclei "
+                "(set allow_empty=True to skip such images)"
+            )
         if randomize:
             self.randomize()
         pasted = np.zeros(instances.shape, dtype=bool)
@@ -228,7 +236,9 @@ class RandInsMixd(RandomizableTransform, MapTransform):
             harmonizer_device=harmonizer_device, value_range=value_range, allow_empty=allow_empty,
         )
 
-    def set_random_state(self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None) -> "RandInsMixd":
+    def set_random_state(
+        self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None
+    ) -> "RandInsMixd":
         super().set_random_state(seed, state)
         self.mixer.set_random_state(seed, state)
         return self

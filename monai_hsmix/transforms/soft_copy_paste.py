@@ -241,7 +241,8 @@ class RandSoftCopyPaste(RandomizableTransform):
     call reproducible, since it seeds the ``object_transform`` too (when that is randomizable, as a
     MONAI ``Compose`` is). Skipped pastes are counted in ``num_skipped`` and ``skip_reasons``; the outcome
     of the last call is in ``last_info`` (``placements`` and the patch-sized blending ``weights`` of each
-    accepted paste, whose first voxel sits at the placement's ``offset`` in the image). Connected components are found with SciPy on the CPU; the
+    accepted paste, whose first voxel sits at the placement's ``offset`` in the image). Connected
+    components are found with SciPy on the CPU; the
     rest runs on the input's device.
     """
 
@@ -334,8 +335,9 @@ class RandSoftCopyPaste(RandomizableTransform):
         sizes = {tuple(t.shape[1:]) for t in (image, label, mask, valid)}
         if len(sizes) != 1 or image.ndim != spatial_dims + 1:
             raise ValueError(
-                f"object_transform returned {', '.join(f'{k} {tuple(t.shape)}' for k, t in zip(OBJECT_KEYS, (image, label, mask, valid)))}"
-                f": all must be (channels, *patch) with one {spatial_dims}D patch size"
+                "object_transform returned "
+                + ", ".join(f"{k} {tuple(t.shape)}" for k, t in zip(OBJECT_KEYS, (image, label, mask, valid)))
+                + f": all must be (channels, *patch) with one {spatial_dims}D patch size"
             )
         obj.hard = mask[0] > 0.5
         obj.valid = valid[0] > 0.5
@@ -400,14 +402,16 @@ class RandSoftCopyPaste(RandomizableTransform):
         donor = convert_to_tensor(donor_img, track_meta=False)
         if main.ndim not in (3, 4) or donor.ndim != main.ndim:
             raise ValueError(
-                f"img and donor_img must both be (C, H, W) or (C, H, W, D); got {tuple(main.shape)} and {tuple(donor.shape)}"
+                "img and donor_img must both be (C, H, W) or (C, H, W, D); "
+                f"got {tuple(main.shape)} and {tuple(donor.shape)}"
             )
         if main.shape[0] != donor.shape[0]:
             raise ValueError(f"img has {main.shape[0]} channels but donor_img has {donor.shape[0]}")
         spatial, spatial_dims = tuple(main.shape[1:]), main.ndim - 1
         label_t = convert_to_tensor(label, track_meta=False)
         main_lbl = self._spatial_label(label_t, spatial, "label")
-        donor_lbl = self._spatial_label(convert_to_tensor(donor_label, track_meta=False), donor.shape[1:], "donor_label")
+        donor_t = convert_to_tensor(donor_label, track_meta=False)
+        donor_lbl = self._spatial_label(donor_t, donor.shape[1:], "donor_label")
         ref = None
         if reference is not None:
             ref = self._spatial_label(convert_to_tensor(reference, track_meta=False), spatial, "reference") != 0

@@ -98,7 +98,8 @@ def test_metatensor_batch_keeps_per_sample_meta(backend):
         for i in range(3)
     ]
     collated = list_data_collate(samples)
-    out = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(10, 20), compactness=0.1, backend=backend)(collated)
+    mix = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(10, 20), compactness=0.1, backend=backend)
+    out = mix(collated)
     assert isinstance(out["image"], MetaTensor) and isinstance(out["label"], MetaTensor)
     names = [s.meta["filename_or_obj"] for s in decollate_batch(out["image"])]
     assert names == [f"case{i}.nii.gz" for i in range(3)] * 2
@@ -120,7 +121,8 @@ def test_dictionary_transform_mixes_every_key_with_the_same_masks(batch, backend
 
 def test_dictionary_missing_keys(batch, backend):
     images, _ = batch
-    mix = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=10, backend=backend, allow_missing_keys=True)
+    mix = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=10, backend=backend,
+                     allow_missing_keys=True)
     out = mix({"image": images})
     assert out["image"].shape[0] == 8
     with pytest.raises(KeyError):
@@ -150,7 +152,8 @@ def test_ablation_switches(batch, backend):
     assert torch.allclose(per_image, per_image[:, :1].expand_as(per_image))
     assert per_image[:, 0].unique().numel() > 1
     _, _, pix = make(backend, soft_ratio="pixel", mode="soft").set_random_state(0)(images, labels, return_masks=True)
-    _, _, sup = make(backend, soft_ratio="superpixel", mode="soft").set_random_state(0)(images, labels, return_masks=True)
+    sup_mix = make(backend, soft_ratio="superpixel", mode="soft").set_random_state(0)
+    _, _, sup = sup_mix(images, labels, return_masks=True)
     assert pix.soft_mask.unique().numel() > sup.soft_mask.unique().numel()
 
 
@@ -195,11 +198,12 @@ def test_presets_match_the_paper():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"n_segments": (50, 10)}, "lmin <= lmax"), ({"n_segments": 0}, "lmin <= lmax"), ({"n_segments": (1, 2, 3)}, "pair"),
-     ({"p": 1.5}, "p must be"), ({"p": -0.1}, "p must be"), ({"prob": 2}, "prob"), ({"compactness": 0}, "compactness"),
-     ({"mode": "mix"}, "mode"), ({"hard_region": "hex"}, "hard_region"), ({"soft_ratio": "x"}, "soft_ratio"),
-     ({"backend": "cuda-magic"}, "unknown backend"), ({"beta_alpha": 0}, "beta_alpha"), ({"num_classes": 0}, "num_classes"),
-     ({"spacing": (1.0, -1.0)}, "spacing"), ({"max_num_iter": 0}, "max_num_iter")],
+    [({"n_segments": (50, 10)}, "lmin <= lmax"), ({"n_segments": 0}, "lmin <= lmax"),
+     ({"n_segments": (1, 2, 3)}, "pair"), ({"p": 1.5}, "p must be"), ({"p": -0.1}, "p must be"), ({"prob": 2}, "prob"),
+     ({"compactness": 0}, "compactness"), ({"mode": "mix"}, "mode"), ({"hard_region": "hex"}, "hard_region"),
+     ({"soft_ratio": "x"}, "soft_ratio"), ({"backend": "cuda-magic"}, "unknown backend"),
+     ({"beta_alpha": 0}, "beta_alpha"), ({"num_classes": 0}, "num_classes"), ({"spacing": (1.0, -1.0)}, "spacing"),
+     ({"max_num_iter": 0}, "max_num_iter")],
 )
 def test_bad_settings_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -310,7 +314,8 @@ def test_presets_carry_the_feature_space_their_compactness_means():
 @pytest.mark.parametrize("size", [48, 96])
 def test_grid_region_is_the_papers_7x7_grid_whatever_the_size(size):
     images = torch.rand(2, 1, size, size)
-    _, masks = RandHSMix(n_segments=(300, 400), hard_region="grid", mode="hard").set_random_state(0)(images, return_masks=True)
+    grid = RandHSMix(n_segments=(300, 400), hard_region="grid", mode="hard").set_random_state(0)
+    _, masks = grid(images, return_masks=True)
     assert torch.unique(masks.segments[0]).numel() == 49
     _, masks = RandHSMix(hard_region="grid", grid_size=3, mode="hard").set_random_state(0)(images, return_masks=True)
     assert torch.unique(masks.segments[0]).numel() == 9

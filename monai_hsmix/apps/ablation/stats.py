@@ -38,7 +38,8 @@ class PairedDifference:
     def format(self, scale: float = 100.0) -> str:
         if self.n < 2:
             return f"{scale * self.mean:+.2f} (n = {self.n}, no interval; {self.positive}/{self.n} up)"
-        return f"{scale * self.mean:+.2f} [{scale * self.lo:+.2f}, {scale * self.hi:+.2f}] ({self.positive}/{self.n} up)"
+        interval = f"[{scale * self.lo:+.2f}, {scale * self.hi:+.2f}]"
+        return f"{scale * self.mean:+.2f} {interval} ({self.positive}/{self.n} up)"
 
 
 def paired_difference(differences: Sequence[float], level: float = 0.95) -> PairedDifference:
@@ -53,7 +54,8 @@ def paired_difference(differences: Sequence[float], level: float = 0.95) -> Pair
         # equal differences: scipy warns about its zero variance, and the interval is the point, as it should be
         warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
         interval = stats.ttest_1samp(d, 0.0).confidence_interval(level)
-    return PairedDifference(mean, float(d.std(ddof=1)), float(interval.low), float(interval.high), n, int((d > 0).sum()))
+    positive = int((d > 0).sum())
+    return PairedDifference(mean, float(d.std(ddof=1)), float(interval.low), float(interval.high), n, positive)
 
 
 def pair(arm: Mapping[Hashable, float], reference: Mapping[Hashable, float]) -> Optional[PairedDifference]:

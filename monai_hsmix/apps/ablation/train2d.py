@@ -52,7 +52,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 4 or self.batch_size % 2:
-            raise ValueError(f"batch_size must be even and >= 4 (HSMix 'both' draws batch_size/2 >= 2 pairs), got {self.batch_size}")
+            raise ValueError(
+                f"batch_size must be even and >= 4 (HSMix 'both' draws batch_size/2 >= 2 pairs), got {self.batch_size}"
+            )
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if not 0.0 <= self.mix_prob <= 1.0:

@@ -59,7 +59,8 @@ def test_interval_is_the_hand_written_student_t_on_random_differences():
         d = rng.normal(0.01, 0.03, size=n)
         half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)
         got = paired_difference(d.tolist())
-        assert got.lo == pytest.approx(d.mean() - half, rel=1e-12) and got.hi == pytest.approx(d.mean() + half, rel=1e-12)
+        assert got.lo == pytest.approx(d.mean() - half, rel=1e-12)
+        assert got.hi == pytest.approx(d.mean() + half, rel=1e-12)
         assert got.sd == pytest.approx(d.std(ddof=1)) and got.n == n
 
 
