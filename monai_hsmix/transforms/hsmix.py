@@ -485,8 +485,9 @@ class RandHSMixd(RandomizableTransform, MapTransform):
     image_key : str, optional
         The image whose superpixels and saliency define the masks (default: the first key of
         ``keys`` that is not a label key). Every image key is mixed with the same masks.
-    num_classes, multilabel, n_segments, compactness, p, slic_space, mode, include_original, prob,
-    backend, hard_region, grid_size, soft_ratio, beta_alpha, spacing, max_num_iter
+    num_classes, multilabel, n_segments, compactness, p, slic_space, mode, include_original
+        As in :class:`RandHSMix`.
+    prob, backend, hard_region, grid_size, soft_ratio, beta_alpha, spacing, max_num_iter
         As in :class:`RandHSMix`.
     return_masks : bool
         Add ``{mask_key_prefix}hard_mask``, ``soft_mask``, ``segments``, ``partner_segments``,

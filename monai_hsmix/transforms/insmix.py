@@ -195,8 +195,9 @@ class RandInsMixd(RandomizableTransform, MapTransform):
         Where the binary nucleus mask goes (the label's dtype); None to skip.
     pasted_key
         Optional key for the mask of pasted pixels (uint8).
-    prob, bank, constraints, max_paste_ratio, shuffle_prob, patch_size, shuffle_fraction, harmonizer,
-    harmonizer_device, value_range, allow_empty
+    prob, bank, constraints, max_paste_ratio, shuffle_prob, patch_size
+        As in :class:`RandInsMix`.
+    shuffle_fraction, harmonizer, harmonizer_device, value_range, allow_empty
         As in :class:`RandInsMix`.
     allow_missing_keys
         Pass the dictionary through when the image or label key is absent.

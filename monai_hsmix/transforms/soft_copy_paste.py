@@ -519,8 +519,9 @@ class RandSoftCopyPasted(RandomizableTransform, MapTransform):
         first skip, "" if none).
     prob : float
         Probability of attempting a paste.
-    label_values, mode, alpha, num_rings, ring_width, connectivity, sigma, s1, s2, max_tries, confine_context,
-    num_lesions, min_lesion_voxels, max_shift, object_transform
+    label_values, mode, alpha, num_rings, ring_width, connectivity, sigma, s1, s2
+        As in :class:`RandSoftCopyPaste`.
+    max_tries, confine_context, num_lesions, min_lesion_voxels, max_shift, object_transform
         As in :class:`RandSoftCopyPaste`.
     allow_missing_keys : bool
         Image keys missing from both main and donor are ignored instead of raising.
