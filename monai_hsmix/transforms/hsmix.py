@@ -242,7 +242,7 @@ class RandHSMix(RandomizableTransform):
         return cls(**{**get_preset(name).as_kwargs(), **overrides})
 
     # -- public: draw once, apply per tensor ---------------------------------------------------
-    def randomize(self, data: Any = None, keep_maps: bool = False) -> None:
+    def randomize(self, data: Any = None, keep_maps: bool = False, name: str = "img") -> None:
         """Draw everything for the image batch ``data`` and build its masks.
 
         Parameters
@@ -253,13 +253,15 @@ class RandHSMix(RandomizableTransform):
         keep_maps : bool
             Keep the superpixel maps in :attr:`masks` (otherwise they are freed once the masks
             exist: they are as large as the masks).
+        name : str
+            How error messages call ``data``.
         """
         if data is None:
             raise ValueError(
                 "RandHSMix.randomize needs the image batch: the masks come from its superpixels and saliency"
             )
-        images = _as_tensor(data, "img")
-        magnitude = self._check_images(images, "img")
+        images = _as_tensor(data, name)
+        magnitude = self._check_images(images, name)
         super().randomize(None)
         bsz = images.shape[0]
         mixed = self._mixes(bsz)
@@ -584,7 +586,7 @@ class RandHSMixd(RandomizableTransform, MapTransform):
                     f"or cast it to float first if it is an image (e.g. EnsureTyped or ScaleIntensityd)"
                 )
         source_key = self.image_key if self.image_key in image_keys else image_keys[0]
-        self.mixer.randomize(d[source_key], keep_maps=self.return_masks)
+        self.mixer.randomize(d[source_key], keep_maps=self.return_masks, name=str(source_key))
         for key in present:
             if key in self.label_keys:
                 d[key] = self.mixer.apply_on_labels(d[key], str(key))

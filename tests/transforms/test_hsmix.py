@@ -432,3 +432,14 @@ def test_metatensor_output_follows_get_track_meta(batch):
         set_track_meta(True)
     x, _ = make("torch")(meta_images, labels)
     assert isinstance(x, MetaTensor) and x.meta["filename_or_obj"] == "x"
+
+
+def test_dictionary_errors_name_the_key(batch):
+    images, labels = batch
+    bad = images.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    mix = RandHSMixd(["scan", "seg"], "seg", num_classes=4, n_segments=8, compactness=0.1)
+    with pytest.raises(ValueError, match="scan contains NaN"):
+        mix({"scan": bad, "seg": labels})
+    with pytest.raises(ValueError, match="seg shape"):
+        mix({"scan": images, "seg": labels[:2]})
