@@ -17,7 +17,7 @@ PY_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:
 CONSTRAINTS ?= $(wildcard constraints/py$(PY_MINOR).txt)
 PIP := -m pip install -q --disable-pip-version-check
 
-.PHONY: install test docs demo preview benchmark clean test-latest lock
+.PHONY: install test lint docs demo preview benchmark clean test-latest lock
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ install: $(STAMP)
 
 test: $(STAMP) docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff with pyproject.toml's [tool.ruff] (MONAI's flake8 rules, 120 characters); --no-cache leaves no .ruff_cache.
+lint: $(STAMP)
+	$(BIN)/ruff check --no-cache .
 
 # The API reference and the project's markdown pages; warnings are errors, so a broken reference or an
 # autodoc import failure fails `make test` (and CI) too.

@@ -19,7 +19,7 @@ import torch
 from bench_common import batch_2d, best_times, host_note, load_note, parse_args
 from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
 from monai_hsmix.backends.torch_slic import torch_slic
-from monai_hsmix.core import numba_mixing
+from monai_hsmix.core import class_indices, numba_mixing
 from monai_hsmix.core.hsmix_equations import mix_with_masks
 from monai_hsmix.core.segment_ops import segment_mean
 from monai_hsmix.transforms import RandHSMix
@@ -52,10 +52,10 @@ def main(argv=None) -> int:
     saliency = torch_fine_grained_saliency(images)
     mix = RandHSMix(num_classes=4, mode="both", backend="torch", **SETTINGS)
     mix.set_random_state(seed=0)
-    mix.randomize(4)
-    masks = mix.compute(images)
+    mix.randomize(images)
+    masks = mix.masks
     parts = masks.parts(True, True)
-    index_labels, _ = mix.prepare_labels(labels)
+    index_labels = class_indices(labels, 4)
     stages = {
         "SLIC": (torch_slic, (images, counts, 0.1), {"max_segments": 400}),
         "saliency": (torch_fine_grained_saliency, (images,), {}),

@@ -22,6 +22,15 @@ from typing import Dict, Optional, Sequence
 from monai_hsmix.bundle.utils import BUNDLES, bundle_dir
 from monai_hsmix.data.io import write_bytes_atomic
 
+__all__ = [
+    "installed_version",
+    "main",
+    "read_report_summary",
+    "record_eval_metrics",
+    "record_versions",
+    "update_metadata",
+]
+
 
 def installed_version(package: str) -> str:
     """Installed version of a distribution (``monai_hsmix`` from its ``__version__``), without local tags."""

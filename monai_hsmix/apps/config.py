@@ -11,6 +11,8 @@ import argparse
 import dataclasses
 from typing import Optional, Sequence, Type, TypeVar
 
+__all__ = ["config_defaults", "parse_config"]
+
 C = TypeVar("C")
 
 

@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 
 from monai_hsmix.data.synapse import SYNAPSE_TEST_CASES, SYNAPSE_TRAIN_CASES, convert_btcv
 
+__all__ = ["main"]
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.convert_btcv", description=__doc__,

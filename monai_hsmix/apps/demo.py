@@ -18,6 +18,8 @@ from typing import Dict, Optional, Sequence
 
 from monai_hsmix.bundle.utils import REGION_NAMES, bundle_dir, read_metric_summary
 
+__all__ = ["BUNDLE", "main", "METRICS", "run_demo", "write_preview"]
+
 BUNDLE = "brats2018_hsmix"
 METRICS = {"val_mean_dice": "Dice", "val_mean_iou": "IoU (Jaccard)", "val_hd95": "HD95 (mm)"}
 

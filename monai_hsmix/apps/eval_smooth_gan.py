@@ -29,6 +29,8 @@ from monai_hsmix.data.nuclei_data import list_monuseg_pairs, read_monuseg_pair, 
 from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.networks.smooth_gan import harmonize, load_generator
 
+__all__ = ["add_arguments", "evaluate", "main", "parse_args", "SmoothGANEvalConfig"]
+
 
 @dataclass
 class SmoothGANEvalConfig:

@@ -10,6 +10,8 @@ from typing import Optional, Sequence
 
 from monai_hsmix.data.demo_data import DEMO_DATASETS, make_demo_dataset
 
+__all__ = ["main"]
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.make_demo_data", description=__doc__)

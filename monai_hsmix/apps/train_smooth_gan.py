@@ -39,6 +39,19 @@ from monai_hsmix.networks.smooth_gan import (
     triplet_discriminator_loss,
 )
 
+__all__ = [
+    "add_arguments",
+    "build_parser",
+    "load_tiles",
+    "main",
+    "parse_args",
+    "resolve_device",
+    "SmoothGANTrainConfig",
+    "Tile",
+    "train",
+    "TripletBatchSampler",
+]
+
 Tile = Tuple[np.ndarray, np.ndarray]
 
 

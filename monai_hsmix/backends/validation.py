@@ -1,20 +1,31 @@
-"""The one check of an image batch, shared by the transforms and the public backend functions.
+"""The one place where the arguments shared by the transforms and the backends are checked.
 
 Public entry points (:class:`~monai_hsmix.transforms.RandHSMix`, ``torch_slic``,
 ``torch_fine_grained_saliency``, the reference backends) call :func:`check_image_batch` once; a
-transform then calls its backend with ``validate=False``, so a batch is not checked twice.
+transform then calls its backend with ``validate=False``, so a batch is not checked twice. The
+settings a transform and a backend (or :func:`~monai_hsmix.core.grid_cells`) both take are checked
+by :func:`check_compactness`, :func:`check_spacing` and :func:`check_grid_size`, so both give the
+same message.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 
 from monai_hsmix.backends.intensity import finite_magnitude
 
-__all__ = ["ImageDtypeError", "check_image_batch", "check_slic_scales"]
+__all__ = [
+    "ImageDtypeError",
+    "check_compactness",
+    "check_grid_size",
+    "check_image_batch",
+    "check_slic_scales",
+    "check_spacing",
+]
 
 #: The largest squared norm SLIC's features (colour / compactness, scaled position) may reach. Both
 #: engines compute distances in float32 (largest value 3.4e38), the torch engine as ``|x|^2 - 2 x.c +
@@ -111,3 +122,65 @@ def check_slic_scales(compactness: float, spacing: Sequence[float], spatial: Seq
             f"spacing={tuple(spacing)!r} is too large for images of {tuple(spatial)} voxels: positions reach "
             f"{math.sqrt(position_norm2):.3g}, whose squares overflow SLIC's float32 distances; keep spacing x size "
             f"below {largest:.3g} along every axis")
+
+
+def _is_real_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value >= 1
+
+
+def check_compactness(compactness: Any) -> float:
+    """Return ``compactness`` as a float; raise a ``ValueError`` unless it is a finite number > 0.
+
+    Parameters
+    ----------
+    compactness : float
+        SLIC compactness (see :func:`check_slic_scales` for the bound that depends on the images).
+    """
+    if not (_is_real_number(compactness) and math.isfinite(compactness) and compactness > 0):
+        raise ValueError(f"compactness must be a finite number > 0, got {compactness!r}")
+    return float(compactness)
+
+
+def check_spacing(spacing: Optional[Sequence[float]], ndim: Optional[int] = None) -> Optional[Tuple[float, ...]]:
+    """Return ``spacing`` as a tuple of floats (``None`` stays ``None``); raise a ``ValueError`` unless
+    it holds finite positive numbers, ``ndim`` of them when ``ndim`` is given.
+
+    Parameters
+    ----------
+    spacing : sequence of float, optional
+        Voxel spacing per spatial axis.
+    ndim : int, optional
+        The number of spatial axes of the images it goes with (unknown when a transform is built).
+    """
+    if spacing is None:
+        return None
+    count = f"{ndim} " if ndim is not None else ""
+    values = tuple(spacing) if isinstance(spacing, (tuple, list, np.ndarray, torch.Tensor)) else None
+    if (values is None or not values or not all(_is_real_number(v) for v in values)
+            or not all(math.isfinite(v) and v > 0 for v in values) or (ndim is not None and len(values) != ndim)):
+        raise ValueError(f"spacing must be {count}finite positive numbers, got {spacing!r}")
+    return tuple(float(v) for v in values)
+
+
+def check_grid_size(grid_size: Any, ndim: Optional[int] = None) -> Union[int, Tuple[int, ...]]:
+    """Return ``grid_size`` as an int or a tuple of ints; raise a ``ValueError`` unless it is a
+    positive int or a sequence of positive ints (``ndim`` of them when ``ndim`` is given).
+
+    Parameters
+    ----------
+    grid_size : int or sequence of int
+        Cells per spatial axis of the Table 7 grid (one value for every axis, or one per axis).
+    ndim : int, optional
+        The number of spatial axes of the images it goes with.
+    """
+    if _is_positive_int(grid_size):
+        return int(grid_size)
+    if (isinstance(grid_size, (tuple, list)) and grid_size and all(_is_positive_int(v) for v in grid_size)
+            and (ndim is None or len(grid_size) == ndim)):
+        return tuple(int(v) for v in grid_size)
+    wanted = f"{ndim} positive ints" if ndim is not None else "a sequence of positive ints"
+    raise ValueError(f"grid_size must be a positive int or {wanted}, got {grid_size!r}")

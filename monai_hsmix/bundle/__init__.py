@@ -2,3 +2,5 @@
 
 Kept free of imports so that a bundle config's ``$import monai_hsmix.bundle.errors`` stays cheap.
 """
+
+__all__ = []

@@ -25,7 +25,7 @@ from monai_hsmix.core.hsmix_equations import (
     relative_saliency,
     soft_mask_from_saliency,
 )
-from monai_hsmix.core.labels import class_indices, is_index_labels, labels_to_channels, one_hot_channels
+from monai_hsmix.core.labels import class_indices, is_index_labels, labels_to_channels
 from monai_hsmix.core.pairing import random_derangement
 from monai_hsmix.core.segment_ops import grid_cells, segment_mean
 from monai_hsmix.core.soft_mask import SoftMask, blend_weights, gaussian_mask, soft_mask
@@ -48,7 +48,6 @@ __all__ = [
     "labels_to_channels",
     "mix_with_masks",
     "mixed_segment_grid",
-    "one_hot_channels",
     "random_derangement",
     "relative_saliency",
     "segment_mean",

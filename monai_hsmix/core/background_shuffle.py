@@ -42,7 +42,8 @@ def shuffle_background_patches(
         raise ValueError(f"image must be a (C, H, W) torch tensor, got {getattr(image, 'shape', type(image))}")
     if not isinstance(foreground, torch.Tensor) or tuple(foreground.shape) != tuple(image.shape[1:]):
         raise ValueError(
-            f"foreground must be a tensor of shape {tuple(image.shape[1:])}, got {getattr(foreground, 'shape', type(foreground))}"
+            f"foreground must be a tensor of shape {tuple(image.shape[1:])}, "
+            f"got {getattr(foreground, 'shape', type(foreground))}"
         )
     if int(patch_size) != patch_size or patch_size < 1:
         raise ValueError(f"patch_size must be a positive integer, got {patch_size}")
@@ -62,8 +63,10 @@ def shuffle_background_patches(
     k = int(round(fraction * background.numel()))
     if k < 2:
         return out
-    chosen = background[torch.as_tensor(rng.choice(background.numel(), size=k, replace=False), device=background.device)]
+    picks = rng.choice(background.numel(), size=k, replace=False)
+    chosen = background[torch.as_tensor(picks, device=background.device)]
     shuffled = patches.clone()
     shuffled[chosen] = patches[chosen.roll(1)]
-    out[:, : nh * p, : nw * p] = shuffled.reshape(nh, nw, channels, p, p).permute(2, 0, 3, 1, 4).reshape(channels, nh * p, nw * p)
+    tiles = shuffled.reshape(nh, nw, channels, p, p).permute(2, 0, 3, 1, 4)
+    out[:, : nh * p, : nw * p] = tiles.reshape(channels, nh * p, nw * p)
     return out

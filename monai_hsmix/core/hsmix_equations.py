@@ -24,10 +24,24 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+from monai.networks.utils import one_hot
 
 from monai_hsmix.core import numba_mixing
-from monai_hsmix.core.labels import one_hot_channels
 from monai_hsmix.core.segment_ops import segment_mean
+
+__all__ = [
+    "blend",
+    "blend_index_labels",
+    "EQUAL_SALIENCY_RATIO",
+    "hard_mask_from_segments",
+    "hsmix_masks",
+    "HSMixMasks",
+    "identity_masks",
+    "mix_with_masks",
+    "mixed_segment_grid",
+    "relative_saliency",
+    "soft_mask_from_saliency",
+]
 
 #: value of SA2 / (SA1 + SA2) where both saliencies are 0: neither image is more salient there
 EQUAL_SALIENCY_RATIO = 0.5
@@ -76,7 +90,9 @@ def relative_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor) -> torch
     return torch.where(total > 0, saliency2 / total, EQUAL_SALIENCY_RATIO)
 
 
-def soft_mask_from_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor) -> torch.Tensor:
+def soft_mask_from_saliency(
+    saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor
+) -> torch.Tensor:
     """Eq. 5-6: the relative saliency (Eq. 3) averaged inside every superpixel of ``SPm`` (``Ms``)."""
     return segment_mean(relative_saliency(saliency1, saliency2), mixed_segments)
 
@@ -131,9 +147,10 @@ def blend_index_labels(
     """
     weight = mask.unsqueeze(1)
     if binary:
-        return one_hot_channels(torch.where(weight > 0.5, second, first), num_classes, out=out)
+        return _one_hot_into(torch.where(weight > 0.5, second, first), num_classes, out)
     if out is None:
-        out = torch.empty((first.shape[0], num_classes) + tuple(first.shape[2:]), dtype=torch.float32, device=first.device)
+        shape = (first.shape[0], num_classes) + tuple(first.shape[2:])
+        out = torch.empty(shape, dtype=torch.float32, device=first.device)
     weight = weight.to(out.dtype)
     out.zero_().scatter_(1, first, 1 - weight)
     return out.scatter_add_(1, second, weight)
@@ -145,7 +162,8 @@ class HSMixMasks:
 
     Attributes are ``(B, *spatial)`` tensors except ``partner`` (``(B,)``, the batch index of ``X2``
     for pair ``b``). ``soft_mask`` is ``None`` when it was not asked for (no saliency is computed
-    for hard-only mixing; ``Mh`` is always built, since ``SPm`` needs it); the three superpixel maps are ``None`` when they were not kept (mixing needs
+    for hard-only mixing; ``Mh`` is always built, since ``SPm`` needs it); the three superpixel maps
+    are ``None`` when they were not kept (mixing needs
     only the masks, and the maps are as large as the masks).
     """
 
@@ -265,17 +283,19 @@ def mix_with_masks(
         pieces += [blend(tensor, tensor.index_select(0, partner.to(tensor.device)), mask) for mask, _ in parts]
         return torch.cat(pieces), rows
     channels, dtype = (tensor.shape[1], tensor.dtype) if num_classes is None else (num_classes, torch.float32)
-    out = torch.empty((bsz * (first + len(parts)), channels) + tuple(tensor.shape[2:]), dtype=dtype, device=tensor.device)
+    shape = (bsz * (first + len(parts)), channels) + tuple(tensor.shape[2:])
+    out = torch.empty(shape, dtype=dtype, device=tensor.device)
     if first and num_classes is None:
         out[:bsz] = tensor
     elif first:
-        one_hot_channels(tensor, num_classes, out=out[:bsz])
+        _one_hot_into(tensor, num_classes, out[:bsz])
     partners = partner.tolist()
     for k, (mask, binary) in enumerate(parts, start=first):
         part = out[k * bsz : (k + 1) * bsz]
         if num_classes is not None and numba_mixing.can_run(tensor, mask, out):
-            # CPU: one compiled pass writes the blended one-hot channels (3.6x the scatters here;
-            # image blends are bound by writing the output, and torch.lerp already is one pass)
+            # CPU: one compiled pass writes the blended one-hot channels instead of a zero fill and two
+            # scatters (docs/performance.md); image blends are bound by writing the output, and
+            # torch.lerp already is one pass
             numba_mixing.blend_index_rows(tensor, partner, mask, part)
             continue
         mix = blend
@@ -301,3 +321,11 @@ def identity_masks(
     segments = torch.zeros((bsz,) + tuple(spatial), dtype=torch.long, device=device)
     return HSMixMasks(hard_mask=zeros, soft_mask=zeros.clone(), segments=segments, partner_segments=segments.clone(),
                       mixed_segments=segments.clone(), partner=torch.arange(bsz, device=device))
+
+
+def _one_hot_into(indices: torch.Tensor, num_classes: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """MONAI's ``one_hot(indices, num_classes, dim=1)`` (float32), written into ``out`` when given: a
+    slice of the mixed batch, which ``one_hot`` (no ``out``) would make a second copy of."""
+    if out is None:
+        return one_hot(indices, num_classes, dim=1)
+    return out.zero_().scatter_(1, indices, 1.0)

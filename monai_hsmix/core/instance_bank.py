@@ -55,11 +55,16 @@ def to_instance_labels(label, name: str = "label") -> np.ndarray:
         arr = arr.astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise TypeError(f"{name} has dtype {arr.dtype} with non-integer or non-finite values; instance labels must be whole numbers")
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} with non-integer or non-finite values; "
+                "instance labels must be whole numbers"
+            )
     elif not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must be bool, integer or whole-number float, got dtype {arr.dtype}")
     if arr.size and arr.min() < 0:
-        raise ValueError(f"{name} has negative values (min {arr.min()}); use 0 for background and positive instance ids")
+        raise ValueError(
+            f"{name} has negative values (min {arr.min()}); use 0 for background and positive instance ids"
+        )
     if arr.size and arr.max() > np.iinfo(np.int32).max:
         raise ValueError(f"{name} has ids above int32 range (max {arr.max()})")
     arr = arr.astype(np.int32)

@@ -9,7 +9,13 @@ import numpy as np
 from scipy import ndimage
 
 from monai_hsmix.core.instance_bank import NucleusTemplate
-from monai_hsmix.core.ssd_constraints import SSDConstraints, find_nucleus_placement, forbidden_region, scale_factor, shape_factor
+from monai_hsmix.core.ssd_constraints import (
+    SSDConstraints,
+    find_nucleus_placement,
+    forbidden_region,
+    scale_factor,
+    shape_factor,
+)
 
 __all__ = ["PasteResult", "paste_instances"]
 
@@ -109,7 +115,8 @@ def paste_instances(
             top, left = corner
             h, w = template.mask.shape
             window = (slice(top, top + h), slice(left, left + w))
-            out_image[(slice(None), *window)][:, template.mask] = _cast_like(template.image[:, template.mask], image.dtype)
+            pixels = _cast_like(template.image[:, template.mask], image.dtype)
+            out_image[(slice(None), *window)][:, template.mask] = pixels
             out_inst[window][template.mask] = next_id
             pasted[window] |= template.mask
             # the padded border lets the 1-px growth ring spill over the image edge without clipping logic

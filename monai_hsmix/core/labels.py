@@ -9,11 +9,16 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+from monai.networks.utils import one_hot
+
+__all__ = ["check_label_channels", "class_indices", "is_index_labels", "labels_to_channels", "relabel_contiguous"]
 
 _ONE_HOT_ATOL = 1e-3
 
 
-def labels_to_channels(labels: torch.Tensor, num_classes: Optional[int] = None, multilabel: bool = False) -> torch.Tensor:
+def labels_to_channels(
+    labels: torch.Tensor, num_classes: Optional[int] = None, multilabel: bool = False
+) -> torch.Tensor:
     """Validate a batch of labels and return them as float channels ready for mixing.
 
     Parameters
@@ -42,7 +47,7 @@ def labels_to_channels(labels: torch.Tensor, num_classes: Optional[int] = None, 
         raise ValueError(f"labels must be (B, C, *spatial), got shape {tuple(labels.shape)}")
     channels = labels.shape[1]
     if channels == 1 and not multilabel:
-        return one_hot_channels(class_indices(labels, num_classes), num_classes)
+        return one_hot(class_indices(labels, num_classes), num_classes, dim=1)
     lab = labels.float() if not labels.is_floating_point() else labels
     if multilabel:
         if num_classes is not None and channels != num_classes:
@@ -152,16 +157,6 @@ def check_label_channels(
                 f"{who}{what} are one class distribution per pixel and must sum to 1 at every pixel "
                 f"(max deviation {worst:.4g})" + (f"; {hint}" if hint else "")
             )
-
-
-def one_hot_channels(indices: torch.Tensor, num_classes: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``(B, 1, *spatial)`` validated ``int64`` class indices as ``(B, num_classes, *spatial)`` float32 one-hot.
-
-    Written into ``out`` when given (e.g. a slice of a preallocated batch), by one scatter.
-    """
-    if out is None:
-        out = torch.empty((indices.shape[0], num_classes) + tuple(indices.shape[2:]), dtype=torch.float32, device=indices.device)
-    return out.zero_().scatter_(1, indices, 1.0)
 
 
 def relabel_contiguous(labels: torch.Tensor) -> torch.Tensor:

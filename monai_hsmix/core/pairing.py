@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["random_derangement"]
+
 
 def random_derangement(n: int, rng: np.random.RandomState, max_tries: int = 1000) -> np.ndarray:
     """A uniformly random permutation of ``range(n)`` with no fixed point.

@@ -67,7 +67,7 @@ def overlap_fractions(
 
 
 def _as_bool_numpy(a):
-    # overlaps are counted on the CPU: np.count_nonzero on bool is far faster than a torch sum here
+    # overlaps are counted on the CPU: np.count_nonzero on bool beats a torch sum (docs/performance.md)
     if a is None or (isinstance(a, np.ndarray) and a.dtype == bool):
         return a
     return (a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)) != 0

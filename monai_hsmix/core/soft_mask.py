@@ -40,7 +40,8 @@ def dilate(mask: torch.Tensor, spatial_dims: int, iterations: int = 1, connectiv
 
     ``connectivity="full"`` uses the square/cube (chessboard rings); ``"face"`` the cross
     (city-block rings). Implemented with max pooling, so it runs on any device without Python loops
-    over voxels.
+    over voxels. MONAI's ``utils_morphological_ops.dilate`` gives the same result for ``"full"`` but
+    has no cross element and convolves a ``(2k+1)^d`` kernel, which is slower (docs/performance.md).
     """
     if connectivity not in ("full", "face"):
         raise ValueError(f"connectivity must be 'full' or 'face', got {connectivity!r}")
@@ -104,7 +105,8 @@ def soft_mask(
         2 or 3; defaults to ``mask.ndim`` when that is 2 or 3.
     backend : {"auto", "torch", "scipy"}
         "torch" dilates by max pooling on the mask's device; "scipy" uses one chamfer distance
-        transform on the CPU (several times faster there); "auto" picks scipy for CPU input.
+        transform on the CPU (the faster one there, see docs/performance.md); "auto" picks scipy for
+        CPU input.
 
     Returns
     -------

@@ -35,6 +35,24 @@ from monai_hsmix.data.io import DatasetError, PathLike, load_nifti
 from monai_hsmix.engines.reporting import is_main_process
 from monai_hsmix.optional import require
 
+__all__ = [
+    "brats2015_to_2018_labels",
+    "BRATS2018_MODALITIES",
+    "BRATS_REGIONS",
+    "brats_volume_datalist",
+    "BratsLayout",
+    "crop_in_plane",
+    "find_brats_cases",
+    "get_layout",
+    "labels_to_regions",
+    "LAYOUTS",
+    "load_brats_case",
+    "LoadBratsCased",
+    "normalize_modality",
+    "prepare_brats_slices",
+    "regions_to_labels",
+]
+
 tqdm = require("tqdm.auto", "tqdm")
 
 BRATS_REGIONS = ("WT", "TC", "ET")

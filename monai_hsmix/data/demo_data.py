@@ -22,6 +22,8 @@ import numpy as np
 from monai_hsmix.data.io import PathLike
 from monai_hsmix.optional import require
 
+__all__ = ["DEMO_DATASETS", "make_demo_dataset", "resolve_dataset_dir", "synthetic_abdomen", "synthetic_brain"]
+
 DEMO_DATASETS = ("synapse", "brats2018")
 _COMPLETE = ".demo_complete"
 

@@ -16,6 +16,26 @@ from monai.transforms import MapTransform
 
 from monai_hsmix.optional import require
 
+__all__ = [
+    "atomic_path",
+    "DatasetError",
+    "load_h5",
+    "load_image_channels",
+    "load_label_map",
+    "load_nifti",
+    "load_npz",
+    "LoadNpzd",
+    "PARTIAL_PREFIX",
+    "PathLike",
+    "read_list_file",
+    "read_nifti",
+    "remove_stale_partials",
+    "require_file",
+    "save_nifti_like",
+    "write_bytes_atomic",
+    "write_json_atomic",
+]
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 

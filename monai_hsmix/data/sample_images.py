@@ -12,6 +12,8 @@ from typing import Tuple
 
 import numpy as np
 
+__all__ = ["cardiac_batch", "CARDIAC_CLASSES", "cardiac_phantom", "cardiac_volume"]
+
 CARDIAC_CLASSES = ("background", "right ventricle", "myocardium", "left ventricle")
 
 

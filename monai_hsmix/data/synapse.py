@@ -27,6 +27,26 @@ from monai.transforms import MapTransform
 from monai_hsmix.data.io import DatasetError, PathLike, load_h5, load_nifti, read_list_file, require_file
 from monai_hsmix.optional import require
 
+__all__ = [
+    "btcv_label_lut",
+    "BTCV_NUM_LABELS",
+    "BTCV_TO_SYNAPSE",
+    "case_name",
+    "convert_btcv",
+    "ct_to_unit_range",
+    "H5_AFFINE_ATTR",
+    "HU_WINDOW",
+    "LIST_DIR",
+    "LoadSynapseVolumed",
+    "map_btcv_labels",
+    "NIFTI_SUFFIXES",
+    "SYNAPSE_CLASSES",
+    "SYNAPSE_TEST_CASES",
+    "synapse_test_datalist",
+    "SYNAPSE_TRAIN_CASES",
+    "synapse_train_datalist",
+]
+
 tqdm = require("tqdm.auto", "tqdm")
 
 SYNAPSE_CLASSES = (

@@ -19,6 +19,8 @@ from monai.data import list_data_collate
 from monai.engines.utils import PrepareBatch
 from monai.utils import convert_to_tensor
 
+__all__ = ["BatchTransformCollate", "BatchTransformPrepareBatch", "HSMixCollate", "HSMixPrepareBatch"]
+
 
 class BatchTransformCollate:
     """Collate a list of samples, then apply a batch transform, with per-worker random streams.

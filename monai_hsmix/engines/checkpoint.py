@@ -22,6 +22,16 @@ from monai_hsmix.engines.random_streams import RandomStreams
 from monai_hsmix.engines.reporting import is_main_process
 from monai_hsmix.engines.run_settings import normalize_settings, settings_differences
 
+__all__ = [
+    "AtomicCheckpointSaver",
+    "AtomicDiskSaver",
+    "checkpoint_candidates",
+    "latest_checkpoint",
+    "RunSettingsMismatchError",
+    "save_atomic",
+    "TrainingCheckpoint",
+]
+
 Events = require("ignite.engine", "Events")
 BaseSaveHandler = require("ignite.handlers.checkpoint", "BaseSaveHandler")
 Checkpoint = require("ignite.handlers.checkpoint", "Checkpoint")

@@ -21,6 +21,16 @@ from monai.handlers import HausdorffDistance
 from monai_hsmix.data.io import write_bytes_atomic
 from monai_hsmix.optional import require
 
+__all__ = [
+    "every_n_iterations",
+    "EveryN",
+    "HausdorffDistanceMM",
+    "is_main_process",
+    "ProgressBar",
+    "SegmentationReport",
+    "spacing_of",
+]
+
 Events = require("ignite.engine", "Events")
 reinit__is_reduced = require("ignite.metrics.metric", "reinit__is_reduced")
 

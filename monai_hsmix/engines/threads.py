@@ -15,6 +15,8 @@ from typing import Optional
 
 import torch
 
+__all__ = ["default_num_threads", "set_num_threads", "usable_cores"]
+
 logger = logging.getLogger(__name__)
 
 _MAX_DEFAULT = 8  # 2D networks at these sizes gain little beyond this, and other work needs cores

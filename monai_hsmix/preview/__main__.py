@@ -10,6 +10,8 @@ import argparse
 import importlib
 from typing import Optional, Sequence
 
+__all__ = ["main", "SUBCOMMANDS"]
+
 SUBCOMMANDS = {
     "hsmix": "hard and soft mixing of two images (the paper's Figures 2-3)",
     "softcp": "soft copy-paste of a lesion from a donor case",

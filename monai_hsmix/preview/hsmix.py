@@ -9,11 +9,14 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from monai_hsmix.core import labels_to_channels
 from monai_hsmix.data.io import read_nifti
 from monai_hsmix.data.sample_images import cardiac_phantom
 from monai_hsmix.optional import require
 from monai_hsmix.preview.rendering import grey, outline, save_grid, soft_label_rgb
 from monai_hsmix.transforms import HSMIX_PRESETS, RandHSMixd
+
+__all__ = ["add_arguments", "load_pair", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,8 +115,8 @@ def run(args: argparse.Namespace) -> Path:
     out = mix({"image": torch.from_numpy(images), "label": torch.from_numpy(labels)})
     b = 0
     x1, x2 = images[0], images[1]
-    y1 = mix.mixer.label_channels(torch.from_numpy(labels))[0].numpy()
-    y2 = mix.mixer.label_channels(torch.from_numpy(labels))[1].numpy()
+    channels = labels_to_channels(torch.from_numpy(labels), num_classes)
+    y1, y2 = channels[0].numpy(), channels[1].numpy()
     sp1 = out["hsmix_segments"][b, 0].numpy()
     sp2 = out["hsmix_partner_segments"][b, 0].numpy()
     spm = out["hsmix_mixed_segments"][b, 0].numpy()

@@ -24,6 +24,8 @@ from monai_hsmix.core.ssd_constraints import SSDConstraints
 from monai_hsmix.networks.smooth_gan import harmonize, load_generator
 from monai_hsmix.optional import require
 
+__all__ = ["add_arguments", "run"]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", type=Path, default=None, help="RGB tile (.tif/.png)")

@@ -9,6 +9,8 @@ import numpy as np
 
 from monai_hsmix.optional import require
 
+__all__ = ["grey", "outline", "save_grid", "soft_label_rgb"]
+
 # background black, then distinct colours; soft labels are rendered as probability-weighted colours
 _CLASS_COLOURS = np.array(
     [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
+import weakref
+from typing import Any, Dict, Hashable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
+from monai.data import MetaTensor, get_track_meta
+from monai.networks.utils import one_hot
 from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import TransformBackends
+from monai.utils import TransformBackends, convert_to_tensor, ensure_tuple
 
 from monai_hsmix.backends import resolve_backend
 from monai_hsmix.backends.colour import SLIC_SPACES, check_slic_space
 from monai_hsmix.backends.precision import full_precision
-from monai_hsmix.backends.validation import check_image_batch
+from monai_hsmix.backends.validation import check_compactness, check_grid_size, check_image_batch, check_spacing
 from monai_hsmix.core import (
     HSMixMasks,
     class_indices,
@@ -35,12 +37,22 @@ from monai_hsmix.core import (
     is_index_labels,
     labels_to_channels,
     mix_with_masks,
-    one_hot_channels,
     random_derangement,
     relative_saliency,
 )
-from monai_hsmix.transforms.batch_types import like_input, to_torch
+from monai_hsmix.transforms.batch_meta import like_input_rows
 from monai_hsmix.transforms.hsmix_presets import get_preset
+
+__all__ = [
+    "HARD_REGIONS",
+    "MASK_FIELDS",
+    "MODES",
+    "SOFT_RATIOS",
+    "RandHSMix",
+    "RandHSMixD",
+    "RandHSMixDict",
+    "RandHSMixd",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +73,36 @@ def _check_segment_range(n_segments: Union[int, Sequence[int]]) -> Tuple[int, in
     if lo < 1 or hi < lo:
         raise ValueError(f"n_segments range must satisfy 1 <= lmin <= lmax, got ({lo}, {hi})")
     return lo, hi
+
+
+def _as_tensor(data: Any, name: str) -> torch.Tensor:
+    """A plain torch tensor of ``data``: the mixing runs on plain tensors (MetaTensor's operator
+    dispatch is slow) and the meta is put back once, by :func:`_restore`."""
+    if not isinstance(data, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"{name} must be a numpy array, torch tensor or MetaTensor, got {type(data).__name__}")
+    return convert_to_tensor(data, track_meta=False)
+
+
+def _restore(out: torch.Tensor, data: Any, rows: torch.Tensor) -> Any:
+    """``out`` in the caller's type, as MONAI's mixers return it (``convert_to_dst_type`` to the
+    input), a MetaTensor only while ``get_track_meta()``; a batched MetaTensor's per-sample meta
+    follows ``rows``."""
+    dst = convert_to_tensor(data, track_meta=get_track_meta()) if isinstance(data, MetaTensor) else data
+    return like_input_rows(out, dst, rows)
+
+
+@dataclasses.dataclass
+class _Draw:
+    """What one :meth:`RandHSMix.randomize` decided for a batch; :meth:`RandHSMix.apply` reuses it."""
+
+    shape: Tuple[int, ...]
+    dtype: torch.dtype
+    device: torch.device
+    masks: Optional[HSMixMasks]  # None when the batch is not mixed
+    hard: bool
+    soft: bool
+    source: Any  # weak reference to the batch the masks came from (its checks are not repeated)
+    magnitude: float
 
 
 class RandHSMix(RandomizableTransform):
@@ -132,6 +174,11 @@ class RandHSMix(RandomizableTransform):
     Output batch size, for an input of ``B`` samples: ``2B`` for ``mode="both"``, ``B`` for the
     other modes, plus ``B`` with ``include_original``; a batch that is not mixed (``prob`` not
     drawn, or ``B = 1``) keeps ``B``.
+
+    As MONAI's ``Mixer`` transforms: :meth:`randomize` draws everything for one image batch and
+    builds its masks (superpixels and saliency come from that batch), then :meth:`apply` and
+    :meth:`apply_on_labels` mix any tensor of the same batch with them, as often as needed
+    (:class:`RandHSMixd` mixes every key so).
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -163,39 +210,29 @@ class RandHSMix(RandomizableTransform):
         self.num_classes = None if num_classes is None else int(num_classes)
         self.multilabel = bool(multilabel)
         self.n_segments = _check_segment_range(n_segments)
-        if not (math.isfinite(float(compactness)) and float(compactness) > 0):
-            raise ValueError(f"compactness must be a positive finite number, got {compactness}")
-        self.compactness = float(compactness)
+        self.compactness = check_compactness(compactness)
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
         self.p = float(p)
-        choices = (("mode", mode, MODES), ("hard_region", hard_region, HARD_REGIONS), ("soft_ratio", soft_ratio, SOFT_RATIOS),
-                   ("slic_space", slic_space, SLIC_SPACES))
+        choices = (("mode", mode, MODES), ("hard_region", hard_region, HARD_REGIONS),
+                   ("soft_ratio", soft_ratio, SOFT_RATIOS), ("slic_space", slic_space, SLIC_SPACES))
         for name, value, allowed in choices:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         self.mode, self.hard_region, self.soft_ratio, self.slic_space = mode, hard_region, soft_ratio, slic_space
-        self.grid_size = _check_grid_size(grid_size)
+        self.grid_size = check_grid_size(grid_size)
         self.include_original = bool(include_original)
         if not float(beta_alpha) > 0:
             raise ValueError(f"beta_alpha must be positive, got {beta_alpha}")
         self.beta_alpha = float(beta_alpha)
-        if spacing is not None:
-            spacing = tuple(float(s) for s in spacing)
-            if not all(s > 0 and math.isfinite(s) for s in spacing):
-                raise ValueError(f"spacing must hold positive finite numbers, got {spacing}")
-        self.spacing = spacing
+        self.spacing = check_spacing(spacing)
         if int(max_num_iter) < 1:
             raise ValueError(f"max_num_iter must be at least 1, got {max_num_iter}")
         self.max_num_iter = int(max_num_iter)
         self.compute_backend = backend
         self._superpixel_fn, self._saliency_fn = resolve_backend(backend)
         self._warned_single = False
-        self._partner = np.zeros(0, dtype=np.int64)
-        self._counts = np.zeros(0, dtype=np.int64)
-        self._ratios = np.zeros(0)
-        self._use_hard = True
-        self._seed = 0
+        self._draw: Optional[_Draw] = None
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "RandHSMix":
@@ -204,142 +241,134 @@ class RandHSMix(RandomizableTransform):
         complete it."""
         return cls(**{**get_preset(name).as_kwargs(), **overrides})
 
-    # -- randomness -------------------------------------------------------------------------
-    def randomize(self, data: Any = None) -> None:
-        """Draw everything for one batch; ``data`` is the batch size."""
-        super().randomize(None)
-        bsz = int(data) if data is not None else 0
-        if not self._do_transform or bsz < 2:
-            return
-        self._partner = random_derangement(bsz, self.R)
-        self._counts = self.R.randint(self.n_segments[0], self.n_segments[1] + 1, size=bsz)
-        self._ratios = self.R.beta(self.beta_alpha, self.beta_alpha, size=bsz)
-        self._use_hard = bool(self.R.rand() < 0.5)
-        # Bernoulli draws need the superpixel count, known only after SLIC: seed a torch generator now
-        self._seed = int(self.R.randint(0, 2**31 - 1))
-
-    def mixes(self, batch_size: int) -> bool:
-        """Whether the last :meth:`randomize` mixes a batch of ``batch_size`` (a batch of one is
-        returned unmixed, with a warning the first time)."""
-        if not self._do_transform:
-            return False
-        if batch_size < 2:
-            if not self._warned_single:
-                logger.warning("HSMix needs at least 2 samples in a batch to form pairs; a batch of 1 is returned unmixed")
-                self._warned_single = True
-            return False
-        return True
-
-    # -- validation -------------------------------------------------------------------------
-    def check_images(self, images: torch.Tensor, name: str = "img") -> float:
-        """Raise a ``ValueError`` saying what is wrong unless ``images`` is a batch HSMix can mix.
-
-        Returns the batch's largest absolute value (0 for integers), for :meth:`apply`.
-        """
-        magnitude = check_image_batch(images, name)
-        if self.spacing is not None and len(self.spacing) != images.ndim - 2:
-            raise ValueError(f"spacing has {len(self.spacing)} values for {images.ndim - 2} spatial dimensions")
-        if self.hard_region == "superpixel":
-            try:
-                check_slic_space(self.slic_space, images.shape[1])
-            except ValueError as err:
-                raise ValueError(f"{name}: {err}") from None
-        return magnitude
-
-    @staticmethod
-    def check_matching(images: torch.Tensor, other: torch.Tensor, name: str) -> None:
-        """Raise a ``ValueError`` unless ``other`` has the batch and spatial size of ``images``."""
-        if other.ndim != images.ndim or other.shape[0] != images.shape[0] or other.shape[2:] != images.shape[2:]:
-            raise ValueError(
-                f"{name} shape {tuple(other.shape)} does not match the image batch {tuple(images.shape)}: "
-                "batch size and spatial size must be equal"
-            )
-
-    def label_channels(self, labels: torch.Tensor) -> torch.Tensor:
-        """Labels as float channels (see :func:`monai_hsmix.core.labels_to_channels`)."""
-        return labels_to_channels(labels, self.num_classes, self.multilabel)
-
-    def prepare_labels(self, labels: torch.Tensor) -> Tuple[torch.Tensor, Optional[int]]:
-        """Validated labels for :meth:`apply`: class indices (``int64``) with the class count, or
-        float channels with ``None``."""
-        if is_index_labels(labels, self.multilabel):
-            return class_indices(labels, self.num_classes), self.num_classes
-        return self.label_channels(labels), None
-
-    # -- computation ------------------------------------------------------------------------
-    def parts_wanted(self) -> Tuple[bool, bool]:
-        """``(hard, soft)``: which samples the current draw produces."""
-        if self.mode == "random":
-            return self._use_hard, not self._use_hard
-        return self.mode in ("both", "hard"), self.mode in ("both", "soft")
-
-    @full_precision
-    def compute(self, images: torch.Tensor, keep_maps: bool = True) -> HSMixMasks:
-        """Masks for the current draws (call :meth:`randomize` first); :meth:`apply` mixes with them.
+    # -- public: draw once, apply per tensor ---------------------------------------------------
+    def randomize(self, data: Any = None, keep_maps: bool = False, name: str = "img") -> None:
+        """Draw everything for the image batch ``data`` and build its masks.
 
         Parameters
         ----------
-        images : torch.Tensor
-            ``(B, C, *spatial)`` floating batch with ``B >= 2`` that :meth:`check_images` accepts
-            (the backends do not check it again).
+        data : numpy.ndarray, torch.Tensor or MetaTensor
+            The ``(B, C, H, W[, D])`` images whose superpixels and saliency define the masks;
+            checked here (an error says what is wrong).
         keep_maps : bool
-            Keep the superpixel maps in the result (``False`` frees them once the masks exist).
+            Keep the superpixel maps in :attr:`masks` (otherwise they are freed once the masks
+            exist: they are as large as the masks).
+        name : str
+            How error messages call ``data``.
         """
-        bsz, spatial, device = images.shape[0], tuple(images.shape[2:]), images.device
-        if len(self._partner) != bsz:
-            raise RuntimeError("randomize(batch_size) must be called with this batch's size before compute()")
-        counts = torch.as_tensor(self._counts, device=device)
-        partner = torch.as_tensor(self._partner, device=device)
-        if self.hard_region == "grid":
-            segments = grid_cells(bsz, spatial, self.grid_size, device=device)
+        if data is None:
+            raise ValueError(
+                "RandHSMix.randomize needs the image batch: the masks come from its superpixels and saliency"
+            )
+        images = _as_tensor(data, name)
+        magnitude = self._check_images(images, name)
+        super().randomize(None)
+        bsz = images.shape[0]
+        mixed = self._mixes(bsz)
+        hard, soft = True, True
+        if mixed:
+            partner = random_derangement(bsz, self.R)
+            counts = self.R.randint(self.n_segments[0], self.n_segments[1] + 1, size=bsz)
+            ratios = self.R.beta(self.beta_alpha, self.beta_alpha, size=bsz)
+            use_hard = bool(self.R.rand() < 0.5)
+            # Bernoulli draws need the superpixel count, known only after SLIC: seed a torch generator now
+            seed = int(self.R.randint(0, 2**31 - 1))
+            hard, soft = (use_hard, not use_hard) if self.mode == "random" else \
+                (self.mode in ("both", "hard"), self.mode in ("both", "soft"))
+            masks: Optional[HSMixMasks] = self._masks(
+                _as_floating(images), partner, counts, ratios, seed, soft, keep_maps
+            )
         else:
-            segments = self._superpixel_fn(images, counts, self.compactness, spacing=self.spacing,
-                                           max_num_iter=self.max_num_iter, slic_space=self.slic_space,
-                                           max_segments=self.n_segments[1], validate=False)
-        num = int(segments.max().item()) + 1
-        generator = torch.Generator().manual_seed(self._seed)
-        uniforms = torch.rand((bsz, num), generator=generator, dtype=torch.float32).to(device)
-        _, want_soft = self.parts_wanted()
-        soft_mask = saliency = None
-        if want_soft:
-            if self.soft_ratio == "beta":
-                ratios = torch.as_tensor(self._ratios, dtype=images.dtype, device=device)
-                soft_mask = ratios.reshape((bsz,) + (1,) * len(spatial)).expand((bsz,) + spatial)
-            else:
-                saliency = self._saliency_fn(images, validate=False).to(images.dtype)
-                if self.soft_ratio == "pixel":
-                    soft_mask = relative_saliency(saliency, saliency[partner])
-                    saliency = None
-        return hsmix_masks(partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency, keep_maps=keep_maps)
+            masks = None
+        try:
+            source = weakref.ref(data)
+        except TypeError:
+            source = None
+        dtype = images.dtype if images.is_floating_point() else torch.float32
+        self._draw = _Draw(tuple(images.shape), dtype, images.device, masks, hard, soft, source, magnitude)
+
+    @property
+    def masks(self) -> HSMixMasks:
+        """The :class:`~monai_hsmix.core.HSMixMasks` of the last :meth:`randomize`: ``Mh``, ``Ms``,
+        the pairing and (with ``keep_maps``) the superpixel maps. A batch that was not mixed
+        reports :func:`~monai_hsmix.core.identity_masks` (each image its own partner, zero
+        masks), and a mask the draw did not produce (the other part under ``mode="random"``)
+        is zero."""
+        draw = self._current_draw()
+        masks = draw.masks
+        if masks is None:
+            return identity_masks(draw.shape[0], draw.shape[2:], draw.device, draw.dtype)
+        if masks.soft_mask is None:
+            masks = dataclasses.replace(masks, soft_mask=torch.zeros_like(masks.hard_mask, dtype=draw.dtype))
+        return masks
 
     @full_precision
-    def apply(self, tensor: torch.Tensor, masks: HSMixMasks, num_classes: Optional[int] = None,
-              magnitude: Optional[float] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Mix any ``(B, C, *spatial)`` tensor of the batch with ``masks`` (from :meth:`compute`).
+    def apply(self, data: Any, name: str = "img") -> Any:
+        """Mix images of the batch given to :meth:`randomize` (the same batch, or another tensor of
+        the same batch and spatial size, e.g. a second modality) with its masks.
 
-        The parts the mode asks for are stacked along the batch axis by
-        :func:`monai_hsmix.core.mix_with_masks`. With ``num_classes``, ``tensor`` holds validated
-        ``(B, 1, *spatial)`` ``int64`` class indices (see :meth:`prepare_labels`) and the output
-        their mixed one-hot channels. ``magnitude`` is the tensor's largest absolute value (what
-        :meth:`check_images` returns): beyond half the dtype's largest value the difference of
-        two images can overflow, so such a batch is mixed at half scale. Returns the output and,
-        for each output row, the input row it derives from (its ``X1``).
+        Parameters
+        ----------
+        data : numpy.ndarray, torch.Tensor or MetaTensor
+            ``(B, C, *spatial)`` images.
+        name : str
+            How error messages call ``data``.
+
+        Returns
+        -------
+        The mixed batch (``B`` samples, floating, when the batch is not mixed) in the input's type;
+        a batched MetaTensor's per-sample meta follows each sample's ``X1``.
         """
-        hard, soft = self.parts_wanted()
-        parts = masks.parts(hard, soft)
-        if num_classes is None and magnitude is not None and magnitude > torch.finfo(tensor.dtype).max / 2:
-            # halving and doubling are exact; the blend lies between its two inputs up to rounding
-            top = torch.finfo(tensor.dtype).max
-            mixed, rows = mix_with_masks(tensor * 0.5, masks.partner, parts, self.include_original)
-            return mixed.mul_(2).clamp_(-top, top), rows
-        return mix_with_masks(tensor, masks.partner, parts, self.include_original, num_classes)
+        draw = self._current_draw()
+        images = _as_tensor(data, name)
+        if draw.source is not None and draw.source() is data:
+            magnitude = draw.magnitude  # checked by randomize
+        else:
+            magnitude = self._check_images(images, name)
+        self._check_matching(images, draw, name)
+        images = _as_floating(images)
+        if draw.masks is None:
+            return _restore(images, data, torch.arange(images.shape[0]))
+        parts = draw.masks.parts(draw.hard, draw.soft)
+        if magnitude > torch.finfo(images.dtype).max / 2:
+            # beyond half the dtype's largest value the difference of two images can overflow:
+            # halving and doubling are exact, and the blend lies between its two inputs up to rounding
+            top = torch.finfo(images.dtype).max
+            mixed, rows = mix_with_masks(images * 0.5, draw.masks.partner, parts, self.include_original)
+            mixed = mixed.mul_(2).clamp_(-top, top)
+        else:
+            mixed, rows = mix_with_masks(images, draw.masks.partner, parts, self.include_original)
+        return _restore(mixed, data, rows)
 
-    def unmixed(self, tensor: torch.Tensor, num_classes: Optional[int] = None) -> torch.Tensor:
-        """What a batch that is not mixed returns for ``tensor``: images as floats, index labels
-        as one-hot channels (``num_classes`` given), label channels as they are."""
-        if num_classes is not None:
-            return one_hot_channels(tensor, num_classes)
-        return as_floating(tensor)
+    @full_precision
+    def apply_on_labels(self, data: Any, name: str = "label") -> Any:
+        """Mix labels of the batch given to :meth:`randomize` as one-hot (or multi-label) channels.
+
+        Parameters
+        ----------
+        data : numpy.ndarray, torch.Tensor or MetaTensor
+            ``(B, 1, *spatial)`` class indices or ``(B, K, *spatial)`` one-hot / multi-label channels.
+        name : str
+            How error messages call ``data``.
+
+        Returns
+        -------
+        Float label channels (as many samples as :meth:`apply` returns) in the input's type.
+        """
+        draw = self._current_draw()
+        labels = _as_tensor(data, name)
+        self._check_matching(labels, draw, name)
+        classes = None
+        if is_index_labels(labels, self.multilabel):
+            labels, classes = class_indices(labels, self.num_classes), self.num_classes
+        else:
+            labels = labels_to_channels(labels, self.num_classes, self.multilabel)
+        if draw.masks is None:
+            out = one_hot(labels, classes, dim=1) if classes is not None else labels
+            return _restore(out, data, torch.arange(labels.shape[0]))
+        mixed, rows = mix_with_masks(labels, draw.masks.partner, draw.masks.parts(draw.hard, draw.soft),
+                                     self.include_original, classes)
+        return _restore(mixed, data, rows)
 
     def __call__(self, img: Any, label: Any = None, randomize: bool = True, return_masks: bool = False):  # type: ignore[override]
         """Mix a batch.
@@ -351,45 +380,101 @@ class RandHSMix(RandomizableTransform):
         label : same types, optional
             ``(B, 1, ...)`` class indices or ``(B, K, ...)`` one-hot / multi-label channels.
         randomize : bool
-            Draw new random numbers (set ``False`` to repeat the last draws on a same-sized batch).
+            Draw anew for ``img`` (``False`` mixes with the masks of the last :meth:`randomize`,
+            which must have been for a batch of this size).
         return_masks : bool
-            Also return the :class:`~monai_hsmix.core.HSMixMasks` with ``Mh``, ``Ms``, the
-            superpixel maps and the pairing. A batch that was not mixed reports
-            :func:`~monai_hsmix.core.identity_masks` (each image its own partner, zero masks), and
-            a mask the draw did not produce (the other part under ``mode="random"``) is zero.
+            Also return :attr:`masks`.
 
         Returns
         -------
         images, or (images, labels), with the masks appended when ``return_masks``.
         """
-        images = to_torch(img, "img")
-        magnitude = self.check_images(images)
-        labels = classes = None
-        if label is not None:
-            labels = to_torch(label, "label")
-            self.check_matching(images, labels, "label")
-            labels, classes = self.prepare_labels(labels)
-        bsz = images.shape[0]
         if randomize:
-            self.randomize(bsz)
-        fimages = as_floating(images)
-        if self.mixes(bsz):
-            masks = self.compute(fimages, keep_maps=return_masks)
-            mixed, rows = self.apply(fimages, masks, magnitude=magnitude)
-            out_lab = None if labels is None else like_input(self.apply(labels, masks, classes)[0], label, rows)
-        else:
-            masks = identity_masks(bsz, images.shape[2:], images.device, fimages.dtype) if return_masks else None
-            rows = torch.arange(bsz)
-            mixed = fimages
-            out_lab = None if labels is None else like_input(self.unmixed(labels, classes), label, rows)
-        outputs: Tuple[Any, ...] = (like_input(mixed, img, rows),) if labels is None else (like_input(mixed, img, rows), out_lab)
+            self.randomize(img, keep_maps=return_masks)
+        outputs: Tuple[Any, ...] = (self.apply(img),)
+        if label is not None:
+            outputs += (self.apply_on_labels(label),)
         if return_masks:
-            outputs = outputs + (_filled(masks, fimages.dtype),)
+            outputs += (self.masks,)
         return outputs[0] if len(outputs) == 1 else outputs
+
+    # -- private --------------------------------------------------------------------------------
+    def _current_draw(self) -> _Draw:
+        if self._draw is None:
+            raise RuntimeError("call randomize(images) before apply(): the masks come from the image batch")
+        return self._draw
+
+    def _mixes(self, batch_size: int) -> bool:
+        """Whether the current draw mixes a batch of ``batch_size`` (a batch of one is returned
+        unmixed, with a warning the first time)."""
+        if not self._do_transform:
+            return False
+        if batch_size < 2:
+            if not self._warned_single:
+                logger.warning(
+                    "HSMix needs at least 2 samples in a batch to form pairs; a batch of 1 is returned unmixed"
+                )
+                self._warned_single = True
+            return False
+        return True
+
+    def _check_images(self, images: torch.Tensor, name: str) -> float:
+        """Raise a ``ValueError`` saying what is wrong unless ``images`` is a batch HSMix can mix;
+        return its largest absolute value (0 for integers)."""
+        magnitude = check_image_batch(images, name)
+        if self.spacing is not None:
+            check_spacing(self.spacing, images.ndim - 2)
+        if self.hard_region == "superpixel":
+            try:
+                check_slic_space(self.slic_space, images.shape[1])
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
+        return magnitude
+
+    @staticmethod
+    def _check_matching(tensor: torch.Tensor, draw: _Draw, name: str) -> None:
+        shape = draw.shape
+        if tensor.ndim != len(shape) or tensor.shape[0] != shape[0] or tuple(tensor.shape[2:]) != shape[2:]:
+            raise ValueError(
+                f"{name} shape {tuple(tensor.shape)} does not match the image batch {shape}: "
+                "batch size and spatial size must be equal"
+            )
+
+    @full_precision
+    def _masks(self, images: torch.Tensor, partner: np.ndarray, counts: np.ndarray, ratios: np.ndarray, seed: int,
+               want_soft: bool, keep_maps: bool) -> HSMixMasks:
+        """Eq. 1 and 3-6 for a checked floating batch with ``B >= 2`` (the backends do not check it again)."""
+        bsz, spatial, device = images.shape[0], tuple(images.shape[2:]), images.device
+        images = images.detach()  # the masks are not differentiated; the blends of apply() are
+        partner_t = torch.as_tensor(partner, device=device)
+        if self.hard_region == "grid":
+            segments = grid_cells(bsz, spatial, self.grid_size, device=device)
+        else:
+            segments = self._superpixel_fn(images, torch.as_tensor(counts, device=device), self.compactness,
+                                           spacing=self.spacing, max_num_iter=self.max_num_iter,
+                                           slic_space=self.slic_space, max_segments=self.n_segments[1], validate=False)
+        num = int(segments.max().item()) + 1
+        uniforms = torch.rand((bsz, num), generator=torch.Generator().manual_seed(seed), dtype=torch.float32).to(device)
+        soft_mask = saliency = None
+        if want_soft:
+            if self.soft_ratio == "beta":
+                values = torch.as_tensor(ratios, dtype=images.dtype, device=device)
+                soft_mask = values.reshape((bsz,) + (1,) * len(spatial)).expand((bsz,) + spatial)
+            else:
+                saliency = self._saliency_fn(images, validate=False).to(images.dtype)
+                if self.soft_ratio == "pixel":
+                    soft_mask = relative_saliency(saliency, saliency[partner_t])
+                    saliency = None
+        return hsmix_masks(partner_t, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency,
+                           keep_maps=keep_maps)
 
 
 class RandHSMixd(RandomizableTransform, MapTransform):
     """Dictionary version of :class:`RandHSMix` for a collated batch dictionary.
+
+    The masks are drawn once, from the ``image_key`` batch (:meth:`RandHSMix.randomize`), and
+    every key is mixed with them (:meth:`RandHSMix.apply` for images,
+    :meth:`RandHSMix.apply_on_labels` for labels), as MONAI's ``CutMixd`` does.
 
     Parameters
     ----------
@@ -402,6 +487,10 @@ class RandHSMixd(RandomizableTransform, MapTransform):
     image_key : str, optional
         The image whose superpixels and saliency define the masks (default: the first key of
         ``keys`` that is not a label key). Every image key is mixed with the same masks.
+    num_classes, multilabel, n_segments, compactness, p, slic_space, mode, include_original
+        As in :class:`RandHSMix`.
+    prob, backend, hard_region, grid_size, soft_ratio, beta_alpha, spacing, max_num_iter
+        As in :class:`RandHSMix`.
     return_masks : bool
         Add ``{mask_key_prefix}hard_mask``, ``soft_mask``, ``segments``, ``partner_segments``,
         ``mixed_segments`` (each ``(B, 1, ...)``) and ``partner`` (``(B,)``) to the output, in
@@ -410,12 +499,8 @@ class RandHSMixd(RandomizableTransform, MapTransform):
     mask_key_prefix : str
         Prefix of the keys added by ``return_masks``.
     allow_missing_keys : bool
-        Skip keys that are absent instead of raising.
-    **kwargs
-        Every other argument of :class:`RandHSMix` (``num_classes``, ``multilabel``, ``n_segments``,
-        ``compactness``, ``p``, ``slic_space``, ``mode``, ``include_original``, ``prob``,
-        ``backend``, ``hard_region``, ``grid_size``, ``soft_ratio``, ``beta_alpha``, ``spacing``,
-        ``max_num_iter``).
+        Skip keys that are absent instead of raising; with none of ``keys`` present the data
+        is returned as it is (as MONAI's ``CutMixd`` does).
 
     Notes
     -----
@@ -431,15 +516,35 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         keys: KeysCollection,
         label_keys: KeysCollection = (),
         image_key: Optional[str] = None,
+        num_classes: Optional[int] = None,
+        multilabel: bool = False,
+        n_segments: Union[int, Sequence[int]] = (200, 400),
+        compactness: float = 10.0,
+        p: float = 0.3,
+        slic_space: str = "intensity",
+        mode: str = "both",
+        include_original: bool = False,
+        prob: float = 1.0,
+        backend: str = "auto",
+        hard_region: str = "superpixel",
+        grid_size: Union[int, Sequence[int]] = 7,
+        soft_ratio: str = "superpixel",
+        beta_alpha: float = 1.0,
+        spacing: Optional[Sequence[float]] = None,
+        max_num_iter: int = 10,
         return_masks: bool = False,
         mask_key_prefix: str = "hsmix_",
         allow_missing_keys: bool = False,
-        **kwargs: Any,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.mixer = RandHSMix(**kwargs)
+        self.mixer = RandHSMix(
+            num_classes=num_classes, multilabel=multilabel, n_segments=n_segments, compactness=compactness, p=p,
+            slic_space=slic_space, mode=mode, include_original=include_original, prob=prob, backend=backend,
+            hard_region=hard_region, grid_size=grid_size, soft_ratio=soft_ratio, beta_alpha=beta_alpha,
+            spacing=spacing, max_num_iter=max_num_iter,
+        )
         RandomizableTransform.__init__(self, self.mixer.prob)
-        labels = (label_keys,) if isinstance(label_keys, str) else tuple(label_keys)
+        labels = ensure_tuple(label_keys)
         unknown = [k for k in labels if k not in self.keys]
         if unknown:
             raise ValueError(f"label_keys {unknown} are not in keys {list(self.keys)}")
@@ -451,94 +556,59 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         self.mask_key_prefix = mask_key_prefix
 
     @classmethod
-    def from_preset(cls, name: str, keys: KeysCollection, label_keys: KeysCollection = (), **overrides: Any) -> "RandHSMixd":
+    def from_preset(
+        cls, name: str, keys: KeysCollection, label_keys: KeysCollection = (), **overrides: Any
+    ) -> "RandHSMixd":
         """Build with a dataset preset of the paper's Table 9; keyword arguments override it."""
         return cls(keys, label_keys, **{**get_preset(name).as_kwargs(), **overrides})
 
-    def set_random_state(self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None) -> "RandHSMixd":
+    def set_random_state(
+        self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None
+    ) -> "RandHSMixd":
         super().set_random_state(seed, state)
         self.mixer.set_random_state(seed, state)
         return self
 
-    def randomize(self, data: Any = None) -> None:
-        self.mixer.randomize(data)
-        self._do_transform = self.mixer._do_transform
-
-    def _validated(self, d: Mapping[Hashable, Any], present: List[Hashable], source_key: Hashable):
-        """Every key as a torch tensor, checked; labels prepared. Returns tensors, class counts and
-        the images' largest absolute values."""
-        source = to_torch(d[source_key], str(source_key))
-        tensors: Dict[Hashable, torch.Tensor] = {source_key: source}
-        classes: Dict[Hashable, Optional[int]] = {}
-        magnitudes: Dict[Hashable, float] = {}
-        for key in present:
-            t = source if key == source_key else to_torch(d[key], str(key))
-            if key in self.label_keys:
-                self.mixer.check_matching(source, t, str(key))
-                t, classes[key] = self.mixer.prepare_labels(t)
-            else:
-                if not t.is_floating_point() and t.dtype != torch.bool and not t.is_complex():
-                    raise ValueError(
-                        f"{key!r} holds integers ({t.dtype}) but is not in label_keys: it would be blended as "
-                        f"intensities (fractional class indices). List it in label_keys if it is a label map, "
-                        f"or cast it to float first if it is an image (e.g. EnsureTyped or ScaleIntensityd)"
-                    )
-                if key != source_key:
-                    self.mixer.check_matching(source, t, str(key))
-                magnitudes[key] = self.mixer.check_images(t, str(key))
-            tensors[key] = t
-        return tensors, classes, magnitudes
-
     def __call__(self, data: Mapping[Hashable, Any]) -> Dict[Hashable, Any]:
         d = dict(data)
         present = list(self.key_iterator(d))
+        if not present:
+            return d
         image_keys = [k for k in present if k not in self.label_keys]
         if not image_keys:
             raise ValueError(f"RandHSMixd needs at least one image key among {present} (keys not in label_keys)")
+        for key in image_keys:
+            dtype = getattr(d[key], "dtype", None)
+            if dtype is not None and _is_integer(dtype):
+                raise ValueError(
+                    f"{key!r} holds integers ({dtype}) but is not in label_keys: it would be blended as "
+                    f"intensities (fractional class indices). List it in label_keys if it is a label map, "
+                    f"or cast it to float first if it is an image (e.g. EnsureTyped or ScaleIntensityd)"
+                )
         source_key = self.image_key if self.image_key in image_keys else image_keys[0]
-        tensors, classes, magnitudes = self._validated(d, present, source_key)
-        source = tensors[source_key]
-        bsz = source.shape[0]
-        self.randomize(bsz)
-        if self.mixer.mixes(bsz):
-            masks = self.mixer.compute(source, keep_maps=self.return_masks)
-            for key in present:
-                mixed, rows = self.mixer.apply(tensors[key], masks, classes.get(key), magnitudes.get(key))
-                d[key] = like_input(mixed, data[key], rows)
-        else:
-            masks = identity_masks(bsz, source.shape[2:], source.device, source.dtype)
-            for key in present:
-                d[key] = like_input(self.mixer.unmixed(tensors[key], classes.get(key)), data[key], torch.arange(bsz))
+        self.mixer.randomize(d[source_key], keep_maps=self.return_masks, name=str(source_key))
+        for key in present:
+            if key in self.label_keys:
+                d[key] = self.mixer.apply_on_labels(d[key], str(key))
+            else:
+                d[key] = self.mixer.apply(d[key], str(key))
         if self.return_masks:
-            masks = _filled(masks, source.dtype)
+            masks = self.mixer.masks
             for field in MASK_FIELDS:
                 d[f"{self.mask_key_prefix}{field}"] = getattr(masks, field).unsqueeze(1)
             d[f"{self.mask_key_prefix}partner"] = masks.partner
         return d
 
 
-def as_floating(images: torch.Tensor) -> torch.Tensor:
+def _as_floating(images: torch.Tensor) -> torch.Tensor:
     """Images as a floating tensor: floating input as it is, anything else as float32."""
     return images if images.is_floating_point() else images.float()
 
 
-def _filled(masks: HSMixMasks, dtype: torch.dtype) -> HSMixMasks:
-    """``masks`` with a zero soft mask where the draw produced none (``Mh`` is always built), so
-    that the reported fields never depend on the draw."""
-    if masks.soft_mask is not None:
-        return masks
-    return dataclasses.replace(masks, soft_mask=torch.zeros_like(masks.hard_mask, dtype=dtype))
-
-
-def _check_grid_size(grid_size: Union[int, Sequence[int]]) -> Union[int, Tuple[int, ...]]:
-    def positive_int(v: Any) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-
-    if positive_int(grid_size):
-        return int(grid_size)
-    if isinstance(grid_size, (tuple, list)) and grid_size and all(positive_int(v) for v in grid_size):
-        return tuple(int(v) for v in grid_size)
-    raise ValueError(f"grid_size must be a positive int or a sequence of positive ints, got {grid_size!r}")
+def _is_integer(dtype: Any) -> bool:
+    if isinstance(dtype, torch.dtype):
+        return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+    return bool(np.issubdtype(dtype, np.integer))
 
 
 RandHSMixD = RandHSMixDict = RandHSMixd

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Dict, Tuple
 
+__all__ = ["get_preset", "HSMIX_PRESETS", "HSMixPreset"]
+
 
 @dataclass(frozen=True)
 class HSMixPreset:

@@ -85,7 +85,10 @@ class RandInsMix(RandomizableTransform):
         if not 0 <= shuffle_prob <= 1:
             raise ValueError(f"shuffle_prob must lie in [0, 1], got {shuffle_prob}")
         if not 0 <= shuffle_fraction <= 1 or int(patch_size) != patch_size or patch_size < 1:
-            raise ValueError(f"need shuffle_fraction in [0, 1] and a positive integer patch_size, got {shuffle_fraction}, {patch_size}")
+            raise ValueError(
+                "need shuffle_fraction in [0, 1] and a positive integer patch_size, "
+                f"got {shuffle_fraction}, {patch_size}"
+            )
         self.bank = bank
         self.constraints = constraints if constraints is not None else SSDConstraints()
         self.max_paste_ratio = max_paste_ratio
@@ -109,7 +112,9 @@ class RandInsMix(RandomizableTransform):
         if isinstance(harmonizer, (str, Path)):
             generator, config = load_generator(harmonizer, _resolve_device(device))
             return generator, tuple(value_range if value_range is not None else config["value_range"])
-        raise TypeError(f"harmonizer must be a checkpoint path, a SmoothGANGenerator or None, got {type(harmonizer).__name__}")
+        raise TypeError(
+            f"harmonizer must be a checkpoint path, a SmoothGANGenerator or None, got {type(harmonizer).__name__}"
+        )
 
     def randomize(self, data: Any = None) -> None:
         super().randomize(None)
@@ -135,7 +140,10 @@ class RandInsMix(RandomizableTransform):
         if self.bank is not None and self.bank.value_range is not None:
             check_intensity_scale(self.bank.value_range, intensity_range(image), "the bank's images", "the image")
         if not instances.any() and not self.allow_empty:
-            raise ValueError("label has no nucleus instances; InsMix pastes next to existing nuclei (set allow_empty=True to skip such images)")
+            raise ValueError(
+                "label has no nucleus instances; InsMix pastes next to existing nuclei "
+                "(set allow_empty=True to skip such images)"
+            )
         if randomize:
             self.randomize()
         pasted = np.zeros(instances.shape, dtype=bool)
@@ -187,10 +195,12 @@ class RandInsMixd(RandomizableTransform, MapTransform):
         Where the binary nucleus mask goes (the label's dtype); None to skip.
     pasted_key
         Optional key for the mask of pasted pixels (uint8).
+    prob, bank, constraints, max_paste_ratio, shuffle_prob, patch_size
+        As in :class:`RandInsMix`.
+    shuffle_fraction, harmonizer, harmonizer_device, value_range, allow_empty
+        As in :class:`RandInsMix`.
     allow_missing_keys
         Pass the dictionary through when the image or label key is absent.
-    **kwargs
-        Everything else goes to :class:`RandInsMix` (``prob`` is handled here).
     """
 
     backend = RandInsMix.backend
@@ -203,8 +213,17 @@ class RandInsMixd(RandomizableTransform, MapTransform):
         semantic_key: Optional[str] = "semantic",
         pasted_key: Optional[str] = None,
         prob: float = 1.0,
+        bank: Optional[InstanceBank] = None,
+        constraints: Optional[SSDConstraints] = None,
+        max_paste_ratio: float = 0.5,
+        shuffle_prob: float = 1.0,
+        patch_size: int = 20,
+        shuffle_fraction: float = 0.2,
+        harmonizer: Harmonizer = None,
+        harmonizer_device: Union[str, torch.device] = "cpu",
+        value_range: Optional[Tuple[float, float]] = None,
+        allow_empty: bool = False,
         allow_missing_keys: bool = False,
-        **kwargs: Any,
     ) -> None:
         MapTransform.__init__(self, [image_key, label_key], allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
@@ -212,9 +231,15 @@ class RandInsMixd(RandomizableTransform, MapTransform):
         self.instance_key = instance_key or label_key
         self.semantic_key = semantic_key
         self.pasted_key = pasted_key
-        self.mixer = RandInsMix(prob=1.0, **kwargs)
+        self.mixer = RandInsMix(
+            bank=bank, prob=prob, constraints=constraints, max_paste_ratio=max_paste_ratio, shuffle_prob=shuffle_prob,
+            patch_size=patch_size, shuffle_fraction=shuffle_fraction, harmonizer=harmonizer,
+            harmonizer_device=harmonizer_device, value_range=value_range, allow_empty=allow_empty,
+        )
 
-    def set_random_state(self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None) -> "RandInsMixd":
+    def set_random_state(
+        self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None
+    ) -> "RandInsMixd":
         super().set_random_state(seed, state)
         self.mixer.set_random_state(seed, state)
         return self
@@ -226,11 +251,9 @@ class RandInsMixd(RandomizableTransform, MapTransform):
             if self.allow_missing_keys:
                 return d
             raise KeyError(f"RandInsMixd: key(s) {missing} not in the data (keys: {list(d)})")
-        self.randomize(None)
-        self.mixer.randomize()
-        self.mixer._do_transform = self._do_transform
         label = d[self.label_key]
-        image, instances, pasted = self.mixer(d[self.image_key], label, randomize=False)
+        # the array transform draws (prob included) and applies, as MONAI's dictionary wrappers do
+        image, instances, pasted = self.mixer(d[self.image_key], label)
         d[self.image_key] = image
         d[self.instance_key] = instances
         if self.semantic_key is not None:

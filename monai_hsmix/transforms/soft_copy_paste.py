@@ -241,7 +241,8 @@ class RandSoftCopyPaste(RandomizableTransform):
     call reproducible, since it seeds the ``object_transform`` too (when that is randomizable, as a
     MONAI ``Compose`` is). Skipped pastes are counted in ``num_skipped`` and ``skip_reasons``; the outcome
     of the last call is in ``last_info`` (``placements`` and the patch-sized blending ``weights`` of each
-    accepted paste, whose first voxel sits at the placement's ``offset`` in the image). Connected components are found with SciPy on the CPU; the
+    accepted paste, whose first voxel sits at the placement's ``offset`` in the image). Connected
+    components are found with SciPy on the CPU; the
     rest runs on the input's device.
     """
 
@@ -334,8 +335,9 @@ class RandSoftCopyPaste(RandomizableTransform):
         sizes = {tuple(t.shape[1:]) for t in (image, label, mask, valid)}
         if len(sizes) != 1 or image.ndim != spatial_dims + 1:
             raise ValueError(
-                f"object_transform returned {', '.join(f'{k} {tuple(t.shape)}' for k, t in zip(OBJECT_KEYS, (image, label, mask, valid)))}"
-                f": all must be (channels, *patch) with one {spatial_dims}D patch size"
+                "object_transform returned "
+                + ", ".join(f"{k} {tuple(t.shape)}" for k, t in zip(OBJECT_KEYS, (image, label, mask, valid)))
+                + f": all must be (channels, *patch) with one {spatial_dims}D patch size"
             )
         obj.hard = mask[0] > 0.5
         obj.valid = valid[0] > 0.5
@@ -400,14 +402,16 @@ class RandSoftCopyPaste(RandomizableTransform):
         donor = convert_to_tensor(donor_img, track_meta=False)
         if main.ndim not in (3, 4) or donor.ndim != main.ndim:
             raise ValueError(
-                f"img and donor_img must both be (C, H, W) or (C, H, W, D); got {tuple(main.shape)} and {tuple(donor.shape)}"
+                "img and donor_img must both be (C, H, W) or (C, H, W, D); "
+                f"got {tuple(main.shape)} and {tuple(donor.shape)}"
             )
         if main.shape[0] != donor.shape[0]:
             raise ValueError(f"img has {main.shape[0]} channels but donor_img has {donor.shape[0]}")
         spatial, spatial_dims = tuple(main.shape[1:]), main.ndim - 1
         label_t = convert_to_tensor(label, track_meta=False)
         main_lbl = self._spatial_label(label_t, spatial, "label")
-        donor_lbl = self._spatial_label(convert_to_tensor(donor_label, track_meta=False), donor.shape[1:], "donor_label")
+        donor_t = convert_to_tensor(donor_label, track_meta=False)
+        donor_lbl = self._spatial_label(donor_t, donor.shape[1:], "donor_label")
         ref = None
         if reference is not None:
             ref = self._spatial_label(convert_to_tensor(reference, track_meta=False), spatial, "reference") != 0
@@ -515,10 +519,12 @@ class RandSoftCopyPasted(RandomizableTransform, MapTransform):
         first skip, "" if none).
     prob : float
         Probability of attempting a paste.
+    label_values, mode, alpha, num_rings, ring_width, connectivity, sigma, s1, s2
+        As in :class:`RandSoftCopyPaste`.
+    max_tries, confine_context, num_lesions, min_lesion_voxels, max_shift, object_transform
+        As in :class:`RandSoftCopyPaste`.
     allow_missing_keys : bool
         Image keys missing from both main and donor are ignored instead of raising.
-    **kwargs
-        Every other parameter of :class:`RandSoftCopyPaste`.
     """
 
     def __init__(
@@ -530,8 +536,22 @@ class RandSoftCopyPasted(RandomizableTransform, MapTransform):
         donor_bank: Optional[Sequence[Mapping[Hashable, Any]]] = None,
         info_key: str = "softcp",
         prob: float = 1.0,
+        label_values: Sequence[float] = (1,),
+        mode: str = "soft",
+        alpha: float = 0.7,
+        num_rings: int = 5,
+        ring_width: int = 1,
+        connectivity: str = "full",
+        sigma: float = 2.0,
+        s1: float = 0.8,
+        s2: float = 0.1,
+        max_tries: int = 50,
+        confine_context: bool = True,
+        num_lesions: int = 1,
+        min_lesion_voxels: int = 1,
+        max_shift: Optional[Union[int, Sequence[int]]] = None,
+        object_transform: Union[ObjectTransform, str, None] = "default",
         allow_missing_keys: bool = False,
-        **kwargs: Any,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, _check_prob("prob", prob))
@@ -539,7 +559,14 @@ class RandSoftCopyPasted(RandomizableTransform, MapTransform):
         if donor_bank is not None and len(donor_bank) == 0:
             raise ValueError("donor_bank is empty")
         self.donor_bank, self.info_key = donor_bank, info_key
-        self.paster = RandSoftCopyPaste(prob=1.0, **kwargs)
+        # the dictionary draws prob (a sample without a paste gets its info entry); the array
+        # transform always attempts the paste it is asked for
+        self.paster = RandSoftCopyPaste(
+            label_values=label_values, prob=1.0, mode=mode, alpha=alpha, num_rings=num_rings, ring_width=ring_width,
+            connectivity=connectivity, sigma=sigma, s1=s1, s2=s2, max_tries=max_tries, confine_context=confine_context,
+            num_lesions=num_lesions, min_lesion_voxels=min_lesion_voxels, max_shift=max_shift,
+            object_transform=object_transform,
+        )
         self.paster.set_random_state(state=self.R)
 
     def set_random_state(self, seed: Optional[int] = None, state: Optional[np.random.RandomState] = None):
@@ -603,6 +630,8 @@ class RandSoftCopyPasted(RandomizableTransform, MapTransform):
     def __call__(self, data):
         """Paste into one sample (a dict) or into every sample of a list of dicts (in-batch donors)."""
         if isinstance(data, Mapping):
+            if self.allow_missing_keys and self.first_key(data) == ():
+                return self._paste_one(data, {})  # nothing to paste into, so no donor is needed (as CutMixd)
             return self._paste_one(data, self._pick_donor(data))
         batch = list(data)
         if len(batch) < 2:

@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from monai_hsmix.backends import reference, torch_saliency, torch_slic
-from monai_hsmix.backends.validation import ImageDtypeError, check_image_batch
+from monai_hsmix.backends.validation import (
+    ImageDtypeError,
+    check_compactness,
+    check_grid_size,
+    check_image_batch,
+    check_spacing,
+)
 from monai_hsmix.transforms import hsmix
 from monai_hsmix.transforms.hsmix import RandHSMix
 
@@ -95,3 +101,33 @@ def test_compactness_and_spacing_whose_squares_overflow_are_refused_naming_them(
     # the transforms reach the same check
     with pytest.raises(ValueError, match="compactness=1e-20"):
         RandHSMix(n_segments=4, compactness=1e-20)(x)
+
+
+def _message(call):
+    with pytest.raises(ValueError) as err:
+        call()
+    return str(err.value)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "1"])
+def test_transform_refuses_compactness_with_the_shared_check(bad):
+    assert _message(lambda: RandHSMix(compactness=bad)) == _message(lambda: check_compactness(bad))
+
+
+@pytest.mark.parametrize("bad", [(1.0, -1.0), (1.0, float("nan")), (), (1.0, "2")])
+def test_transform_refuses_spacing_with_the_shared_check(bad):
+    assert _message(lambda: RandHSMix(spacing=bad)) == _message(lambda: check_spacing(bad))
+    assert check_spacing(None) is None and check_spacing(np.array([1, 2])) == (1.0, 2.0)
+    # a spacing for another number of spatial axes than the images have is refused at the call
+    mix = RandHSMix(n_segments=4, spacing=(1.0, 1.0, 2.0))
+    assert _message(lambda: mix(torch.rand(2, 1, 8, 8))) == _message(lambda: check_spacing((1.0, 1.0, 2.0), 2))
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, True, (7,), (2, 0), [], "7"])
+def test_transform_and_grid_cells_refuse_grid_size_with_the_shared_check(bad):
+    from monai_hsmix.core import grid_cells
+
+    if not (isinstance(bad, tuple) and len(bad) == 1):  # one value per axis is fine when the axes are unknown
+        assert _message(lambda: RandHSMix(grid_size=bad)) == _message(lambda: check_grid_size(bad))
+    assert _message(lambda: grid_cells(1, (8, 8), bad)) == _message(lambda: check_grid_size(bad, 2))
+    assert check_grid_size(3) == 3 and check_grid_size([2, 3], 2) == (2, 3)

@@ -126,8 +126,8 @@ def test_hard_only_skips_soft_outputs():
 def test_include_original_and_index_labels_share_the_one_path():
     g = torch.Generator().manual_seed(1)
     labels = torch.randint(0, 3, (3, 1, 5, 6), generator=g)
-    masks = hsmix_masks(torch.tensor([2, 0, 1]), torch.randint(0, 4, (3, 5, 6), generator=g), torch.rand(3, 4, generator=g),
-                        0.5, saliency=torch.rand(3, 5, 6, generator=g))
+    segments, uniforms = torch.randint(0, 4, (3, 5, 6), generator=g), torch.rand(3, 4, generator=g)
+    masks = hsmix_masks(torch.tensor([2, 0, 1]), segments, uniforms, 0.5, saliency=torch.rand(3, 5, 6, generator=g))
     out, rows = mix_with_masks(labels, masks.partner, masks.parts(), include_original=True, num_classes=3)
     channels = labels_to_channels(labels, 3)
     expected, expected_rows = mix_with_masks(channels, masks.partner, masks.parts(), include_original=True)

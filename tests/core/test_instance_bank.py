@@ -68,7 +68,8 @@ def test_bank_collects_every_interior_instance_with_its_pixels():
     boxes = ndimage.find_objects(inst)
     for idx, template in enumerate(bank, start=1):  # templates come in id order here
         np.testing.assert_array_equal(template.mask, inst[boxes[idx - 1]] == idx)
-        np.testing.assert_array_equal(template.image[:, template.mask], image[(slice(None), *boxes[idx - 1])][:, template.mask])
+        source = image[(slice(None), *boxes[idx - 1])]
+        np.testing.assert_array_equal(template.image[:, template.mask], source[:, template.mask])
         assert template.image.dtype == np.float32
         assert template.area == template.mask.sum()
 

@@ -73,3 +73,13 @@ def test_single_channel_bool_masks_are_binary_index_labels():
     mask = torch.rand(2, 1, 5, 5, generator=torch.Generator().manual_seed(0)) > 0.5
     assert torch.equal(class_indices(mask, 2), mask.long())
     assert torch.equal(labels_to_channels(mask, 2).argmax(1), mask[:, 0].long())
+
+
+@pytest.mark.parametrize("shape, classes", [((3, 1, 5, 6), 2), ((2, 1, 4, 3, 5), 7)])
+def test_index_labels_are_torchs_one_hot(shape, classes):
+    # MONAI's one_hot replaced a hand-written scatter: float32 channels equal to torch's one_hot
+    lab = torch.randint(0, classes, shape, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.one_hot(lab[:, 0], classes).movedim(-1, 1).float()
+    out = labels_to_channels(lab, num_classes=classes)
+    assert out.dtype == torch.float32 and torch.equal(out, expected)
+    assert torch.equal(labels_to_channels(lab.bool() if classes == 2 else lab, num_classes=classes), expected)

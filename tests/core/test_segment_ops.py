@@ -40,7 +40,9 @@ def test_segment_mean_rejects_bad_input():
         segment_mean(torch.zeros(1, 2), -torch.ones(1, 2, dtype=torch.long))
 
 
-@pytest.mark.parametrize("shape, grid", [((64, 64), 7), ((224, 224), 7), ((48, 80), 7), ((24, 24, 16), 7), ((30, 50), (3, 5))])
+@pytest.mark.parametrize(
+    "shape, grid", [((64, 64), 7), ((224, 224), 7), ((48, 80), 7), ((24, 24, 16), 7), ((30, 50), (3, 5))]
+)
 def test_grid_cells_are_the_papers_fixed_grid_whatever_the_size(shape, grid):
     seg = grid_cells(2, shape, grid)
     per_axis = (grid,) * len(shape) if isinstance(grid, int) else grid
@@ -48,7 +50,9 @@ def test_grid_cells_are_the_papers_fixed_grid_whatever_the_size(shape, grid):
     labels = torch.unique(seg[0])
     assert labels.tolist() == list(range(math.prod(per_axis)))  # 7 x 7 cells for a 64 or a 224 image
     # near-equal cells: widths differ by at most one voxel per axis
-    widths = [torch.unique(seg[0].movedim(a, -1).reshape(-1, shape[a])[0], return_counts=True)[1] for a in range(len(shape))]
+    widths = [
+        torch.unique(seg[0].movedim(a, -1).reshape(-1, shape[a])[0], return_counts=True)[1] for a in range(len(shape))
+    ]
     for a, w in enumerate(widths):
         assert int(w.max()) - int(w.min()) <= 1
     # cells are axis-aligned boxes: every cell's pixels fill its bounding box

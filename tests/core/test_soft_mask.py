@@ -116,3 +116,19 @@ def test_blend_weights_modes():
         support_radius("cutmix")
     with pytest.raises(ValueError, match="sigma"):
         gaussian_mask(mask, sigma=0)
+
+
+@pytest.mark.parametrize("shape, spatial_dims", [((2, 17, 13), 2), ((1, 9, 8, 7), 3)])
+@pytest.mark.parametrize("iterations", [1, 2])
+def test_full_dilation_is_monais_dilate(shape, spatial_dims, iterations):
+    # kept rather than monai.transforms.utils_morphological_ops.dilate: that one has only the full
+    # (square / cube) element, which this test shows it matches, and convolves a (2k+1)^d kernel
+    # (slower, docs/performance.md); "face" connectivity has no MONAI counterpart
+    from monai.transforms.utils_morphological_ops import dilate as monai_dilate
+
+    from monai_hsmix.core.soft_mask import dilate
+
+    mask = (torch.rand(shape, generator=torch.Generator().manual_seed(1)) > 0.9).float()
+    ours = dilate(mask, spatial_dims, iterations, "full")
+    theirs = monai_dilate(mask.unsqueeze(1), 2 * iterations + 1).squeeze(1)
+    assert torch.equal(ours, theirs.float())

@@ -68,12 +68,14 @@ def test_find_nucleus_placement_returns_none_when_nothing_fits():
     assert find_nucleus_placement(forbidden, _disk(2), (20.0, 20.0), SSDConstraints(), np.random.RandomState(0)) is None
     # annulus entirely outside a small image
     free = np.zeros((12, 12), dtype=bool)
-    assert find_nucleus_placement(free, _disk(2), (6.0, 6.0), SSDConstraints(delta=30, gamma=40), np.random.RandomState(0)) is None
+    far = SSDConstraints(delta=30, gamma=40)
+    assert find_nucleus_placement(free, _disk(2), (6.0, 6.0), far, np.random.RandomState(0)) is None
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"epsilon": 0.5}, "epsilon"), ({"rho": -1}, "rho"), ({"delta": 5, "gamma": 2}, "delta"), ({"gamma": float("inf")}, "delta")],
+    [({"epsilon": 0.5}, "epsilon"), ({"rho": -1}, "rho"), ({"delta": 5, "gamma": 2}, "delta"),
+     ({"gamma": float("inf")}, "delta")],
 )
 def test_invalid_constraints_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,9 +1,13 @@
+import ast
+import inspect
 import logging
+import pydoc
+import textwrap
 
 import numpy as np
 import pytest
 import torch
-from monai.data import MetaTensor, decollate_batch, list_data_collate
+from monai.data import MetaTensor, decollate_batch, list_data_collate, set_track_meta
 
 from monai_hsmix import HSMIX_PRESETS, RandHSMix, RandHSMixd, RandHSMixD, RandHSMixDict
 from monai_hsmix.backends import available_backends
@@ -94,7 +98,8 @@ def test_metatensor_batch_keeps_per_sample_meta(backend):
         for i in range(3)
     ]
     collated = list_data_collate(samples)
-    out = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(10, 20), compactness=0.1, backend=backend)(collated)
+    mix = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(10, 20), compactness=0.1, backend=backend)
+    out = mix(collated)
     assert isinstance(out["image"], MetaTensor) and isinstance(out["label"], MetaTensor)
     names = [s.meta["filename_or_obj"] for s in decollate_batch(out["image"])]
     assert names == [f"case{i}.nii.gz" for i in range(3)] * 2
@@ -116,7 +121,8 @@ def test_dictionary_transform_mixes_every_key_with_the_same_masks(batch, backend
 
 def test_dictionary_missing_keys(batch, backend):
     images, _ = batch
-    mix = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=10, backend=backend, allow_missing_keys=True)
+    mix = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=10, backend=backend,
+                     allow_missing_keys=True)
     out = mix({"image": images})
     assert out["image"].shape[0] == 8
     with pytest.raises(KeyError):
@@ -146,7 +152,8 @@ def test_ablation_switches(batch, backend):
     assert torch.allclose(per_image, per_image[:, :1].expand_as(per_image))
     assert per_image[:, 0].unique().numel() > 1
     _, _, pix = make(backend, soft_ratio="pixel", mode="soft").set_random_state(0)(images, labels, return_masks=True)
-    _, _, sup = make(backend, soft_ratio="superpixel", mode="soft").set_random_state(0)(images, labels, return_masks=True)
+    sup_mix = make(backend, soft_ratio="superpixel", mode="soft").set_random_state(0)
+    _, _, sup = sup_mix(images, labels, return_masks=True)
     assert pix.soft_mask.unique().numel() > sup.soft_mask.unique().numel()
 
 
@@ -191,11 +198,12 @@ def test_presets_match_the_paper():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"n_segments": (50, 10)}, "lmin <= lmax"), ({"n_segments": 0}, "lmin <= lmax"), ({"n_segments": (1, 2, 3)}, "pair"),
-     ({"p": 1.5}, "p must be"), ({"p": -0.1}, "p must be"), ({"prob": 2}, "prob"), ({"compactness": 0}, "compactness"),
-     ({"mode": "mix"}, "mode"), ({"hard_region": "hex"}, "hard_region"), ({"soft_ratio": "x"}, "soft_ratio"),
-     ({"backend": "cuda-magic"}, "unknown backend"), ({"beta_alpha": 0}, "beta_alpha"), ({"num_classes": 0}, "num_classes"),
-     ({"spacing": (1.0, -1.0)}, "spacing"), ({"max_num_iter": 0}, "max_num_iter")],
+    [({"n_segments": (50, 10)}, "lmin <= lmax"), ({"n_segments": 0}, "lmin <= lmax"),
+     ({"n_segments": (1, 2, 3)}, "pair"), ({"p": 1.5}, "p must be"), ({"p": -0.1}, "p must be"), ({"prob": 2}, "prob"),
+     ({"compactness": 0}, "compactness"), ({"mode": "mix"}, "mode"), ({"hard_region": "hex"}, "hard_region"),
+     ({"soft_ratio": "x"}, "soft_ratio"), ({"backend": "cuda-magic"}, "unknown backend"),
+     ({"beta_alpha": 0}, "beta_alpha"), ({"num_classes": 0}, "num_classes"), ({"spacing": (1.0, -1.0)}, "spacing"),
+     ({"max_num_iter": 0}, "max_num_iter")],
 )
 def test_bad_settings_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -306,7 +314,8 @@ def test_presets_carry_the_feature_space_their_compactness_means():
 @pytest.mark.parametrize("size", [48, 96])
 def test_grid_region_is_the_papers_7x7_grid_whatever_the_size(size):
     images = torch.rand(2, 1, size, size)
-    _, masks = RandHSMix(n_segments=(300, 400), hard_region="grid", mode="hard").set_random_state(0)(images, return_masks=True)
+    grid = RandHSMix(n_segments=(300, 400), hard_region="grid", mode="hard").set_random_state(0)
+    _, masks = grid(images, return_masks=True)
     assert torch.unique(masks.segments[0]).numel() == 49
     _, masks = RandHSMix(hard_region="grid", grid_size=3, mode="hard").set_random_state(0)(images, return_masks=True)
     assert torch.unique(masks.segments[0]).numel() == 9
@@ -347,3 +356,90 @@ def test_images_that_require_grad_are_mixed_like_monai_cutmix_mixes_them():
         torch.testing.assert_close(leaf.grad, expected[:, None].expand(-1, 2, -1, -1))
         # without autograd (or detached) the values are the same as before
         torch.testing.assert_close(out["image"].detach(), mix.set_random_state(1)({"image": x})["image"])
+
+
+def test_dictionary_signature_is_written_out():
+    # help() and IDE completion show every argument (it took **kwargs, which shows none of them)
+    params = inspect.signature(RandHSMixd).parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    array_args = set(inspect.signature(RandHSMix).parameters)
+    assert array_args <= set(params)
+    for name in array_args:
+        assert params[name].default == inspect.signature(RandHSMix).parameters[name].default, name
+    assert "n_segments" in pydoc.render_doc(RandHSMixd)
+
+
+def test_array_transform_exposes_only_randomize_and_apply():
+    public = {n for n in vars(RandHSMix) if not n.startswith("_")}
+    assert public == {"backend", "from_preset", "randomize", "masks", "apply", "apply_on_labels"}
+
+
+def test_dictionary_wrapper_uses_no_private_member_of_the_array_transform():
+    tree = ast.parse(textwrap.dedent(inspect.getsource(RandHSMixd)))
+    private = [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+               and node.attr.startswith("_") and not node.attr.startswith("__") and "mixer" in ast.unparse(node.value)]
+    assert private == []
+
+
+def test_dictionary_is_randomize_once_then_apply_per_key(batch):
+    # what RandHSMixd returns is the array transform's public randomize / apply / apply_on_labels
+    images, labels = batch
+    second = images.flip(-1)
+    opts = dict(num_classes=4, n_segments=(20, 40), compactness=0.1, backend="torch")
+    out = RandHSMixd(["image", "image2", "label"], "label", **opts).set_random_state(4)(
+        {"image": images, "image2": second, "label": labels})
+    mix = RandHSMix(**opts).set_random_state(4)
+    mix.randomize(images)
+    assert torch.equal(out["image"], mix.apply(images)) and torch.equal(out["image2"], mix.apply(second))
+    assert torch.equal(out["label"], mix.apply_on_labels(labels))
+    # the masks are drawn once: repeating apply, or __call__ with randomize=False, mixes with the same ones
+    assert torch.equal(mix(second, randomize=False), out["image2"])
+
+
+def test_apply_before_randomize_and_on_another_batch_size_raise(batch):
+    images, labels = batch
+    mix = RandHSMix(num_classes=4, n_segments=8, compactness=0.1)
+    with pytest.raises(RuntimeError, match="randomize"):
+        mix.apply(images)
+    mix.randomize(images)
+    with pytest.raises(ValueError, match="does not match the image batch"):
+        mix.apply(images[:3])
+    with pytest.raises(ValueError, match="does not match the image batch"):
+        mix.apply_on_labels(labels[:, :, :5])
+
+
+def test_allow_missing_keys_with_no_key_present_is_monais(batch):
+    # MONAI's CutMixd returns a batch without any of its keys as it is; RandHSMixd raised ValueError
+    from monai.transforms import CutMixd
+
+    images, _ = batch
+    data = {"other": images}
+    assert torch.equal(CutMixd(["image", "label"], 4, "label", allow_missing_keys=True)(data)["other"], images)
+    out = RandHSMixd(["image", "label"], "label", num_classes=4, allow_missing_keys=True, return_masks=True)(data)
+    assert set(out) == {"other"} and out["other"] is images
+    with pytest.raises(KeyError):
+        RandHSMixd(["image", "label"], "label", num_classes=4)(data)
+
+
+def test_metatensor_output_follows_get_track_meta(batch):
+    images, labels = batch
+    meta_images = MetaTensor(images, meta={"filename_or_obj": "x"})
+    try:
+        set_track_meta(False)
+        x, y = make("torch")(meta_images, labels)
+        assert type(x) is torch.Tensor and type(y) is torch.Tensor
+    finally:
+        set_track_meta(True)
+    x, _ = make("torch")(meta_images, labels)
+    assert isinstance(x, MetaTensor) and x.meta["filename_or_obj"] == "x"
+
+
+def test_dictionary_errors_name_the_key(batch):
+    images, labels = batch
+    bad = images.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    mix = RandHSMixd(["scan", "seg"], "seg", num_classes=4, n_segments=8, compactness=0.1)
+    with pytest.raises(ValueError, match="scan contains NaN"):
+        mix({"scan": bad, "seg": labels})
+    with pytest.raises(ValueError, match="seg shape"):
+        mix({"scan": images, "seg": labels[:2]})

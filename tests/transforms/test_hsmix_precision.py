@@ -12,7 +12,9 @@ import torch
 
 from monai_hsmix import RandHSMix
 
-CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])
+CUDA = pytest.param(
+    "cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+)
 DEVICES = ["cpu", CUDA]
 TOLERANCE = {torch.float16: 4e-3, torch.bfloat16: 2e-2}
 

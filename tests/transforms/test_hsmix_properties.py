@@ -40,7 +40,8 @@ def _per_region_constant(values: torch.Tensor, regions: torch.Tensor) -> bool:
 @given(batches(), st.floats(0.0, 1.0), st.sampled_from(["index", "one_hot"]))
 def test_hsmix_invariants_through_the_transform(batch, p, label_format):
     images, labels, classes, seed = batch
-    mix = RandHSMix(num_classes=classes, n_segments=(2, 12), compactness=0.1, p=p, backend="torch").set_random_state(seed)
+    mix = RandHSMix(num_classes=classes, n_segments=(2, 12), compactness=0.1, p=p, backend="torch")
+    mix.set_random_state(seed)
     if label_format == "one_hot":
         labels = torch.nn.functional.one_hot(labels[:, 0], classes).movedim(-1, 1).float()
     x, y, masks = mix(images, labels, return_masks=True)

@@ -101,7 +101,8 @@ def test_background_shuffle_applies_and_leaves_nuclei_alone():
     _check_output(image, inst, out_img, out_inst, pasted)
     no_shuffle = RandInsMix(max_paste_ratio=0.2, shuffle_prob=0.0).set_random_state(0)
     out_img, out_inst, pasted = no_shuffle(image, label)
-    np.testing.assert_array_equal(out_img[:, ~np.asarray(pasted)[0].astype(bool)], image[:, ~np.asarray(pasted)[0].astype(bool)])
+    kept = ~np.asarray(pasted)[0].astype(bool)
+    np.testing.assert_array_equal(out_img[:, kept], image[:, kept])
 
 
 def test_prob_zero_passes_image_through_and_still_labels_instances():
@@ -220,7 +221,8 @@ def test_a_bank_on_another_intensity_scale_is_an_error():
     unit = image.astype(np.float32) / 255.0
     bank_255 = InstanceBank.from_pairs([(image, inst)])
     assert bank_255.value_range == (float(image.min()), float(image.max()))
-    named = f"of the bank's images lie in [{image.min():.4g}, {image.max():.4g}] but those of the image in [{unit.min():.4g},"
+    named = (f"of the bank's images lie in [{image.min():.4g}, {image.max():.4g}] "
+             f"but those of the image in [{unit.min():.4g},")
     with pytest.raises(ValueError, match=re.escape(named)):
         RandInsMix(bank=bank_255, shuffle_prob=0.0)(unit, inst)
     with pytest.raises(ValueError, match="different scales"):
@@ -229,3 +231,18 @@ def test_a_bank_on_another_intensity_scale_is_an_error():
     same = InstanceBank.from_pairs([(unit, inst)])
     out, _, pasted = RandInsMix(bank=same, shuffle_prob=0.0).set_random_state(0)(unit * 0.8 + 0.1, inst)
     assert np.asarray(pasted).any() and float(np.asarray(out).max()) <= 1.0
+
+
+def test_dictionary_signature_is_written_out_and_draws_like_the_array_transform():
+    import inspect
+
+    params = inspect.signature(RandInsMixd).parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    assert set(inspect.signature(RandInsMix).parameters) <= set(params)
+    image, _, label = _sample(seed=4)
+    for prob in (0.0, 1.0):
+        out = RandInsMixd(prob=prob, pasted_key="p").set_random_state(3)({"image": image, "label": label})
+        img, inst, pasted = RandInsMix(prob=prob).set_random_state(3)(image, label)
+        np.testing.assert_array_equal(out["image"], img)
+        np.testing.assert_array_equal(out["label"], inst)
+        np.testing.assert_array_equal(out["p"], pasted)

@@ -130,7 +130,8 @@ def test_seeded_determinism():
     donor, donor_lbl = _case(7, (16, 15, 14), offset=2.0)
 
     def run(seed):
-        t = RandSoftCopyPaste((1, 2), s2=0.5, object_transform=object_augmentation(3, **ALL_AUGMENTS)).set_random_state(seed)
+        t = RandSoftCopyPaste((1, 2), s2=0.5, object_transform=object_augmentation(3, **ALL_AUGMENTS))
+        t.set_random_state(seed)
         return [t(img, lbl, donor, donor_lbl) for _ in range(3)]
 
     a, b, c = run(11), run(11), run(12)
@@ -323,7 +324,8 @@ def test_dictionary_transform_is_seeded_and_works_as_a_collate_step():
 def test_non_finite_inputs_raise_naming_the_input(where, bad):
     img, lbl = _case(12)
     donor, donor_lbl = _case(13)
-    args = {"img": img, "label": lbl.astype(np.float32), "donor_img": donor.copy(), "donor_label": donor_lbl.astype(np.float32)}
+    args = {"img": img, "label": lbl.astype(np.float32), "donor_img": donor.copy(),
+            "donor_label": donor_lbl.astype(np.float32)}
     args[where][..., 14:18, 14:18] = bad  # a block over the donor's lesion, as in a corrupted scan
     paster = RandSoftCopyPaste((1, 2), s2=1.0).set_random_state(0)
     with pytest.raises(ValueError, match=f"^{where} contains NaN or infinite values"):
@@ -365,7 +367,8 @@ def test_object_augmentation_flips_rotates_and_zooms_across_seeds():
         # a rotation leaves corners the object did not cover (valid 0); a zoom alone resizes the patch
         rotated |= bool((out["valid"] == 0).any())
         zoomed |= m.shape != mask.shape and bool((out["valid"] == 1).all())
-        flipped |= m.shape == mask.shape and any(torch.equal(m, torch.flip(mask, axes)) for axes in ((0,), (1,), (0, 1)))
+        flips = ((0,), (1,), (0, 1))
+        flipped |= m.shape == mask.shape and any(torch.equal(m, torch.flip(mask, axes)) for axes in flips)
     assert flipped and rotated and zoomed
 
 
@@ -447,3 +450,15 @@ def test_context_margin_follows_the_rotations_and_shrinking_of_the_compose():
     assert _context_growth(object_augmentation(3, rotate_prob=0.5), 3) == pytest.approx(3 ** 0.5)
     assert _context_growth(object_augmentation(2, scale_prob=0.5, scale_range=(0.5, 1.5)), 2) == pytest.approx(2.0)
     assert _context_growth(lambda d: d, 2) == pytest.approx(2 ** 0.5)  # unknown: as a rotation
+
+
+def test_dictionary_signature_is_written_out_and_missing_keys_as_monai():
+    import inspect
+
+    params = inspect.signature(RandSoftCopyPasted).parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    assert set(inspect.signature(RandSoftCopyPaste).parameters) <= set(params)
+    # none of the keys present: nothing to paste into, so no donor is needed (it raised "no donor")
+    data = {"other": np.zeros(3)}
+    out = RandSoftCopyPasted(["a"], "label", allow_missing_keys=True)(data)
+    assert out["other"] is data["other"] and out["softcp"]["applied"] is False

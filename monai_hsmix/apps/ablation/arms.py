@@ -31,6 +31,8 @@ from monai.transforms import CutMix, MixUp
 
 from monai_hsmix.transforms import RandHSMix, get_preset
 
+__all__ = ["Arm", "arm_settings", "ARMS", "get_arm", "HS", "Mixer", "MixOptions"]
+
 Mixer = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
 
 

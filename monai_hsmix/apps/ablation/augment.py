@@ -8,6 +8,8 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
+__all__ = ["flip_rotate"]
+
 
 def flip_rotate(
     images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, max_degrees: float = 20.0, flip_prob: float = 0.5

@@ -54,6 +54,8 @@ from monai_hsmix.apps.ablation.train2d import TrainConfig, train_run
 from monai_hsmix.optional import require
 from monai_hsmix.transforms import get_preset
 
+__all__ = ["AblationConfig", "build_parser", "check_arguments", "main", "REPORT_NOTES", "run", "SettingsMismatchError"]
+
 logger = logging.getLogger("monai_hsmix.ablation")
 
 

@@ -21,6 +21,19 @@ from monai.data import load_decathlon_datalist, partition_dataset
 
 from monai_hsmix.data.io import read_nifti
 
+__all__ = [
+    "DecathlonSplit",
+    "DEFAULT_PATIENT_PATTERN",
+    "load_volume",
+    "load_volumes",
+    "patient_of",
+    "SliceSet",
+    "split_dataset",
+    "to_slices",
+    "Volume",
+    "volume_slices",
+]
+
 DEFAULT_PATIENT_PATTERN = r"(patient\d+)"
 
 

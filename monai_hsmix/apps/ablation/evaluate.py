@@ -22,6 +22,8 @@ from monai.networks.utils import one_hot
 
 from monai_hsmix.apps.ablation.data2d import Volume, volume_slices
 
+__all__ = ["evaluate", "predict_volume", "score_volume"]
+
 
 @torch.no_grad()
 def predict_volume(model: torch.nn.Module, volume: Volume, size: int, chunk: int = 32) -> torch.Tensor:

@@ -26,6 +26,19 @@ from monai.inferers import sliding_window_inference
 from monai_hsmix.apps.ablation.evaluate import score_volume
 from monai_hsmix.optional import require
 
+__all__ = [
+    "CropSampler",
+    "evaluate_images",
+    "find_pairs",
+    "IMAGE_SUFFIXES",
+    "is_image_folder",
+    "kfold_by_image",
+    "read_image",
+    "read_pair",
+    "resize_pair",
+    "unit_float",
+]
+
 Image = require("PIL.Image")
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")

@@ -21,6 +21,26 @@ from monai_hsmix.apps.ablation.stats import pair, runs_needed
 from monai_hsmix.data.io import PARTIAL_PREFIX, write_bytes_atomic
 from monai_hsmix.optional import require
 
+__all__ = [
+    "best_monai_mixer",
+    "CONTROLS",
+    "controls_table",
+    "cost_table",
+    "load_runs",
+    "markdown_tables",
+    "mean_curves",
+    "METRICS",
+    "MONAI_MIXERS",
+    "paired_table",
+    "plot",
+    "plot_curves",
+    "plot_paired",
+    "run_key",
+    "run_means",
+    "summarise",
+    "write_report",
+]
+
 MONAI_MIXERS = ("cutmix", "mixup")
 METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95", "HD95", 1.0))
 

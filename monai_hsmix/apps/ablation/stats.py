@@ -10,11 +10,14 @@ best case for telling arms apart.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Hashable, Mapping, Optional, Sequence
 
 import numpy as np
 from scipy import stats
+
+__all__ = ["pair", "paired_difference", "PairedDifference", "runs_needed"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class PairedDifference:
     def format(self, scale: float = 100.0) -> str:
         if self.n < 2:
             return f"{scale * self.mean:+.2f} (n = {self.n}, no interval; {self.positive}/{self.n} up)"
-        return f"{scale * self.mean:+.2f} [{scale * self.lo:+.2f}, {scale * self.hi:+.2f}] ({self.positive}/{self.n} up)"
+        interval = f"[{scale * self.lo:+.2f}, {scale * self.hi:+.2f}]"
+        return f"{scale * self.mean:+.2f} {interval} ({self.positive}/{self.n} up)"
 
 
 def paired_difference(differences: Sequence[float], level: float = 0.95) -> PairedDifference:
@@ -46,9 +50,12 @@ def paired_difference(differences: Sequence[float], level: float = 0.95) -> Pair
     mean, n = float(d.mean()), int(d.size)
     if n < 2:
         return PairedDifference(mean, math.nan, math.nan, math.nan, n, int((d > 0).sum()))
-    sd = float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n))
-    return PairedDifference(mean, sd, mean - half, mean + half, n, int((d > 0).sum()))
+    with warnings.catch_warnings():
+        # equal differences: scipy warns about its zero variance, and the interval is the point, as it should be
+        warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
+        interval = stats.ttest_1samp(d, 0.0).confidence_interval(level)
+    positive = int((d > 0).sum())
+    return PairedDifference(mean, float(d.std(ddof=1)), float(interval.low), float(interval.high), n, positive)
 
 
 def pair(arm: Mapping[Hashable, float], reference: Mapping[Hashable, float]) -> Optional[PairedDifference]:

@@ -24,6 +24,17 @@ from monai_hsmix.apps.ablation.arms import MixOptions, get_arm
 from monai_hsmix.apps.ablation.augment import flip_rotate
 from monai_hsmix.networks.losses import SoftDiceCELoss
 
+__all__ = [
+    "build_network",
+    "config_dict",
+    "Evaluator",
+    "lr_schedule",
+    "mean_foreground_dice",
+    "Sampler",
+    "train_run",
+    "TrainConfig",
+]
+
 Evaluator = Callable[[torch.nn.Module], List[Dict[str, object]]]
 
 
@@ -52,7 +63,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 4 or self.batch_size % 2:
-            raise ValueError(f"batch_size must be even and >= 4 (HSMix 'both' draws batch_size/2 >= 2 pairs), got {self.batch_size}")
+            raise ValueError(
+                f"batch_size must be even and >= 4 (HSMix 'both' draws batch_size/2 >= 2 pairs), got {self.batch_size}"
+            )
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if not 0.0 <= self.mix_prob <= 1.0:
@@ -83,8 +96,10 @@ def mean_foreground_dice(rows: Sequence[Dict[str, Any]]) -> float:
         return float(np.nanmean(per_class)) if np.isfinite(per_class).any() else math.nan
 
 
-def _poly(step: int, total: int) -> float:
-    return (1.0 - step / total) ** 0.9
+def lr_schedule(optimiser: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The poly schedule of nnU-Net and the HSMix paper, ``lr * (1 - step / steps) ** 0.9``, stepped once per
+    training step."""
+    return torch.optim.lr_scheduler.PolynomialLR(optimiser, total_iters=steps, power=0.9)
 
 
 def train_run(
@@ -114,7 +129,7 @@ def train_run(
     mixer = arm.build(sources, mix, seed)
     model = build_network(train.in_channels, num_classes, config.channels)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _poly(s, config.steps))
+    schedule = lr_schedule(optimiser, config.steps)
     # softmax Dice (soft_label=True) + cross-entropy on class probabilities, Dice pooled over the batch
     loss_fn = SoftDiceCELoss(batch=True)
     losses, mix_seconds, mixed_steps, seen, drawn = [], 0.0, 0, 0, 0

@@ -47,3 +47,27 @@ def test_runs_needed_is_the_smallest_n_that_reaches_the_half_width():
     n = runs_needed(sd=1.5, half_width=1.0)
 
     assert stats.t.ppf(0.975, n - 1) * 1.5 / math.sqrt(n) <= 1.0 < stats.t.ppf(0.975, n - 2) * 1.5 / math.sqrt(n - 1)
+
+
+def test_interval_is_the_hand_written_student_t_on_random_differences():
+    # scipy's ttest_1samp(...).confidence_interval replaced mean +- t * sd / sqrt(n): the same numbers
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 40):
+        d = rng.normal(0.01, 0.03, size=n)
+        half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)
+        got = paired_difference(d.tolist())
+        assert got.lo == pytest.approx(d.mean() - half, rel=1e-12)
+        assert got.hi == pytest.approx(d.mean() + half, rel=1e-12)
+        assert got.sd == pytest.approx(d.std(ddof=1)) and got.n == n
+
+
+def test_equal_differences_give_a_point_interval_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = paired_difference([0.01, 0.01, 0.01])
+    assert d.lo == pytest.approx(0.01) and d.hi == pytest.approx(0.01) and d.sd == pytest.approx(0.0, abs=1e-15)
