@@ -65,7 +65,10 @@ import numba
 armed[0] = True
 """
 
-CHECK_LIGHT = BLOCK_OPTIONAL + USE_TRANSFORM + r"""
+CHECK_LIGHT = (
+    BLOCK_OPTIONAL
+    + USE_TRANSFORM
+    + r"""
 out["attempts"] = list(attempts)  # a copy: the bundle import below adds to it
 out["loaded"] = sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED)
 try:
@@ -74,6 +77,7 @@ except ImportError as err:
     out["bundle_module_error"] = f"{type(err).__name__}: {err}"
 print("RESULT" + json.dumps(out))
 """
+)
 
 
 def _run(args, cwd: Path, pythonpath: str = "") -> dict:
@@ -82,7 +86,7 @@ def _run(args, cwd: Path, pythonpath: str = "") -> dict:
     assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
     assert line, proc.stdout[-3000:]
-    return json.loads(line[-1][len("RESULT"):])
+    return json.loads(line[-1][len("RESULT") :])
 
 
 def _assert_transform_ran(out: dict) -> None:
@@ -117,7 +121,9 @@ def _names(requirements: str) -> set:
 
 def test_optional_table_matches_setup_cfg_extras():
     cfg = _setup_cfg()
-    extras = {name: _names(cfg.get("options.extras_require", name)) for name in ("bundles", "preview", "tracking", "all")}
+    extras = {
+        name: _names(cfg.get("options.extras_require", name)) for name in ("bundles", "preview", "tracking", "all")
+    }
     core = _names(cfg.get("options", "install_requires"))
     for module, (package, named) in OPTIONAL_PACKAGES.items():
         assert package.lower() not in core, f"{package} is optional but a core requirement"
@@ -128,12 +134,15 @@ def test_optional_table_matches_setup_cfg_extras():
     assert {"torch", "monai", "numpy", "scipy", "scikit-image", "opencv-contrib-python-headless", "numba"} == core
 
 
-@pytest.mark.parametrize("module, name, package, extra", [
-    ("nibabel", "", "nibabel", "bundles"),
-    ("ignite.engine", "Events", "pytorch-ignite", "bundles"),
-    ("matplotlib.pyplot", "", "matplotlib", "preview"),
-    ("mlflow", "", "mlflow", "tracking"),
-])
+@pytest.mark.parametrize(
+    "module, name, package, extra",
+    [
+        ("nibabel", "", "nibabel", "bundles"),
+        ("ignite.engine", "Events", "pytorch-ignite", "bundles"),
+        ("matplotlib.pyplot", "", "matplotlib", "preview"),
+        ("mlflow", "", "mlflow", "tracking"),
+    ],
+)
 def test_require_names_the_package_and_the_extra(monkeypatch, module, name, package, extra):
     # None in sys.modules makes the import fail as if the package were not installed
     monkeypatch.setitem(sys.modules, module.partition(".")[0], None)
@@ -161,7 +170,9 @@ def _copy_sources(dst: Path) -> Path:
     dst.mkdir(parents=True)
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
         shutil.copy2(REPO_ROOT / name, dst / name)
-    shutil.copytree(REPO_ROOT / "monai_hsmix", dst / "monai_hsmix", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        REPO_ROOT / "monai_hsmix", dst / "monai_hsmix", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     return dst
 
 
@@ -170,8 +181,12 @@ def test_wheel_installs_into_a_clean_venv_with_only_the_core_requirements(tmp_pa
     started = time.perf_counter()
     src = _copy_sources(tmp_path / "src")
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), "."],
-                   cwd=src, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), "."],
+        cwd=src,
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = dist.glob("monai_hsmix-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
@@ -186,7 +201,10 @@ def test_wheel_installs_into_a_clean_venv_with_only_the_core_requirements(tmp_pa
     for what in (["torch==2.13.0"], pins + [str(wheel)]):
         proc = subprocess.run(pip + what, capture_output=True, text=True, env=clean_env)
         assert proc.returncode == 0, f"pip install {what} failed:\n{proc.stderr[-3000:]}"
-    absent = "\nimport importlib.util\nout['absent'] = [m for m in %r if importlib.util.find_spec(m) is None]\n" % OPTIONAL_MODULES
+    absent = (
+        "\nimport importlib.util\nout['absent'] = [m for m in %r if importlib.util.find_spec(m) is None]\n"
+        % OPTIONAL_MODULES
+    )
     out = _run([python, "-c", USE_TRANSFORM + absent + "print('RESULT' + json.dumps(out))"], tmp_path)
     assert Path(out["file"]).is_relative_to(venv), out["file"]  # the installed wheel, not the checkout
     # pillow arrives with scikit-image (a core requirement) and stays; every other optional package is absent

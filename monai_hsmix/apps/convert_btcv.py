@@ -18,8 +18,11 @@ __all__ = ["main"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.convert_btcv", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_hsmix.apps.convert_btcv",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--raw-dir", required=True, help="BTCV root (with RawData/Training) or the Training folder")
     parser.add_argument("--out", required=True, help="output root of the Synapse layout")
     parser.add_argument("--train-cases", type=int, nargs="*", default=list(SYNAPSE_TRAIN_CASES))

@@ -59,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def parse_args(argv: Optional[Sequence[str]] = None) -> SmoothGANEvalConfig:
     """The command line ``argv`` as a :class:`SmoothGANEvalConfig`."""
     parser = argparse.ArgumentParser(
-        prog="python -m monai_hsmix.apps.eval_smooth_gan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m monai_hsmix.apps.eval_smooth_gan",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parse_config(SmoothGANEvalConfig, add_arguments(parser), argv)
 
@@ -88,7 +90,11 @@ def evaluate(args: SmoothGANEvalConfig) -> Dict[str, float]:
             if not res.pasted.any():
                 continue
             out = harmonize(
-                generator, torch.from_numpy(res.image), torch.from_numpy(crop_inst > 0), torch.from_numpy(res.pasted), value_range
+                generator,
+                torch.from_numpy(res.image),
+                torch.from_numpy(crop_inst > 0),
+                torch.from_numpy(res.pasted),
+                value_range,
             ).numpy()
             pasted_px = res.image[:, res.pasted].astype(np.float64)
             harmonised_px = out[:, res.pasted].astype(np.float64)
@@ -98,7 +104,12 @@ def evaluate(args: SmoothGANEvalConfig) -> Dict[str, float]:
             after.append(np.abs(harmonised_px.mean(axis=1) - original_mean).mean())
     if not change:
         raise ValueError("no crop received a pasted nucleus; nothing to evaluate")
-    return {"crops": len(change), "change": float(np.mean(change)), "gap_before": float(np.mean(before)), "gap_after": float(np.mean(after))}
+    return {
+        "crops": len(change),
+        "change": float(np.mean(change)),
+        "gap_before": float(np.mean(before)),
+        "gap_after": float(np.mean(after)),
+    }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

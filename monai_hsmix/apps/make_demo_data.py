@@ -22,8 +22,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--depth", type=int, default=None, help="slices per volume (default 10 synapse, 16 brats2018)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     args = parser.parse_args(argv)
-    out = make_demo_dataset(args.dataset, args.out, seed=args.seed, size=args.size, depth=args.depth,
-                            overwrite=args.overwrite)
+    out = make_demo_dataset(
+        args.dataset, args.out, seed=args.seed, size=args.size, depth=args.depth, overwrite=args.overwrite
+    )
     print(f"{args.dataset} demo dataset written to {out}")
     return 0
 

@@ -37,8 +37,17 @@ from monai_hsmix.transforms.soft_copy_paste import RandSoftCopyPaste, object_aug
 
 tqdm = require("tqdm", "tqdm")
 
-__all__ = ["SynthesisConfig", "synthesize", "num_synthetic", "load_image_channels", "load_label_map", "add_paste_arguments",
-           "paste_kwargs", "paster_from_settings", "main"]
+__all__ = [
+    "SynthesisConfig",
+    "synthesize",
+    "num_synthetic",
+    "load_image_channels",
+    "load_label_map",
+    "add_paste_arguments",
+    "paste_kwargs",
+    "paster_from_settings",
+    "main",
+]
 
 SYNTH_IMAGES, SYNTH_LABELS, SYNTH_META = "imagesSyn", "labelsSyn", "metaSyn"
 SETTINGS_FILE = "softcp_settings.json"
@@ -83,8 +92,11 @@ def _read_datalist(cfg: SynthesisConfig) -> Tuple[Dict[str, Any], List[Dict[str,
     synthetic = [e for e in entries if e.get("synthetic")]
     if synthetic:
         # an earlier synthesis's dataset.json: its synthetic cases are no real source, and not listed again
-        warnings.warn(f"{cfg.datalist}: ignoring {len(synthetic)} entries marked 'synthetic' (from an earlier "
-                      "Soft-CP synthesis); only real cases are used and listed", stacklevel=2)
+        warnings.warn(
+            f"{cfg.datalist}: ignoring {len(synthetic)} entries marked 'synthetic' (from an earlier "
+            "Soft-CP synthesis); only real cases are used and listed",
+            stacklevel=2,
+        )
         entries = [e for e in entries if not e.get("synthetic")]
     if len(entries) < 2:
         raise ValueError("Soft-CP needs at least 2 labelled real cases (a main and a donor)")
@@ -146,8 +158,11 @@ def _synthesize_case(index: int, cfg: SynthesisConfig, entries, root: Path) -> D
         meta["tried_donors"].append(donor_idx)
         out_image, out_label = paster(image, label, donor_image, donor_label, reference)
         if paster.last_info["pasted"] > 0:
-            meta.update(donor=donor_idx, pasted=paster.last_info["pasted"],
-                        offsets=[list(p.offset) for p in paster.last_info["placements"]])
+            meta.update(
+                donor=donor_idx,
+                pasted=paster.last_info["pasted"],
+                offsets=[list(p.offset) for p in paster.last_info["placements"]],
+            )
             break
     else:
         meta.update(failed=True, skip_reasons=dict(paster.skip_reasons), files=[])
@@ -176,12 +191,23 @@ def _rebase(value: Any, root: Path, out_dir: Path) -> Any:
 def _settings(cfg: SynthesisConfig, entries, root: Path) -> Dict[str, Any]:
     """Everything that decides the synthetic cases (not ``progress``); the sources by a digest."""
     digest = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
-    return normalize_settings({
-        "datalist": str(Path(cfg.datalist).resolve()), "data_root": str(root.resolve()), "section": cfg.section,
-        "real_cases": len(entries), "real_cases_sha256": digest, "ratio": cfg.ratio, "seed": cfg.seed,
-        "image_key": cfg.image_key, "label_key": cfg.label_key, "reference_key": cfg.reference_key,
-        "reference_label_values": cfg.reference_label_values, "donor_tries": cfg.donor_tries, "paste": cfg.paste,
-    })
+    return normalize_settings(
+        {
+            "datalist": str(Path(cfg.datalist).resolve()),
+            "data_root": str(root.resolve()),
+            "section": cfg.section,
+            "real_cases": len(entries),
+            "real_cases_sha256": digest,
+            "ratio": cfg.ratio,
+            "seed": cfg.seed,
+            "image_key": cfg.image_key,
+            "label_key": cfg.label_key,
+            "reference_key": cfg.reference_key,
+            "reference_label_values": cfg.reference_label_values,
+            "donor_tries": cfg.donor_tries,
+            "paste": cfg.paste,
+        }
+    )
 
 
 def _check_output_dir(cfg: SynthesisConfig, settings: Dict[str, Any]) -> None:
@@ -189,7 +215,8 @@ def _check_output_dir(cfg: SynthesisConfig, settings: Dict[str, Any]) -> None:
     out = cfg.output_dir
     if (out / "dataset.json").resolve() == Path(cfg.datalist).resolve():
         raise SynthesisSettingsError(
-            f"--output-dir {out} would overwrite the input datalist {cfg.datalist}: choose another output folder")
+            f"--output-dir {out} would overwrite the input datalist {cfg.datalist}: choose another output folder"
+        )
     fresh = f"Use another --output-dir, or delete {out} to synthesize again there."
     recorded = out / SETTINGS_FILE
     if recorded.is_file():
@@ -197,11 +224,14 @@ def _check_output_dir(cfg: SynthesisConfig, settings: Dict[str, Any]) -> None:
         if diffs:
             raise SynthesisSettingsError(
                 f"{out} holds a Soft-CP synthesis made with other settings, so it is not resumed:\n  "
-                + "\n  ".join(diffs) + f"\n{fresh}")
+                + "\n  ".join(diffs)
+                + f"\n{fresh}"
+            )
     elif any((out / SYNTH_META).glob("*.json")):
         raise SynthesisSettingsError(
             f"{out} holds synthetic cases but no {SETTINGS_FILE} (an older version wrote them), so they cannot be "
-            f"checked against these settings. {fresh}")
+            f"checked against these settings. {fresh}"
+        )
 
 
 def synthesize(cfg: SynthesisConfig) -> Dict[str, Any]:
@@ -249,8 +279,14 @@ def synthesize(cfg: SynthesisConfig) -> Dict[str, Any]:
     out[cfg.section] = real + synthetic_entries
     if "numTraining" in out and cfg.section == "training":
         out["numTraining"] = len(out[cfg.section])
-    out["softcp"] = {"ratio": cfg.ratio, "seed": cfg.seed, "real": len(real), "synthetic": len(synthetic_entries),
-                     "failed": summary["failed"], "paste": cfg.paste}
+    out["softcp"] = {
+        "ratio": cfg.ratio,
+        "seed": cfg.seed,
+        "real": len(real),
+        "synthetic": len(synthetic_entries),
+        "failed": summary["failed"],
+        "paste": cfg.paste,
+    }
     write_json_atomic(cfg.output_dir / "dataset.json", out, indent=2)
     summary["datalist"] = str(cfg.output_dir / "dataset.json")
     return summary
@@ -274,11 +310,28 @@ def add_paste_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> Non
     """Command-line options for the :class:`RandSoftCopyPaste` parameters; ``defaults`` overrides
     defaults by destination name (e.g. ``num_rings=6``); ``label_values`` given there makes the option
     optional."""
-    d = dict(mode="soft", alpha=0.7, num_rings=5, ring_width=1, sigma=2.0, s1=0.8, s2=0.1, max_tries=50,
-             num_lesions=1, min_lesion_voxels=1, **{f"{n}_prob": 0.0 for n in _PROBS})
+    d = dict(
+        mode="soft",
+        alpha=0.7,
+        num_rings=5,
+        ring_width=1,
+        sigma=2.0,
+        s1=0.8,
+        s2=0.1,
+        max_tries=50,
+        num_lesions=1,
+        min_lesion_voxels=1,
+        **{f"{n}_prob": 0.0 for n in _PROBS},
+    )
     d.update(defaults)
-    parser.add_argument("--label-values", type=float, nargs="+", required="label_values" not in d,
-                        default=d.get("label_values"), help="lesion label values to paste")
+    parser.add_argument(
+        "--label-values",
+        type=float,
+        nargs="+",
+        required="label_values" not in d,
+        default=d.get("label_values"),
+        help="lesion label values to paste",
+    )
     parser.add_argument("--mode", choices=("soft", "gaussian", "hard"), default=d["mode"])
     helps = {
         "alpha": "soft mask: weight factor per ring, in (0, 1)",
@@ -291,29 +344,59 @@ def add_paste_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> Non
         "num_lesions": "lesions pasted per case",
         "min_lesion_voxels": "donor lesion components smaller than this are not used",
     }
-    for name, kind in (("alpha", float), ("num_rings", int), ("ring_width", int), ("sigma", float), ("s1", float),
-                       ("s2", float), ("max_tries", int), ("num_lesions", int), ("min_lesion_voxels", int),
-                       *((f"{n}_prob", float) for n in _PROBS)):
+    for name, kind in (
+        ("alpha", float),
+        ("num_rings", int),
+        ("ring_width", int),
+        ("sigma", float),
+        ("s1", float),
+        ("s2", float),
+        ("max_tries", int),
+        ("num_lesions", int),
+        ("min_lesion_voxels", int),
+        *((f"{n}_prob", float) for n in _PROBS),
+    ):
         help_text = helps.get(name, f"object-level {name[:-5]} probability")
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=d[name],
-                            help=f"{help_text} (default: %(default)s)")
-    parser.add_argument("--no-confine-context", dest="confine_context", action="store_false",
-                        help="let the donor's soft rim extend outside the reference region")
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=kind, default=d[name], help=f"{help_text} (default: %(default)s)"
+        )
+    parser.add_argument(
+        "--no-confine-context",
+        dest="confine_context",
+        action="store_false",
+        help="let the donor's soft rim extend outside the reference region",
+    )
 
 
 def paste_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
     """Settings for :func:`paster_from_settings` from options added by :func:`add_paste_arguments`."""
-    kwargs = {name: getattr(args, name) for name in (
-        "mode", "alpha", "num_rings", "ring_width", "sigma", "s1", "s2", "max_tries", "num_lesions",
-        "min_lesion_voxels", "confine_context", *(f"{n}_prob" for n in _PROBS))}
+    kwargs = {
+        name: getattr(args, name)
+        for name in (
+            "mode",
+            "alpha",
+            "num_rings",
+            "ring_width",
+            "sigma",
+            "s1",
+            "s2",
+            "max_tries",
+            "num_lesions",
+            "min_lesion_voxels",
+            "confine_context",
+            *(f"{n}_prob" for n in _PROBS),
+        )
+    }
     kwargs["label_values"] = [int(v) if float(v).is_integer() else float(v) for v in args.label_values]
     return kwargs
 
 
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.softcp_synthesize", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m monai_hsmix.apps.softcp_synthesize",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--datalist", required=True, type=Path, help="dataset.json or datalist JSON")
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--data-root", type=Path, help="folder the datalist's paths are relative to (default: its folder)")
@@ -323,8 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-key", default="image")
     p.add_argument("--label-key", default="label")
     p.add_argument("--reference-key", help="entry key of a reference mask file (e.g. a brain mask)")
-    p.add_argument("--reference-label-values", type=float, nargs="+",
-                   help="label values of the main case forming the reference (e.g. 1 for kidney)")
+    p.add_argument(
+        "--reference-label-values",
+        type=float,
+        nargs="+",
+        help="label values of the main case forming the reference (e.g. 1 for kidney)",
+    )
     p.add_argument("--donor-tries", type=int, default=5, help="donors tried per case before it counts as failed")
     add_paste_arguments(p)
     p.add_argument("--no-progress", action="store_true")
@@ -336,9 +423,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     paste = paste_kwargs(args)
-    cfg = SynthesisConfig(args.datalist, args.output_dir, args.data_root, args.section, args.ratio, args.seed,
-                          args.image_key, args.label_key, args.reference_key, args.reference_label_values,
-                          args.donor_tries, not args.no_progress, paste)
+    cfg = SynthesisConfig(
+        args.datalist,
+        args.output_dir,
+        args.data_root,
+        args.section,
+        args.ratio,
+        args.seed,
+        args.image_key,
+        args.label_key,
+        args.reference_key,
+        args.reference_label_values,
+        args.donor_tries,
+        not args.no_progress,
+        paste,
+    )
     try:
         summary = synthesize(cfg)
     except (ValueError, OSError) as err:  # settings, datalists and data files: the message says which and why

@@ -85,7 +85,9 @@ class SmoothGANTrainConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--data-dir", type=Path, help="MoNuSeg-style folder (images/*.tif, masks/*.png); synthetic tiles when omitted")
+    parser.add_argument(
+        "--data-dir", type=Path, help="MoNuSeg-style folder (images/*.tif, masks/*.png); synthetic tiles when omitted"
+    )
     parser.add_argument("--max-images", type=int, help="use at most this many images (0: all)")
     parser.add_argument("--num-synthetic", type=int, help="synthetic tiles when no --data-dir")
     parser.add_argument("--output", type=Path)
@@ -95,7 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--channels", type=int, choices=(1, 3), help="3: RGB; 1: grey (mean of RGB)")
     parser.add_argument("--base-features", type=int, help="generator width")
     parser.add_argument("--disc-features", type=int, help="discriminator width")
-    parser.add_argument("--no-residual", action="store_true", help="plain tanh generator output (the paper's), not input + correction")
+    parser.add_argument(
+        "--no-residual", action="store_true", help="plain tanh generator output (the paper's), not input + correction"
+    )
     parser.add_argument("--lr", type=float)
     parser.add_argument("--margin", type=float, help="triplet margin m (Eq. 3)")
     parser.add_argument("--lambda-l1", type=float, help="weight of the L1 term (Eq. 5)")
@@ -110,7 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def load_tiles(data_dir: Optional[Path], channels: int, max_images: int = 0, num_synthetic: int = 8, seed: int = 0) -> List[Tile]:
+def load_tiles(
+    data_dir: Optional[Path], channels: int, max_images: int = 0, num_synthetic: int = 8, seed: int = 0
+) -> List[Tile]:
     """``(image uint8 (C, H, W), instances)`` pairs from a MoNuSeg folder, or synthetic tiles."""
     if data_dir is None:
         tiles = [synthetic_nuclei(256, 60, channels=3, seed=seed + i) for i in range(num_synthetic)]
@@ -131,7 +137,13 @@ class TripletBatchSampler:
     the discriminator collapsed to a constant with L_D stuck at the margin.)
     """
 
-    def __init__(self, tiles: Sequence[Tile], crop_size: int, rng: np.random.RandomState, constraints: Optional[SSDConstraints] = None):
+    def __init__(
+        self,
+        tiles: Sequence[Tile],
+        crop_size: int,
+        rng: np.random.RandomState,
+        constraints: Optional[SSDConstraints] = None,
+    ):
         small = [t[0].shape[1:] for t in tiles if min(t[0].shape[1:]) < crop_size]
         if not tiles or small:
             raise ValueError(f"need tiles at least {crop_size}x{crop_size}; got none or smaller ones {small[:3]}")

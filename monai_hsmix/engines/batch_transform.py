@@ -52,7 +52,9 @@ class BatchTransformCollate:
     ...                     collate_fn=BatchTransformCollate(RandHSMixd(["image", "label"], "label", num_classes=4)))
     """
 
-    def __init__(self, transform: Callable[[Any], Any], collate_fn: Callable[[Sequence[Any]], Any] = list_data_collate) -> None:
+    def __init__(
+        self, transform: Callable[[Any], Any], collate_fn: Callable[[Sequence[Any]], Any] = list_data_collate
+    ) -> None:
         if not callable(transform) or not callable(collate_fn):
             raise TypeError("transform and collate_fn must be callable")
         self.transform = transform
@@ -95,7 +97,12 @@ class BatchTransformPrepareBatch(PrepareBatch):
     ``(inputs, targets)``. With ``mode="both"`` the returned batch has ``2B`` samples.
     """
 
-    def __init__(self, transform: Optional[Callable[[Any], Any]] = None, image_key: Hashable = "image", label_key: Hashable = "label") -> None:
+    def __init__(
+        self,
+        transform: Optional[Callable[[Any], Any]] = None,
+        image_key: Hashable = "image",
+        label_key: Hashable = "label",
+    ) -> None:
         self.transform = transform
         self.image_key = image_key
         self.label_key = label_key
@@ -114,7 +121,9 @@ class BatchTransformPrepareBatch(PrepareBatch):
             raise KeyError(f"batch has no key(s) {missing}; available: {list(batchdata)}")
         batch = dict(batchdata)
         for key in (self.image_key, self.label_key):
-            batch[key] = convert_to_tensor(batch[key], track_meta=True).to(device=device, non_blocking=non_blocking, **kwargs)
+            batch[key] = convert_to_tensor(batch[key], track_meta=True).to(
+                device=device, non_blocking=non_blocking, **kwargs
+            )
         if self.transform is not None:
             batch = self.transform(batch)
         return batch[self.image_key], batch[self.label_key]

@@ -121,8 +121,10 @@ def _remove_stale_partials(folder) -> None:
         return
     removed = remove_stale_partials(folder)
     if removed:
-        logging.getLogger(__name__).info(f"removed {len(removed)} file(s) that interrupted saves left in {folder}: "
-                                         + ", ".join(p.name for p in removed))
+        logging.getLogger(__name__).info(
+            f"removed {len(removed)} file(s) that interrupted saves left in {folder}: "
+            + ", ".join(p.name for p in removed)
+        )
 
 
 def _unwrap(obj):
@@ -147,9 +149,11 @@ class _BestMetricState:
     def state_dict(self) -> Dict[str, Any]:
         state = self.validator.state
         ranking = self._ranking()
-        return {"best_metric": float(getattr(state, "best_metric", -1)),
-                "best_metric_epoch": int(getattr(state, "best_metric_epoch", -1)),
-                "ranking": [[float(p), str(f)] for p, f in ranking.state_dict()["_saved"]] if ranking else []}
+        return {
+            "best_metric": float(getattr(state, "best_metric", -1)),
+            "best_metric_epoch": int(getattr(state, "best_metric_epoch", -1)),
+            "ranking": [[float(p), str(f)] for p, f in ranking.state_dict()["_saved"]] if ranking else [],
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.validator.state.best_metric = state["best_metric"]
@@ -159,7 +163,9 @@ class _BestMetricState:
             # a best model deleted since must not block saving a new one
             folder = Path(self.best_model_saver.save_dir)
             handler = ranking.save_handler
-            kept = [(p, f) for p, f in state["ranking"] if (folder / (getattr(handler, "filename", None) or f)).is_file()]
+            kept = [
+                (p, f) for p, f in state["ranking"] if (folder / (getattr(handler, "filename", None) or f)).is_file()
+            ]
             ranking.load_state_dict({"_saved": kept})
 
 
@@ -171,9 +177,9 @@ class TrainingCheckpoint:
     ``"random_streams"`` (:class:`~monai_hsmix.engines.random_streams.RandomStreams`: the global
     generators and those of the data loader's transforms, sampler and collate function and of the
     trainer's ``prepare_batch``, so that a resumed run draws what the uninterrupted run would have
-    drawn) and, with a ``validator``, its best metric so far. The trainer is added in :meth:`attach` because a bundle config cannot refer to the
-    trainer from one of its own handlers (that would be a reference cycle). Only rank 0 writes; every
-    rank loads.
+    drawn) and, with a ``validator``, its best metric so far. The trainer is added in :meth:`attach` because a
+    bundle config cannot refer to the trainer from one of its own handlers (that would be a reference
+    cycle). Only rank 0 writes; every rank loads.
 
     A checkpoint is resumed only when its ``run_settings`` equal the current ones; otherwise
     :class:`RunSettingsMismatchError` names each setting that differs. A checkpoint that cannot be read
@@ -201,9 +207,17 @@ class TrainingCheckpoint:
         so it replaces ``model.pt`` only with a better model after a resume.
     """
 
-    def __init__(self, save_dir: str, save_dict: Dict[str, object], resume: bool = True, save_interval: int = 1,
-                 map_location=None, run_settings: Optional[Mapping[str, Any]] = None, validator=None,
-                 best_model_saver: Optional[CheckpointSaver] = None) -> None:
+    def __init__(
+        self,
+        save_dir: str,
+        save_dict: Dict[str, object],
+        resume: bool = True,
+        save_interval: int = 1,
+        map_location=None,
+        run_settings: Optional[Mapping[str, Any]] = None,
+        validator=None,
+        best_model_saver: Optional[CheckpointSaver] = None,
+    ) -> None:
         if not save_dict:
             raise ValueError("TrainingCheckpoint needs at least one object to save")
         reserved = {"trainer", _SETTINGS_KEY, _BEST_KEY, _STREAMS_KEY} & set(save_dict)
@@ -232,8 +246,10 @@ class TrainingCheckpoint:
         try:
             checkpoint = torch.load(str(path), map_location=self.map_location, weights_only=True)
         except Exception as e:  # truncated or empty file, zip errors, unpickling errors ...
-            self.logger.warning(f"skipping unreadable checkpoint {path} ({type(e).__name__}: {e}); "
-                                "resuming from the next newest one, if any")
+            self.logger.warning(
+                f"skipping unreadable checkpoint {path} ({type(e).__name__}: {e}); "
+                "resuming from the next newest one, if any"
+            )
             return None
         if not isinstance(checkpoint, dict) or "trainer" not in checkpoint:
             self.logger.warning(f"skipping {path}: not a training checkpoint (no 'trainer' entry)")
@@ -245,17 +261,22 @@ class TrainingCheckpoint:
         if saved is None and not self.run_settings:
             return
         folder = Path(self.save_dir)
-        fresh = (f"To start a new run, choose another output folder (--output_dir), or pass --resume False to "
-                 f"train from scratch in this one (its checkpoints in {folder} are then replaced).")
+        fresh = (
+            f"To start a new run, choose another output folder (--output_dir), or pass --resume False to "
+            f"train from scratch in this one (its checkpoints in {folder} are then replaced)."
+        )
         if saved is None:
             raise RunSettingsMismatchError(
                 f"{path} records no run settings (written by an older version), so it cannot be checked "
-                f"against this run's settings. {fresh}")
+                f"against this run's settings. {fresh}"
+            )
         diffs = settings_differences(saved, self.run_settings)
         if diffs:
             raise RunSettingsMismatchError(
                 f"{path} belongs to a run with different settings, so it is not resumed:\n  "
-                + "\n  ".join(diffs) + f"\n{fresh}")
+                + "\n  ".join(diffs)
+                + f"\n{fresh}"
+            )
 
     def find_resumable(self) -> Optional[Dict[str, Any]]:
         """The newest readable checkpoint in ``save_dir`` whose settings match (None when there is none)."""
@@ -275,27 +296,36 @@ class TrainingCheckpoint:
         optional = (_BEST_KEY, _SETTINGS_KEY, _STREAMS_KEY)
         objects = {k: v for k, v in self._objects(engine).items() if k in checkpoint or k not in optional}
         if _STREAMS_KEY not in checkpoint:
-            self.logger.warning(f"{self.resumed_from} holds no random state (written by an older version): the resumed "
-                                "run draws new random numbers, not those the interrupted run would have drawn")
+            self.logger.warning(
+                f"{self.resumed_from} holds no random state (written by an older version): the resumed "
+                "run draws new random numbers, not those the interrupted run would have drawn"
+            )
         # keep this run's max_epochs: raising it is how a finished run is trained further
         max_epochs = engine.state.max_epochs
         Checkpoint.load_objects(to_load=objects, checkpoint=checkpoint)
         if max_epochs is not None and engine.state.epoch > max_epochs:
-            raise ValueError(f"{self.resumed_from} is at epoch {engine.state.epoch}, beyond max_epochs {max_epochs}: "
-                             "raise max_epochs to train further, or pass --resume False to start over")
+            raise ValueError(
+                f"{self.resumed_from} is at epoch {engine.state.epoch}, beyond max_epochs {max_epochs}: "
+                "raise max_epochs to train further, or pass --resume False to start over"
+            )
         engine.state.max_epochs = max_epochs
         self.logger.info(f"resumed training from {self.resumed_from} (epoch {engine.state.epoch})")
         if max_epochs is not None and engine.state.epoch >= max_epochs:
             self.logger.warning(
                 f"{self.resumed_from} already reached epoch {engine.state.epoch} of max_epochs {max_epochs}: "
-                "nothing left to train (raise max_epochs, or pass resume=False to start over)")
+                "nothing left to train (raise max_epochs, or pass resume=False to start over)"
+            )
 
     # ---- saving ----------------------------------------------------------------------------------
     def _objects(self, engine) -> Dict[str, Any]:
         if self._streams is None or self._streams.engine is not engine:
             self._streams = RandomStreams(engine)
-        objects: Dict[str, Any] = {**self.save_dict, "trainer": engine, _SETTINGS_KEY: _Settings(self.run_settings),
-                                   _STREAMS_KEY: self._streams}
+        objects: Dict[str, Any] = {
+            **self.save_dict,
+            "trainer": engine,
+            _SETTINGS_KEY: _Settings(self.run_settings),
+            _STREAMS_KEY: self._streams,
+        }
         if self.best is not None:
             objects[_BEST_KEY] = self.best
         return objects
@@ -306,8 +336,14 @@ class TrainingCheckpoint:
         if self._saver_attached:
             return
         self._saver_attached = True
-        saver = Checkpoint(self._objects(engine), AtomicDiskSaver(self.save_dir), filename_prefix="last",
-                           score_function=lambda e: e.state.epoch, score_name="epoch", n_saved=None)
+        saver = Checkpoint(
+            self._objects(engine),
+            AtomicDiskSaver(self.save_dir),
+            filename_prefix="last",
+            score_function=lambda e: e.state.epoch,
+            score_name="epoch",
+            n_saved=None,
+        )
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), saver)
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self._prune)
 

@@ -29,8 +29,25 @@ logger = logging.getLogger(__name__)
 
 _LOADER_PARTS = ("dataset", "sampler", "batch_sampler", "collate_fn", "generator")
 # objects that hold no random stream of the pipeline (walking a network would visit every parameter)
-_LEAVES = (str, bytes, int, float, complex, bool, type(None), torch.Tensor, np.ndarray, torch.nn.Module, torch.device,
-           torch.dtype, type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+_LEAVES = (
+    str,
+    bytes,
+    int,
+    float,
+    complex,
+    bool,
+    type(None),
+    torch.Tensor,
+    np.ndarray,
+    torch.nn.Module,
+    torch.device,
+    torch.dtype,
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+)
 _LONGEST = 256  # longer sequences are data (a datalist, a cache), not transforms
 _DEEPEST = 16
 
@@ -81,13 +98,23 @@ def find_random_streams(roots: Mapping[str, Any], own: bool = False) -> Dict[str
 def _numpy_state(state: tuple) -> Dict[str, Any]:
     # tensors and plain numbers: a checkpoint loaded with weights_only=True takes no numpy arrays
     name, keys, pos, has_gauss, cached = state
-    return {"name": name, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    return {
+        "name": name,
+        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
 
 
 def _numpy_tuple(state: Mapping[str, Any]) -> tuple:
-    return (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"],
-            state["cached_gaussian"])
+    return (
+        state["name"],
+        state["keys"].numpy().astype(np.uint32),
+        state["pos"],
+        state["has_gauss"],
+        state["cached_gaussian"],
+    )
 
 
 def _stream_state(obj: Any) -> Dict[str, Any]:
@@ -135,7 +162,9 @@ class RandomStreams:
 
     def _roots(self) -> Dict[str, Any]:
         loader = getattr(self.engine.state, "dataloader", None) or getattr(self.engine, "data_loader", None)
-        roots = {f"loader.{part}": getattr(loader, part) for part in _LOADER_PARTS if getattr(loader, part, None) is not None}
+        roots = {
+            f"loader.{part}": getattr(loader, part) for part in _LOADER_PARTS if getattr(loader, part, None) is not None
+        }
         prepare = getattr(self.engine, "prepare_batch", None)
         if prepare is not None:
             roots["prepare_batch"] = prepare
@@ -160,13 +189,17 @@ class RandomStreams:
             if len(state["cuda"]) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(state["cuda"])
             else:
-                logger.warning(f"the checkpoint holds the random state of {len(state['cuda'])} GPUs, this machine has "
-                               f"{torch.cuda.device_count()}: the GPU streams start afresh")
+                logger.warning(
+                    f"the checkpoint holds the random state of {len(state['cuda'])} GPUs, this machine has "
+                    f"{torch.cuda.device_count()}: the GPU streams start afresh"
+                )
         saved = dict(state["objects"])
         unmatched = []
         for path, obj in find_random_streams(self._roots(), own=True).items():
             if path not in saved or not _set_stream_state(obj, saved.pop(path)):
                 unmatched.append(path)
         if unmatched or saved:
-            logger.warning("the random streams of this run and of its checkpoint differ (the pipeline changed?); "
-                           f"these start afresh: {sorted(unmatched)}; these were not restored: {sorted(saved)}")
+            logger.warning(
+                "the random streams of this run and of its checkpoint differ (the pipeline changed?); "
+                f"these start afresh: {sorted(unmatched)}; these were not restored: {sorted(saved)}"
+            )

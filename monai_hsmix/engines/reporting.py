@@ -157,9 +157,17 @@ class SegmentationReport:
         classes with background in channel 0.
     """
 
-    def __init__(self, class_names: Sequence[str], metrics: Mapping[str, str], output_dir: Optional[str] = None,
-                 log_dir: Optional[str] = None, name_key: str = "name", plot_metrics: Optional[Sequence[str]] = None,
-                 overlays: int = 0, multilabel: bool = False) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        metrics: Mapping[str, str],
+        output_dir: Optional[str] = None,
+        log_dir: Optional[str] = None,
+        name_key: str = "name",
+        plot_metrics: Optional[Sequence[str]] = None,
+        overlays: int = 0,
+        multilabel: bool = False,
+    ) -> None:
         if not metrics:
             raise ValueError("SegmentationReport needs at least one metric")
         self.class_names = [str(c) for c in class_names]
@@ -244,13 +252,17 @@ class SegmentationReport:
         details = {}
         for metric in self.metrics:
             if metric not in found:
-                raise KeyError(f"SegmentationReport: metric {metric!r} has no per-item details "
-                               f"(found {sorted(found)}); is its handler attached with save_details=True?")
+                raise KeyError(
+                    f"SegmentationReport: metric {metric!r} has no per-item details "
+                    f"(found {sorted(found)}); is its handler attached with save_details=True?"
+                )
             values = torch.as_tensor(found[metric]).detach().float().cpu().numpy()
             values = values.reshape(values.shape[0], -1)
             if values.shape[1] != len(self.class_names):
-                raise ValueError(f"metric {metric!r} has {values.shape[1]} classes but {len(self.class_names)} "
-                                 f"class names were given ({self.class_names})")
+                raise ValueError(
+                    f"metric {metric!r} has {values.shape[1]} classes but {len(self.class_names)} "
+                    f"class names were given ({self.class_names})"
+                )
             details[metric] = values
         return details
 
@@ -263,8 +275,9 @@ class SegmentationReport:
         names = self._names if len(self._names) == n and all(self._names) else [f"item{i}" for i in range(n)]
         labels = [self.metrics[m] for m in details]
         header = f"{'class':<16}" + "".join(f"{lab:>14}" for lab in labels)
-        lines = [header] + [f"{c:<16}" + "".join(f"{_fmt(self.last[m][c]):>14}" for m in details)
-                            for c in (*self.class_names, "mean")]
+        lines = [header] + [
+            f"{c:<16}" + "".join(f"{_fmt(self.last[m][c]):>14}" for m in details) for c in (*self.class_names, "mean")
+        ]
         logger.info(f"per-class results over {n} items (epoch {engine.state.epoch}):\n" + "\n".join(lines))
         if self.output_dir is not None:
             self._write_files(details, names)

@@ -63,9 +63,7 @@ def get_network(
     key = str(name).lower()
     sides = _sides(img_size)
     if key == "unet":
-        options: dict[str, Any] = dict(
-            channels=(32, 64, 128, 256, 512), strides=(2, 2, 2, 2), num_res_units=2
-        )
+        options: dict[str, Any] = dict(channels=(32, 64, 128, 256, 512), strides=(2, 2, 2, 2), num_res_units=2)
         options.update(kwargs)
         divisor = int(np.prod(options["strides"]))
         _require_divisible(key, sides, divisor, "the product of the UNet strides")

@@ -132,7 +132,15 @@ class SoftDiceCELoss(_SoftDiceLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(
-            "softmax", include_background, lambda_dice, lambda_ce, smooth_nr, smooth_dr, squared_pred, jaccard, batch,
+            "softmax",
+            include_background,
+            lambda_dice,
+            lambda_ce,
+            smooth_nr,
+            smooth_dr,
+            squared_pred,
+            jaccard,
+            batch,
             reduction,
         )
         weight = None if ce_weight is None else torch.as_tensor(ce_weight, dtype=torch.float32)
@@ -208,7 +216,15 @@ class SoftDiceBCELoss(_SoftDiceLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(
-            "sigmoid", include_background, lambda_dice, lambda_bce, smooth_nr, smooth_dr, squared_pred, jaccard, batch,
+            "sigmoid",
+            include_background,
+            lambda_dice,
+            lambda_bce,
+            smooth_nr,
+            smooth_dr,
+            squared_pred,
+            jaccard,
+            batch,
             reduction,
         )
         weight = None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32)

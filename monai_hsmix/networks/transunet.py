@@ -157,9 +157,7 @@ class _CascadedUpsampler(nn.Module):
         )
         in_chs = [head_channels, *decoder_channels[:-1]]
         skips = [skip_channels[i] if i < n_skip else 0 for i in range(len(decoder_channels))]
-        self.blocks = nn.ModuleList(
-            _DecoderBlock(i, s, o) for i, s, o in zip(in_chs, skips, decoder_channels)
-        )
+        self.blocks = nn.ModuleList(_DecoderBlock(i, s, o) for i, s, o in zip(in_chs, skips, decoder_channels))
         self.n_skip = n_skip
 
     def forward(self, x: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
@@ -476,10 +474,14 @@ def _unwrap_state_dict(raw: object, file: Path) -> Mapping[str, torch.Tensor]:
 _TIMM_RULES = [
     (r"patch_embed\.backbone\.stem\.conv\.weight", "resnet.root.conv.weight"),
     (r"patch_embed\.backbone\.stem\.norm\.(weight|bias)", r"resnet.root.norm.\1"),
-    (r"patch_embed\.backbone\.stages\.(\d+)\.blocks\.(\d+)\.downsample\.(conv|norm)\.(weight|bias)",
-     r"resnet.stages.\1.\2.shortcut.\3.\4"),
-    (r"patch_embed\.backbone\.stages\.(\d+)\.blocks\.(\d+)\.(conv|norm)([123])\.(weight|bias)",
-     r"resnet.stages.\1.\2.\3\4.\5"),
+    (
+        r"patch_embed\.backbone\.stages\.(\d+)\.blocks\.(\d+)\.downsample\.(conv|norm)\.(weight|bias)",
+        r"resnet.stages.\1.\2.shortcut.\3.\4",
+    ),
+    (
+        r"patch_embed\.backbone\.stages\.(\d+)\.blocks\.(\d+)\.(conv|norm)([123])\.(weight|bias)",
+        r"resnet.stages.\1.\2.\3\4.\5",
+    ),
     (r"patch_embed\.proj\.(weight|bias)", r"embeddings.patch_embeddings.\1"),
     (r"pos_embed", _POS_KEY),  # the class token is dropped in _from_timm
     (r"blocks\.(\d+)\.(norm1|norm2|attn\.qkv)\.(weight|bias)", r"blocks.\1.\2.\3"),
@@ -555,8 +557,11 @@ _NPZ_RULES = [
     (_LAYER + r"LayerNorm_2/(scale|bias)", lambda m: f"blocks.{m[1]}.norm2.{_PARAM[m[2]]}", _vector),
     (_LAYER + r"MlpBlock_3/Dense_([01])/kernel", lambda m: f"blocks.{m[1]}.mlp.linear{int(m[2]) + 1}.weight", _dense),
     (_LAYER + r"MlpBlock_3/Dense_([01])/bias", lambda m: f"blocks.{m[1]}.mlp.linear{int(m[2]) + 1}.bias", _vector),
-    (_LAYER + r"MultiHeadDotProductAttention_1/out/kernel", lambda m: f"blocks.{m[1]}.attn.out_proj.weight",
-     _heads_to_dense),
+    (
+        _LAYER + r"MultiHeadDotProductAttention_1/out/kernel",
+        lambda m: f"blocks.{m[1]}.attn.out_proj.weight",
+        _heads_to_dense,
+    ),
     (_LAYER + r"MultiHeadDotProductAttention_1/out/bias", lambda m: f"blocks.{m[1]}.attn.out_proj.bias", _vector),
 ]
 _QKV = re.compile(_LAYER + r"MultiHeadDotProductAttention_1/(query|key|value)/(kernel|bias)")
@@ -571,7 +576,8 @@ def _from_google_npz(arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor
         if m:
             # (hidden, heads, head_dim) -> (heads * head_dim, hidden): heads-major, as MONAI splits qkv
             qkv.setdefault((m[1], m[3]), {})[m[2]] = (
-                array.reshape(array.shape[0], -1).T if m[3] == "kernel" else array.reshape(-1))
+                array.reshape(array.shape[0], -1).T if m[3] == "kernel" else array.reshape(-1)
+            )
             continue
         for pattern, name, convert in _NPZ_RULES:
             m = re.fullmatch(pattern, key)

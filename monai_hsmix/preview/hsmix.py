@@ -24,15 +24,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label1", type=Path, help="label map (class indices) of the first image")
     parser.add_argument("--image2", type=Path, help="second image")
     parser.add_argument("--label2", type=Path, help="label map of the second image")
-    parser.add_argument("--slice", type=int, default=None, help="slice index along the last axis of 3D volumes "
-                        "(default: the slice of image 1 with the most foreground)")
-    parser.add_argument("--crop", type=int, default=None, metavar="N",
-                        help="centre-crop (or zero-pad) both slices to N x N, for images of different sizes")
-    parser.add_argument("--zscore", action="store_true",
-                        help="z-score each image over its non-zero pixels first, as the BraTS pipeline prepares "
-                             "its slices (display and saliency then match what training sees)")
+    parser.add_argument(
+        "--slice",
+        type=int,
+        default=None,
+        help="slice index along the last axis of 3D volumes (default: the slice of image 1 with the most foreground)",
+    )
+    parser.add_argument(
+        "--crop",
+        type=int,
+        default=None,
+        metavar="N",
+        help="centre-crop (or zero-pad) both slices to N x N, for images of different sizes",
+    )
+    parser.add_argument(
+        "--zscore",
+        action="store_true",
+        help="z-score each image over its non-zero pixels first, as the BraTS pipeline prepares "
+        "its slices (display and saliency then match what training sees)",
+    )
     parser.add_argument("--num-classes", type=int, default=None, help="number of classes (default: from the labels)")
-    parser.add_argument("--preset", choices=sorted(HSMIX_PRESETS), default=None, help="the paper's settings for a dataset")
+    parser.add_argument(
+        "--preset", choices=sorted(HSMIX_PRESETS), default=None, help="the paper's settings for a dataset"
+    )
     parser.add_argument("--n-segments", type=int, nargs=2, metavar=("LMIN", "LMAX"), default=None)
     parser.add_argument("--compactness", type=float, default=None)
     parser.add_argument("--p", type=float, default=None, help="superpixel selection probability")
@@ -87,7 +101,10 @@ def load_pair(args: argparse.Namespace) -> Tuple[np.ndarray, np.ndarray]:
             img, lab = np.asarray(fit(img)), np.asarray(fit(lab))
         pairs.append((img, lab))
     if pairs[0][0].shape != pairs[1][0].shape:
-        raise ValueError(f"the two images differ in shape: {pairs[0][0].shape} vs {pairs[1][0].shape}; pass --crop N or resample them first")
+        raise ValueError(
+            f"the two images differ in shape: {pairs[0][0].shape} vs {pairs[1][0].shape}; "
+            "pass --crop N or resample them first"
+        )
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]).astype(np.int64)
 
 
@@ -106,11 +123,17 @@ def run(args: argparse.Namespace) -> Path:
     if args.zscore:
         images = _zscore(images)
     num_classes = args.num_classes or max(int(labels.max()) + 1, 2)
-    settings = dict(HSMIX_PRESETS[args.preset].as_kwargs()) if args.preset else {"n_segments": (60, 120), "compactness": 0.1, "p": 0.3}
+    settings = (
+        dict(HSMIX_PRESETS[args.preset].as_kwargs())
+        if args.preset
+        else {"n_segments": (60, 120), "compactness": 0.1, "p": 0.3}
+    )
     for key, value in (("n_segments", args.n_segments), ("compactness", args.compactness), ("p", args.p)):
         if value is not None:
             settings[key] = tuple(value) if key == "n_segments" else value
-    mix = RandHSMixd(["image", "label"], "label", num_classes=num_classes, backend=args.backend, return_masks=True, **settings)
+    mix = RandHSMixd(
+        ["image", "label"], "label", num_classes=num_classes, backend=args.backend, return_masks=True, **settings
+    )
     mix.set_random_state(args.seed)
     out = mix({"image": torch.from_numpy(images), "label": torch.from_numpy(labels)})
     b = 0
@@ -125,13 +148,24 @@ def run(args: argparse.Namespace) -> Path:
     xh, xs = out["image"][b].numpy(), out["image"][2 + b].numpy()
     yh, ys = out["label"][b].numpy(), out["label"][2 + b].numpy()
     panels = [
-        [("X1 + SP1", outline(grey(x1), sp1), None), ("X2 + SP2", outline(grey(x2), sp2), None),
-         ("Mh (hard mask)", outline(mh, spm), None), ("Xh (hard)", grey(xh), "gray"), ("Yh", soft_label_rgb(yh), None)],
-        [("Y1", soft_label_rgb(y1), None), ("Y2", soft_label_rgb(y2), None),
-         ("Ms (soft ratio, 0-1) + SPm", outline(ms, spm), None),
-         ("Xs (soft)", grey(xs), "gray"), ("Ys (soft labels)", soft_label_rgb(ys), None)],
+        [
+            ("X1 + SP1", outline(grey(x1), sp1), None),
+            ("X2 + SP2", outline(grey(x2), sp2), None),
+            ("Mh (hard mask)", outline(mh, spm), None),
+            ("Xh (hard)", grey(xh), "gray"),
+            ("Yh", soft_label_rgb(yh), None),
+        ],
+        [
+            ("Y1", soft_label_rgb(y1), None),
+            ("Y2", soft_label_rgb(y2), None),
+            ("Ms (soft ratio, 0-1) + SPm", outline(ms, spm), None),
+            ("Xs (soft)", grey(xs), "gray"),
+            ("Ys (soft labels)", soft_label_rgb(ys), None),
+        ],
     ]
     n_sp = (int(sp1.max()) + 1, int(sp2.max()) + 1)
-    title = (f"HSMix  superpixels {n_sp[0]} / {n_sp[1]}, compactness {mix.mixer.compactness:g}, p {mix.mixer.p:g}, "
-             f"pasted area {mh.mean():.0%}, mean Ms {ms.mean():.2f}")
+    title = (
+        f"HSMix  superpixels {n_sp[0]} / {n_sp[1]}, compactness {mix.mixer.compactness:g}, p {mix.mixer.p:g}, "
+        f"pasted area {mh.mean():.0%}, mean Ms {ms.mean():.2f}"
+    )
     return save_grid(panels, args.output, title)

@@ -66,7 +66,11 @@ def _load(args) -> Tuple[np.ndarray, np.ndarray, str]:
         raise ValueError(f"crop {size}x{size} at ({top}, {left}) leaves the {image.shape[1:]} image")
     window = (slice(top, top + size), slice(left, left + size))
     # relabel: a crop cuts nuclei, and connected components of the crop are its instances
-    return image[(slice(None), *window)].copy(), to_instance_labels(instances[window] > 0), f"{source} [{top}:{top + size}, {left}:{left + size}]"
+    return (
+        image[(slice(None), *window)].copy(),
+        to_instance_labels(instances[window] > 0),
+        f"{source} [{top}:{top + size}, {left}:{left + size}]",
+    )
 
 
 def _generator(args, image: np.ndarray, instances: np.ndarray):
@@ -121,10 +125,18 @@ def run(args: argparse.Namespace) -> Path:
     perturbed = perturb(result.image)
     generator, g_name = _generator(args, image, instances)
     harmonised = harmonize(
-        generator, torch.from_numpy(result.image), torch.from_numpy(instances > 0), torch.from_numpy(result.pasted), (0, 255)
+        generator,
+        torch.from_numpy(result.image),
+        torch.from_numpy(instances > 0),
+        torch.from_numpy(result.pasted),
+        (0, 255),
     ).numpy()
     final = perturb(harmonised)
-    change = np.abs(harmonised[:, result.pasted].astype(np.float64) - result.image[:, result.pasted]).mean() if result.pasted.any() else 0.0
+    change = (
+        np.abs(harmonised[:, result.pasted].astype(np.float64) - result.image[:, result.pasted]).mean()
+        if result.pasted.any()
+        else 0.0
+    )
 
     def show(x):
         return x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
@@ -147,4 +159,3 @@ def run(args: argparse.Namespace) -> Path:
     fig.savefig(args.output)
     plt.close(fig)
     return args.output
-

@@ -12,11 +12,25 @@ from monai_hsmix.optional import require
 __all__ = ["grey", "outline", "save_grid", "soft_label_rgb"]
 
 # background black, then distinct colours; soft labels are rendered as probability-weighted colours
-_CLASS_COLOURS = np.array(
-    [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-     [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]],
-    dtype=np.float32,
-) / 255.0
+_CLASS_COLOURS = (
+    np.array(
+        [
+            [0, 0, 0],
+            [230, 25, 75],
+            [60, 180, 75],
+            [255, 225, 25],
+            [0, 130, 200],
+            [245, 130, 48],
+            [145, 30, 180],
+            [70, 240, 240],
+            [240, 50, 230],
+            [210, 245, 60],
+            [250, 190, 212],
+        ],
+        dtype=np.float32,
+    )
+    / 255.0
+)
 
 
 def soft_label_rgb(channels: np.ndarray, multilabel: bool = False) -> np.ndarray:

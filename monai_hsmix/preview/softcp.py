@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -34,8 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--donor-label", type=Path)
     parser.add_argument("--channel-names", nargs="+", help="names shown for the channels")
     # defaults sized for 1 mm brain MRI: a 12-voxel soft rim, lesions well inside the reference
-    add_paste_arguments(parser, label_values=[1, 2, 3, 4], num_rings=6, ring_width=2, s1=0.9, s2=0.05,
-                        min_lesion_voxels=200, flip_prob=0.5)
+    add_paste_arguments(
+        parser,
+        label_values=[1, 2, 3, 4],
+        num_rings=6,
+        ring_width=2,
+        s1=0.9,
+        s2=0.05,
+        min_lesion_voxels=200,
+        flip_prob=0.5,
+    )
     parser.add_argument("--downsample", type=int, default=1, help="keep every n-th voxel per axis (speed)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dpi", type=int, default=80)
@@ -62,8 +70,13 @@ def demo_cases(seed: int = 0, shape: Tuple[int, int, int] = (72, 72, 24)) -> Dic
 
     main_img, main_lbl = case(False)
     donor_img, donor_lbl = case(True)
-    return {"main_image": main_img, "main_label": main_lbl, "reference": brain,
-            "donor_image": donor_img, "donor_label": donor_lbl}
+    return {
+        "main_image": main_img,
+        "main_label": main_lbl,
+        "reference": brain,
+        "donor_image": donor_img,
+        "donor_label": donor_lbl,
+    }
 
 
 def _load_cases(args) -> Dict[str, np.ndarray]:
@@ -110,8 +123,9 @@ def run(args: argparse.Namespace) -> Path:
 
     cases = _load_cases(args)
     paster = paster_from_settings(paste_kwargs(args), cases["main_image"].ndim - 1).set_random_state(args.seed)
-    out_img, out_lbl = paster(cases["main_image"], cases["main_label"], cases["donor_image"], cases["donor_label"],
-                              cases["reference"])
+    out_img, out_lbl = paster(
+        cases["main_image"], cases["main_label"], cases["donor_image"], cases["donor_label"], cases["reference"]
+    )
     info = paster.last_info
     if info["pasted"] == 0:
         raise RuntimeError(f"no lesion was pasted ({', '.join(info['skip_reasons'])}); try another --seed")
@@ -152,8 +166,11 @@ def run(args: argparse.Namespace) -> Path:
             axes[c, 3].contour(np.rot90(cases["reference"][..., z]), levels=[0.5], colors="c", linewidths=0.6)
     for ax in axes.ravel():
         ax.set_axis_off()
-    fig.suptitle(f"Soft-CP ({args.mode}, alpha={args.alpha}, {args.num_rings} rings x {args.ring_width}): "
-                 f"axial slice {z} (donor slice {dz}); cyan = reference", fontsize=10)
+    fig.suptitle(
+        f"Soft-CP ({args.mode}, alpha={args.alpha}, {args.num_rings} rings x {args.ring_width}): "
+        f"axial slice {z} (donor slice {dz}); cyan = reference",
+        fontsize=10,
+    )
     fig.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=args.dpi)

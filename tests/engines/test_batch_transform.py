@@ -20,8 +20,16 @@ def _dataset(n=16, size=32):
 
 
 def _mixer():
-    return RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(8, 16), compactness=0.1,
-                      mode="hard", backend="reference", return_masks=True)
+    return RandHSMixd(
+        ["image", "label"],
+        "label",
+        num_classes=4,
+        n_segments=(8, 16),
+        compactness=0.1,
+        mode="hard",
+        backend="reference",
+        return_masks=True,
+    )
 
 
 def _partners(loader):
@@ -29,7 +37,9 @@ def _partners(loader):
 
 
 def test_each_worker_draws_different_numbers():
-    loader = DataLoader(_dataset(), batch_size=4, shuffle=False, num_workers=2, collate_fn=BatchTransformCollate(_mixer()))
+    loader = DataLoader(
+        _dataset(), batch_size=4, shuffle=False, num_workers=2, collate_fn=BatchTransformCollate(_mixer())
+    )
     torch.manual_seed(0)
     draws = _partners(loader)
     # batches 0/2 come from worker 0 and 1/3 from worker 1; identical streams would repeat the same draws
@@ -38,7 +48,7 @@ def test_each_worker_draws_different_numbers():
     assert _partners(loader) == draws  # reproducible under the global seed
 
 
-_LOADER_RUN = textwrap.dedent('''
+_LOADER_RUN = textwrap.dedent("""
     import json
     from monai.data import DataLoader, Dataset
     from monai.transforms import RandFlipd
@@ -62,7 +72,7 @@ _LOADER_RUN = textwrap.dedent('''
         return out
 
     print(json.dumps([draws(0), draws(1)]))
-''')
+""")
 
 
 def _loader_draws(env) -> list:
@@ -106,11 +116,18 @@ def test_prepare_batch_trains_a_network_on_mixed_soft_labels():
         seen.append((pred.shape[0], target.shape))
         return torch.nn.functional.cross_entropy(pred, target)  # probability targets
 
-    prepare = BatchTransformPrepareBatch(RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=8, compactness=0.1,
-                                           backend="reference"))
-    trainer = SupervisedTrainer(device=torch.device("cpu"), max_epochs=1, train_data_loader=loader, network=net,
-                                optimizer=torch.optim.SGD(net.parameters(), 0.1), loss_function=loss,
-                                prepare_batch=prepare)
+    prepare = BatchTransformPrepareBatch(
+        RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=8, compactness=0.1, backend="reference")
+    )
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=loader,
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), 0.1),
+        loss_function=loss,
+        prepare_batch=prepare,
+    )
     trainer.run()
     assert seen == [(8, (8, 4, 32, 32))] * 2
     assert np.isfinite(trainer.state.output[0]["loss"])

@@ -127,7 +127,9 @@ def test_resume_skips_an_unreadable_checkpoint_with_a_warning(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="monai_hsmix.engines.checkpoint"):
         _, ckpt = _run(tmp_path, max_epochs=3, seen=seen)
     assert ckpt.resumed_from.name == "last_checkpoint_epoch=1.pt"
-    assert any("last_checkpoint_epoch=2.pt" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
+    assert any(
+        "last_checkpoint_epoch=2.pt" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records
+    )
     assert seen == [3, 4, 5, 6]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint_epoch=3.pt"]
 
@@ -167,7 +169,8 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     assert same.find_resumable() is not None
     # resume=False starts over without looking
     TrainingCheckpoint(str(tmp_path), {"model": net}, resume=False, run_settings={"net": "conv"}).attach(
-        Engine(lambda e, b: None))
+        Engine(lambda e, b: None)
+    )
 
 
 def test_a_model_save_killed_midway_leaves_nothing_after_the_next_start(tmp_path, subprocess_env):

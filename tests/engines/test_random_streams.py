@@ -18,13 +18,16 @@ from monai_hsmix.engines.random_streams import RandomStreams, find_random_stream
 
 def _dataset(n=8):
     images, labels = cardiac_batch(n, 24, seed=0)
-    flips = Compose([RandFlipd(["image", "label"], prob=0.5, spatial_axis=0), RandRotate90d(["image", "label"], prob=0.5)])
+    flips = Compose(
+        [RandFlipd(["image", "label"], prob=0.5, spatial_axis=0), RandRotate90d(["image", "label"], prob=0.5)]
+    )
     return Dataset([{"image": images[i], "label": labels[i]} for i in range(n)], transform=flips)
 
 
 def _mixer():
-    return RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(6, 12), compactness=0.1, mode="hard",
-                      return_masks=True)
+    return RandHSMixd(
+        ["image", "label"], "label", num_classes=4, n_segments=(6, 12), compactness=0.1, mode="hard", return_masks=True
+    )
 
 
 class _Killed(BaseException):
@@ -34,15 +37,21 @@ class _Killed(BaseException):
 def _run(ckpt_dir, workers, kill_at_epoch=None, epochs=3):
     """Epochs of a loader with random transforms and HSMix in its collate; per epoch, what each batch drew."""
     set_determinism(0)
-    loader = DataLoader(_dataset(), batch_size=4, shuffle=True, num_workers=workers,
-                        collate_fn=BatchTransformCollate(_mixer()))
+    loader = DataLoader(
+        _dataset(), batch_size=4, shuffle=True, num_workers=workers, collate_fn=BatchTransformCollate(_mixer())
+    )
     net = torch.nn.Linear(1, 1)
     draws = {}
 
     def step(engine, batch):
         draws.setdefault(engine.state.epoch, []).append(
-            [batch["hsmix_partner"].tolist(), float(batch["hsmix_hard_mask"].sum()), batch["image"][:, 0, 0].sum(-1).tolist(),
-             float(torch.rand(()))])  # a draw of torch's global generator too (dropout, ...)
+            [
+                batch["hsmix_partner"].tolist(),
+                float(batch["hsmix_hard_mask"].sum()),
+                batch["image"][:, 0, 0].sum(-1).tolist(),
+                float(torch.rand(())),
+            ]
+        )  # a draw of torch's global generator too (dropout, ...)
 
     engine = Engine(step)
     TrainingCheckpoint(str(ckpt_dir), {"model": net}).attach(engine)
@@ -77,7 +86,10 @@ def test_the_streams_are_found_in_the_loader_and_the_trainers_prepare_batch():
 
     found = find_random_streams(RandomStreams(Trainer())._roots())
     assert found["prepare_batch.transform.R"] is mix.R and found["prepare_batch.transform.mixer.R"] is mix.mixer.R
-    assert found["loader.collate_fn"] is collate and found["loader.collate_fn.transform.mixer.R"] is collate.transform.mixer.R
+    assert (
+        found["loader.collate_fn"] is collate
+        and found["loader.collate_fn.transform.mixer.R"] is collate.transform.mixer.R
+    )
     assert found["loader.generator"] is loader.generator
     transforms = loader.dataset.transform.transforms
     assert found["loader.dataset.transform.transforms[0].R"] is transforms[0].R

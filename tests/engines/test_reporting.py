@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from monai.handlers import HausdorffDistance, MeanDice, StatsHandler
@@ -32,8 +32,13 @@ def _count_iteration_logs(iteration_log, n_iter=7) -> int:
     logger = logging.getLogger("probe_stats")
     logger.addHandler(collect)
     try:
-        StatsHandler(name="probe_stats", iteration_log=iteration_log, epoch_log=False, tag_name="loss",
-                     output_transform=lambda out: out).attach(engine)
+        StatsHandler(
+            name="probe_stats",
+            iteration_log=iteration_log,
+            epoch_log=False,
+            tag_name="loss",
+            output_transform=lambda out: out,
+        ).attach(engine)
         engine.run(range(n_iter), max_epochs=1)
     finally:
         logger.removeHandler(collect)
@@ -87,19 +92,32 @@ def test_segmentation_report_names_classes_and_writes_csv_plot_and_tensorboard(t
 
     def step(engine, batch):
         engine.state.batch = [{"name": n} for n in batch["names"]]
-        return [{"image": torch.rand(1, 8, 8), "label": lab, "pred": p} for lab, p in zip(batch["label"], batch["pred"])]
+        return [
+            {"image": torch.rand(1, 8, 8), "label": lab, "pred": p} for lab, p in zip(batch["label"], batch["pred"])
+        ]
 
     engine = Engine(step)
-    dice = MeanDice(include_background=True, output_transform=lambda out: ([o["pred"] for o in out], [o["label"] for o in out]))
+    dice = MeanDice(
+        include_background=True, output_transform=lambda out: ([o["pred"] for o in out], [o["label"] for o in out])
+    )
     dice.attach(engine, "val_mean_dice")
-    report = SegmentationReport(["WT", "TC"], {"val_mean_dice": "Dice"}, output_dir=str(tmp_path / "eval"),
-                                log_dir=str(tmp_path / "tb"), overlays=1, multilabel=True)
+    report = SegmentationReport(
+        ["WT", "TC"],
+        {"val_mean_dice": "Dice"},
+        output_dir=str(tmp_path / "eval"),
+        log_dir=str(tmp_path / "tb"),
+        overlays=1,
+        multilabel=True,
+    )
     report.attach(engine)
-    full, half, empty = torch.ones(1, 8, 8), torch.zeros(1, 8, 8), torch.zeros(1, 8, 8)
+    full, half = torch.ones(1, 8, 8), torch.zeros(1, 8, 8)
     half[:, :4] = 1
     # case a: WT exact, TC half; case b: WT exact, TC exact
-    batch = {"names": ["a", "b"], "label": [torch.cat([full, full]), torch.cat([full, half])],
-             "pred": [torch.cat([full, half]), torch.cat([full, half])]}
+    batch = {
+        "names": ["a", "b"],
+        "label": [torch.cat([full, full]), torch.cat([full, half])],
+        "pred": [torch.cat([full, half]), torch.cat([full, half])],
+    }
     with caplog.at_level(logging.INFO, logger="monai_hsmix.engines.reporting"):
         engine.run([batch], max_epochs=1)
     assert report.last["val_mean_dice"]["WT"] == pytest.approx(1.0)

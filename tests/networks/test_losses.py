@@ -244,6 +244,8 @@ def test_soft_dice_ce_with_batch_dice_is_monai_dice_plus_probability_cross_entro
     torch.manual_seed(0)
     logits = torch.randn(3, 4, 8, 8)
     target = torch.softmax(torch.randn(3, 4, 8, 8) * 3, dim=1)
-    expected = DiceLoss(softmax=True, soft_label=True, batch=True)(logits, target) + torch.nn.functional.cross_entropy(logits, target)
+    expected = DiceLoss(softmax=True, soft_label=True, batch=True)(logits, target) + torch.nn.functional.cross_entropy(
+        logits, target
+    )
     assert torch.allclose(SoftDiceCELoss(batch=True)(logits, target), expected, atol=1e-6)
     assert not torch.allclose(SoftDiceCELoss(batch=False)(logits, target), expected, atol=1e-4)

@@ -123,7 +123,9 @@ def test_compose_keeps_outside_pixels_exactly():
 def test_unit_range_round_trip_and_validation():
     x = torch.tensor([0.0, 127.5, 255.0])
     torch.testing.assert_close(to_unit_range(x, (0, 255)), torch.tensor([-1.0, 0.0, 1.0]))
-    torch.testing.assert_close(from_unit_range(torch.tensor([-2.0, 0.0, 1.0]), (0, 255)), torch.tensor([0.0, 127.5, 255.0]))
+    torch.testing.assert_close(
+        from_unit_range(torch.tensor([-2.0, 0.0, 1.0]), (0, 255)), torch.tensor([0.0, 127.5, 255.0])
+    )
     with pytest.raises(ValueError, match="value_range"):
         to_unit_range(x, (1, 1))
 
@@ -131,7 +133,13 @@ def test_unit_range_round_trip_and_validation():
 def test_checkpoint_round_trip_and_harmonize_only_changes_pasted_pixels(tmp_path):
     torch.manual_seed(0)
     gen = SmoothGANGenerator(3, 4, residual=False)  # non-identity, so the inside must change
-    path = save_checkpoint(tmp_path / "g.pt", gen, PatchDiscriminator(3, 4), {"channels": 3, "base_features": 4, "residual": False, "value_range": [0, 255]}, 7)
+    path = save_checkpoint(
+        tmp_path / "g.pt",
+        gen,
+        PatchDiscriminator(3, 4),
+        {"channels": 3, "base_features": 4, "residual": False, "value_range": [0, 255]},
+        7,
+    )
     loaded, config = load_generator(path)
     assert config["value_range"] == [0, 255] and load_checkpoint(path)["step"] == 7
     x = torch.rand(1, 3, 33, 37) * 2 - 1

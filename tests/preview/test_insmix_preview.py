@@ -30,7 +30,16 @@ def test_monuseg_preview_with_checkpoint(monuseg_dir, tmp_path):
         {"channels": 3, "base_features": 4, "value_range": [0.0, 255.0]}, step=0,
     )  # fmt: skip
     out = insmix.run(
-        _args("--monuseg-dir", str(monuseg_dir), "--crop-size", "96", "--checkpoint", str(ckpt), "--output", str(tmp_path / "m.png"))
+        _args(
+            "--monuseg-dir",
+            str(monuseg_dir),
+            "--crop-size",
+            "96",
+            "--checkpoint",
+            str(ckpt),
+            "--output",
+            str(tmp_path / "m.png"),
+        )
     )
     assert out.is_file() and out.stat().st_size > 10_000
 

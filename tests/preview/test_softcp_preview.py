@@ -42,11 +42,31 @@ def test_preview_on_brats2015(brats2015_dir, tmp_path):
     if not (main.is_dir() and donor.is_dir()):
         pytest.skip(f"expected BraTS cases {main.name} and {donor.name} under {brats2015_dir}")
     files = ["Flair_subtrMeanDivStd.nii.gz", "T1c_subtrMeanDivStd.nii.gz"]
-    out = softcp.run(_args(
-        "--main-image", *[str(main / f) for f in files], "--main-label", str(main / "OTMultiClass.nii.gz"),
-        "--main-reference", str(main / "brainmask.nii.gz"),
-        "--donor-image", *[str(donor / f) for f in files], "--donor-label", str(donor / "OTMultiClass.nii.gz"),
-        "--channel-names", "FLAIR", "T1c", "--downsample", "3", "--num-rings", "2", "--ring-width", "1",
-        "--min-lesion-voxels", "20", "--output", str(tmp_path / "brats.png"),
-    ))
+    out = softcp.run(
+        _args(
+            "--main-image",
+            *[str(main / f) for f in files],
+            "--main-label",
+            str(main / "OTMultiClass.nii.gz"),
+            "--main-reference",
+            str(main / "brainmask.nii.gz"),
+            "--donor-image",
+            *[str(donor / f) for f in files],
+            "--donor-label",
+            str(donor / "OTMultiClass.nii.gz"),
+            "--channel-names",
+            "FLAIR",
+            "T1c",
+            "--downsample",
+            "3",
+            "--num-rings",
+            "2",
+            "--ring-width",
+            "1",
+            "--min-lesion-voxels",
+            "20",
+            "--output",
+            str(tmp_path / "brats.png"),
+        )
+    )
     assert out.is_file() and out.stat().st_size < 300_000

@@ -57,8 +57,15 @@ class MixOptions:
         its SLIC colour space, reaches the arms), then the options given here override them.
         """
         base = get_preset(self.preset).as_kwargs() if self.preset else {}
-        return {**base, "num_classes": self.num_classes, "n_segments": self.n_segments, "compactness": self.compactness,
-                "p": self.p, "backend": self.backend, "beta_alpha": self.beta_alpha}
+        return {
+            **base,
+            "num_classes": self.num_classes,
+            "n_segments": self.n_segments,
+            "compactness": self.compactness,
+            "p": self.p,
+            "backend": self.backend,
+            "beta_alpha": self.beta_alpha,
+        }
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,9 @@ def _monai_twice(cls):
 
         def twice(images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
             (a, ya), (b, yb) = mix(images, labels), mix(images, labels)
-            return torch.cat([torch.as_tensor(a), torch.as_tensor(b)]), torch.cat([torch.as_tensor(ya), torch.as_tensor(yb)])
+            return torch.cat([torch.as_tensor(a), torch.as_tensor(b)]), torch.cat(
+                [torch.as_tensor(ya), torch.as_tensor(yb)]
+            )
 
         return twice
 
@@ -160,25 +169,76 @@ ARMS: Dict[str, Arm] = {
     for arm in (
         Arm("none", "basic augmentation only", _identity),
         # the control of hsmix_paper: its doubled batch without its mixing
-        Arm("none_2b", "basic augmentation only, 2B unmixed samples at every step (the sample count of hsmix_paper)", _identity,
-            doubles_batch=True, doubles_sources=True, always_mix=True),
-        Arm("mixup", "MONAI MixUp, images and one-hot labels with the same Beta weight", _monai(MixUp), uses=("mixup",)),
+        Arm(
+            "none_2b",
+            "basic augmentation only, 2B unmixed samples at every step (the sample count of hsmix_paper)",
+            _identity,
+            doubles_batch=True,
+            doubles_sources=True,
+            always_mix=True,
+        ),
+        Arm(
+            "mixup", "MONAI MixUp, images and one-hot labels with the same Beta weight", _monai(MixUp), uses=("mixup",)
+        ),
         Arm("cutmix", "MONAI CutMix, images and one-hot labels with the same box", _monai(CutMix), uses=("cutmix",)),
         # the controls of hsmix_paper: its protocol (B sources, 2B mixed samples, every step) with MONAI's mixing
-        Arm("mixup_paper", "MONAI MixUp under the paper's protocol (B sources give 2B mixed samples at every step)",
-            _monai_twice(MixUp), doubles_batch=True, always_mix=True, uses=("mixup",)),
-        Arm("cutmix_paper", "MONAI CutMix under the paper's protocol (B sources give 2B mixed samples at every step)",
-            _monai_twice(CutMix), doubles_batch=True, always_mix=True, uses=("cutmix",)),
+        Arm(
+            "mixup_paper",
+            "MONAI MixUp under the paper's protocol (B sources give 2B mixed samples at every step)",
+            _monai_twice(MixUp),
+            doubles_batch=True,
+            always_mix=True,
+            uses=("mixup",),
+        ),
+        Arm(
+            "cutmix_paper",
+            "MONAI CutMix under the paper's protocol (B sources give 2B mixed samples at every step)",
+            _monai_twice(CutMix),
+            doubles_batch=True,
+            always_mix=True,
+            uses=("cutmix",),
+        ),
         Arm("hsmix_hard", "HSMix hard mixing only (superpixels pasted with probability p)", _hsmix("hard"), uses=HS),
         Arm("hsmix_soft", "HSMix soft mixing only (saliency ratio averaged per superpixel)", _hsmix("soft"), uses=HS),
-        Arm("hsmix_both", "HSMix hard + soft, equal samples (B/2 sources give B/2 hard + B/2 soft samples)", _hsmix("both"),
-            halves_batch=True, uses=HS),
-        Arm("hsmix_paper", "HSMix hard + soft, the paper's protocol (B sources give B hard + B soft samples at every step)",
-            _hsmix("both"), doubles_batch=True, always_mix=True, uses=HS),
-        Arm("hsmix_random", "HSMix hard or soft (coin flip per batch) from B sources: 'both' without halving the sources", _hsmix("random"), uses=HS),
-        Arm("grid_hard", "hard mixing of the cells of a 7 x 7 grid instead of superpixels (the paper's Table 7)", _hsmix("hard", hard_region="grid", grid_size=7), uses=HS),
-        Arm("beta_soft", "soft mixing with one Beta ratio per image instead of saliency", _hsmix("soft", soft_ratio="beta"), uses=HS),
-        Arm("pixel_soft", "soft mixing with the pixel-wise saliency ratio instead of its superpixel average", _hsmix("soft", soft_ratio="pixel"), uses=HS),
+        Arm(
+            "hsmix_both",
+            "HSMix hard + soft, equal samples (B/2 sources give B/2 hard + B/2 soft samples)",
+            _hsmix("both"),
+            halves_batch=True,
+            uses=HS,
+        ),
+        Arm(
+            "hsmix_paper",
+            "HSMix hard + soft, the paper's protocol (B sources give B hard + B soft samples at every step)",
+            _hsmix("both"),
+            doubles_batch=True,
+            always_mix=True,
+            uses=HS,
+        ),
+        Arm(
+            "hsmix_random",
+            "HSMix hard or soft (coin flip per batch) from B sources: 'both' without halving the sources",
+            _hsmix("random"),
+            uses=HS,
+        ),
+        Arm(
+            "grid_hard",
+            "hard mixing of the cells of a 7 x 7 grid instead of superpixels (the paper's Table 7)",
+            _hsmix("hard", hard_region="grid", grid_size=7),
+            uses=HS,
+        ),
+        Arm(
+            "beta_soft",
+            "soft mixing with one Beta ratio per image instead of saliency",
+            _hsmix("soft", soft_ratio="beta"),
+            uses=HS,
+        ),
+        Arm(
+            "pixel_soft",
+            "soft mixing with the pixel-wise saliency ratio instead of its superpixel average",
+            _hsmix("soft", soft_ratio="pixel"),
+            uses=HS,
+        ),
     )
 }
 

@@ -12,7 +12,11 @@ __all__ = ["flip_rotate"]
 
 
 def flip_rotate(
-    images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, max_degrees: float = 20.0, flip_prob: float = 0.5
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    max_degrees: float = 20.0,
+    flip_prob: float = 0.5,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Flip each sample along each axis with ``flip_prob`` and rotate it by ``U(-max_degrees, max_degrees)``.
 
@@ -26,7 +30,9 @@ def flip_rotate(
         Source of every random draw, so that a run is reproducible.
     """
     if images.ndim != 4 or labels.shape != (images.shape[0], 1) + tuple(images.shape[2:]):
-        raise ValueError(f"expected images (B, C, H, W) and labels (B, 1, H, W), got {tuple(images.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"expected images (B, C, H, W) and labels (B, 1, H, W), got {tuple(images.shape)} and {tuple(labels.shape)}"
+        )
     bsz = images.shape[0]
     angles = (torch.rand(bsz, generator=generator) * 2 - 1) * math.radians(max_degrees)
     flips = torch.where(torch.rand(bsz, 2, generator=generator) < flip_prob, -1.0, 1.0)

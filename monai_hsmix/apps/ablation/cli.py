@@ -47,8 +47,15 @@ from monai_hsmix.apps.ablation.arms import ARMS, MixOptions, arm_settings, get_a
 from monai_hsmix.apps.ablation.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
 from monai_hsmix.apps.ablation.evaluate import evaluate
 from monai_hsmix.apps.ablation.fingerprint import data_fingerprint
-from monai_hsmix.apps.ablation.image_folder import (CropSampler, evaluate_images, find_pairs, is_image_folder, kfold_by_image,
-                                                    read_pair, resize_pair)
+from monai_hsmix.apps.ablation.image_folder import (
+    CropSampler,
+    evaluate_images,
+    find_pairs,
+    is_image_folder,
+    kfold_by_image,
+    read_pair,
+    resize_pair,
+)
 from monai_hsmix.apps.ablation.report import write_report
 from monai_hsmix.apps.ablation.train2d import TrainConfig, train_run
 from monai_hsmix.optional import require
@@ -114,7 +121,9 @@ class AblationConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.ablation", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="Decathlon folder (dataset.json) or image folder (images/, masks/)")
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="Decathlon folder (dataset.json) or image folder (images/, masks/)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder (runs/, report.md, mean_fg_dsc.png)")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), help="arms to run (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int)
@@ -122,12 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-patients", type=int, help="patients held out when dataset.json has no 'validation'")
     parser.add_argument("--split-seed", type=int, help="seed of the patient draw (same for every arm and seed)")
     parser.add_argument("--patient-pattern", help="regex whose first group is the patient id in a file name")
-    parser.add_argument("--image-size", type=int, help="training size: slices are resized to it (Decathlon), crops have it (image folder); 96")
-    parser.add_argument("--resize", type=int, metavar="S",
-                        help="image folder: train and test on whole images resized to S x S (masks nearest), the paper's protocol")
-    parser.add_argument("--test-dir", type=Path,
-                        help="image folder: train on every image of --data-dir, test on this folder (images/, masks/) instead of k-fold")
-    parser.add_argument("--eval-every", type=int, help="score the test set every N steps (learning curves in the runs and report)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="training size: slices are resized to it (Decathlon), crops have it (image folder); 96",
+    )
+    parser.add_argument(
+        "--resize",
+        type=int,
+        metavar="S",
+        help="image folder: train and test on whole images resized to S x S (masks nearest), the paper's protocol",
+    )
+    parser.add_argument(
+        "--test-dir",
+        type=Path,
+        help="image folder: train on every image of --data-dir, test on this folder (images/, masks/), not k-fold",
+    )
+    parser.add_argument(
+        "--eval-every", type=int, help="score the test set every N steps (learning curves in the runs and report)"
+    )
     parser.add_argument("--folds", type=int, help="image folder: k of the k-fold cross-validation by image")
     parser.add_argument("--only-folds", type=int, nargs="+", help="image folder: run only these folds (0-based)")
     parser.add_argument("--num-classes", type=int, help="image folder: classes in the masks (0..K-1)")
@@ -137,12 +159,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (the paper's 5e-4 for MoNuSeg)")
     parser.add_argument("--channels", type=int, nargs="+", help="UNet channels per level")
     parser.add_argument("--mix-prob", type=float, help="probability that a step's batch is mixed (every mixing arm)")
-    parser.add_argument("--preset", help="HSMix preset (e.g. monuseg): its settings, with n_segments scaled to the training size")
-    parser.add_argument("--preset-size", type=int, help="image size the preset's n_segments are meant for (the paper's 224)")
-    parser.add_argument("--hsmix-segments", type=int, nargs=2, metavar=("LMIN", "LMAX"),
-                        help="superpixel count range (default: the preset's, scaled by area to --image-size; 50 100 without preset)")
-    parser.add_argument("--hsmix-compactness", type=float, help="SLIC compactness (default: the preset's; 0.1 without preset)")
-    parser.add_argument("--hsmix-p", type=float, help="probability of pasting a superpixel (default: the preset's; 0.3 without preset)")
+    parser.add_argument(
+        "--preset", help="HSMix preset (e.g. monuseg): its settings, with n_segments scaled to the training size"
+    )
+    parser.add_argument(
+        "--preset-size", type=int, help="image size the preset's n_segments are meant for (the paper's 224)"
+    )
+    parser.add_argument(
+        "--hsmix-segments",
+        type=int,
+        nargs=2,
+        metavar=("LMIN", "LMAX"),
+        help="superpixel count range (default: the preset's, scaled by area to --image-size; 50 100 without preset)",
+    )
+    parser.add_argument(
+        "--hsmix-compactness", type=float, help="SLIC compactness (default: the preset's; 0.1 without preset)"
+    )
+    parser.add_argument(
+        "--hsmix-p", type=float, help="probability of pasting a superpixel (default: the preset's; 0.3 without preset)"
+    )
     parser.add_argument("--backend", help="HSMix superpixel/saliency backend: auto, torch or reference")
     parser.add_argument("--mixup-alpha", type=float)
     parser.add_argument("--cutmix-alpha", type=float)
@@ -152,15 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def _git_commit(root: Optional[Path] = None) -> str:
     """The package checkout's commit, read without writing to that repository."""
     try:
         root = Path(__file__).resolve().parents[3] if root is None else root
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
         # --no-optional-locks: a plain `git status` refreshes and rewrites the checkout's .git/index
-        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return (out.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -200,7 +240,9 @@ def _mix_options(args: AblationConfig, num_classes: int) -> MixOptions:
 
 def _differences(stored: Any, now: Any, prefix: str = "") -> List[str]:
     if isinstance(stored, dict) and isinstance(now, dict):
-        return [d for k in sorted(set(stored) | set(now)) for d in _differences(stored.get(k), now.get(k), f"{prefix}{k}.")]
+        return [
+            d for k in sorted(set(stored) | set(now)) for d in _differences(stored.get(k), now.get(k), f"{prefix}{k}.")
+        ]
     return [] if stored == now else [f"{prefix[:-1]}: stored {stored!r}, now {now!r}"]
 
 
@@ -232,12 +274,18 @@ def _needs_rerun(path: Path, settings: Dict[str, Any]) -> bool:
         return False
     now_data, then_data = settings.get("data_fingerprint"), stored.get("data_fingerprint")
     if then_data is None and {k: v for k, v in settings.items() if k != "data_fingerprint"} == stored:
-        logger.warning("%s records no data fingerprint (made before fingerprints): kept, but its data cannot be checked", path)
+        logger.warning(
+            "%s records no data fingerprint (made before fingerprints): kept, but its data cannot be checked", path
+        )
         return False
     changed = _differences(stored, settings)
     if then_data != now_data and all(c.startswith("data_fingerprint:") for c in changed):
-        logger.warning("%s was trained on other contents of the same files (data fingerprint %s, now %s): redone",
-                       path, str(then_data)[:12], str(now_data)[:12])
+        logger.warning(
+            "%s was trained on other contents of the same files (data fingerprint %s, now %s): redone",
+            path,
+            str(then_data)[:12],
+            str(now_data)[:12],
+        )
         return True
     raise SettingsMismatchError(
         f"{path} was produced with other settings than this command ({'; '.join(changed)}); "
@@ -260,9 +308,14 @@ class Job:
     settings: Dict[str, Any]
 
 
-def _plan(runs_dir: Path, args: AblationConfig, folds: Sequence[Optional[int]], common: Dict[Optional[int], Dict[str, Any]],
-          mix: MixOptions) -> Tuple[List[Job], List[Tuple[str, int, Optional[int]]]]:
-    """Runs still to train (seed, then fold, then arm: an interrupted sweep leaves complete pairs) and every planned run."""
+def _plan(
+    runs_dir: Path,
+    args: AblationConfig,
+    folds: Sequence[Optional[int]],
+    common: Dict[Optional[int], Dict[str, Any]],
+    mix: MixOptions,
+) -> Tuple[List[Job], List[Tuple[str, int, Optional[int]]]]:
+    """Runs still to train and all planned (seed, then fold, then arm: an interrupted sweep leaves complete pairs)."""
     todo, planned = [], []
     for seed in args.seeds:
         for fold in folds:
@@ -279,7 +332,13 @@ def _plan(runs_dir: Path, args: AblationConfig, folds: Sequence[Optional[int]], 
     return todo, planned
 
 
-def _train_jobs(todo: Sequence[Job], data: Dict[Optional[int], Tuple[Any, Any]], num_classes: int, config: TrainConfig, mix: MixOptions) -> None:
+def _train_jobs(
+    todo: Sequence[Job],
+    data: Dict[Optional[int], Tuple[Any, Any]],
+    num_classes: int,
+    config: TrainConfig,
+    mix: MixOptions,
+) -> None:
     commit = _git_commit()  # before training: the code that produces the runs
     for job in todo:
         sampler, evaluator = data[job.fold]
@@ -295,20 +354,35 @@ def _decathlon(args: AblationConfig, config: TrainConfig, base: Dict[str, Any]):
     split = split_dataset(args.data_dir, train_patients, args.split_seed, args.val_patients, args.patient_pattern)
     mix = _mix_options(args, split.num_classes)
     used = [f for groups in (split.train, split.val) for pairs in groups.values() for pair in pairs for f in pair]
-    common = {None: {**base, "train_patients": args.train_patients, "val_patients": args.val_patients,
-                     "patient_pattern": args.patient_pattern, "train_ids": sorted(split.train), "val_ids": sorted(split.val),
-                     "data_fingerprint": data_fingerprint(used, args.data_dir)}}
+    common = {
+        None: {
+            **base,
+            "train_patients": args.train_patients,
+            "val_patients": args.val_patients,
+            "patient_pattern": args.patient_pattern,
+            "train_ids": sorted(split.train),
+            "val_ids": sorted(split.val),
+            "data_fingerprint": data_fingerprint(used, args.data_dir),
+        }
+    }
 
     def load() -> Dict[Optional[int], Tuple[Any, Any]]:
         train_volumes = load_volumes(split.train, split.num_classes)
         val_volumes = load_volumes(split.val, split.num_classes)
         slices = to_slices(train_volumes, args.train_size)
-        logger.info("%d training patients (%d slices), %d validation patients (%d volumes)",
-                    len(split.train), slices.images.shape[0], len(split.val), len(val_volumes))
+        logger.info(
+            "%d training patients (%d slices), %d validation patients (%d volumes)",
+            len(split.train),
+            slices.images.shape[0],
+            len(split.val),
+            len(val_volumes),
+        )
         return {None: (slices, lambda model: evaluate(model, val_volumes, args.train_size, split.num_classes))}
 
-    data_line = (f"{args.data_dir} — {len(split.train)} training patients {sorted(split.train)}, "
-                 f"{len(split.val)} validation patients")
+    data_line = (
+        f"{args.data_dir} — {len(split.train)} training patients {sorted(split.train)}, "
+        f"{len(split.val)} validation patients"
+    )
     return split.num_classes, split.class_names[1:], mix, [None], common, load, data_line
 
 
@@ -332,10 +406,19 @@ def _image_folder(args: AblationConfig, config: TrainConfig, base: Dict[str, Any
     mix = _mix_options(args, args.num_classes)
     protocol = {"resize": args.resize} if args.resize is not None else {}
     # per fold: editing one image redoes only the folds that trained or tested on it
-    common = {f: {**base, **protocol, **({"folds": args.folds, "fold": f} if f is not None else {"test_dir": str(args.test_dir.resolve())}),
-                  "train_images": splits[f][0], "test_images": splits[f][1],
-                  "data_fingerprint": data_fingerprint([p for n in splits[f][0] + splits[f][1] for p in every[n]], args.data_dir)}
-              for f in folds}
+    common = {
+        f: {
+            **base,
+            **protocol,
+            **({"folds": args.folds, "fold": f} if f is not None else {"test_dir": str(args.test_dir.resolve())}),
+            "train_images": splits[f][0],
+            "test_images": splits[f][1],
+            "data_fingerprint": data_fingerprint(
+                [p for n in splits[f][0] + splits[f][1] for p in every[n]], args.data_dir
+            ),
+        }
+        for f in folds
+    }
     size = args.train_size
 
     def load() -> Dict[Optional[int], Tuple[Any, Any]]:
@@ -348,23 +431,37 @@ def _image_folder(args: AblationConfig, config: TrainConfig, base: Dict[str, Any
             # resized whole images: a crop of the image's own size is the image, one window scores it whole
             sampler = CropSampler([loaded[n][0] for n in train], [loaded[n][1] for n in train], size)
             images, labels = [loaded[n][0] for n in test], [loaded[n][1] for n in test]
-            out[f] = (sampler, lambda model, i=images, l=labels, n=test: evaluate_images(model, i, l, n, size, args.num_classes))
-        logger.info("%d images, %s", len(every), f"{args.folds} folds ({folds} run here)" if args.test_dir is None
-                    else f"{len(pairs)} training, {len(test_pairs)} test images")
+            out[f] = (
+                sampler,
+                lambda model, i=images, l=labels, n=test: evaluate_images(model, i, l, n, size, args.num_classes),
+            )
+        logger.info(
+            "%d images, %s",
+            len(every),
+            f"{args.folds} folds ({folds} run here)"
+            if args.test_dir is None
+            else f"{len(pairs)} training, {len(test_pairs)} test images",
+        )
         return out
 
     names = ["foreground"] if args.num_classes == 2 else [f"class {k}" for k in range(1, args.num_classes)]
     if args.test_dir is None:
-        split_line = (f"{len(pairs)} images, {args.folds}-fold cross-validation by image (split seed {args.split_seed}), "
-                      f"folds run: {folds}")
+        split_line = (
+            f"{len(pairs)} images, {args.folds}-fold cross-validation by image (split seed {args.split_seed}), "
+            f"folds run: {folds}"
+        )
     else:
         split_line = f"{len(pairs)} training images, tested on the {len(test_pairs)} images of {args.test_dir}"
     if args.resize is None:
-        how = (f"training on random {size}x{size} crops at the stored resolution, whole held-out images predicted by "
-               "sliding window")
+        how = (
+            f"training on random {size}x{size} crops at the stored resolution, whole held-out images predicted by "
+            "sliding window"
+        )
     else:
-        how = (f"whole images resized to {size}x{size} (bilinear, masks nearest) for training and testing, scored at "
-               "that size (the paper's protocol)")
+        how = (
+            f"whole images resized to {size}x{size} (bilinear, masks nearest) for training and testing, scored at "
+            "that size (the paper's protocol)"
+        )
     return args.num_classes, names, mix, folds, common, load, f"{args.data_dir} — {split_line}; {how}"
 
 
@@ -395,8 +492,10 @@ def check_arguments(args: AblationConfig) -> None:
         raise ValueError(f"--eval-every must be >= 0 (0: only at the end), got {args.eval_every}")
     if (args.resize is not None or args.test_dir is not None) and _layout(args) != "image_folder":
         option = "--resize" if args.resize is not None else "--test-dir"
-        raise ValueError(f"{option} is for image folders (images/, masks/); {args.data_dir} is a Decathlon folder "
-                         "(its slices are resized to --image-size)")
+        raise ValueError(
+            f"{option} is for image folders (images/, masks/); {args.data_dir} is a Decathlon folder "
+            "(its slices are resized to --image-size)"
+        )
     if args.test_dir is not None:
         if not is_image_folder(args.test_dir):
             raise ValueError(f"--test-dir {args.test_dir} has no images/ and masks/ folders")
@@ -420,12 +519,18 @@ def check_arguments(args: AblationConfig) -> None:
         try:
             arm.build(arm.sources_per_step(config.batch_size), mix, 0)
         except ValueError as err:
-            raise ValueError(f"arm {name!r} rejects its options: {err} (see --hsmix-*, --preset, --backend, "
-                             "--mixup-alpha, --cutmix-alpha, --beta-alpha)") from err
+            raise ValueError(
+                f"arm {name!r} rejects its options: {err} (see --hsmix-*, --preset, --backend, "
+                "--mixup-alpha, --cutmix-alpha, --beta-alpha)"
+            ) from err
 
 
 def _layout(args: AblationConfig) -> str:
-    return "image_folder" if is_image_folder(args.data_dir) and not (args.data_dir / "dataset.json").is_file() else "decathlon"
+    return (
+        "image_folder"
+        if is_image_folder(args.data_dir) and not (args.data_dir / "dataset.json").is_file()
+        else "decathlon"
+    )
 
 
 def run(args: AblationConfig) -> Path:
@@ -464,13 +569,15 @@ _SHARED_NOTES = (
     "are given the one-hot labels). Loss: softmax DiceLoss(soft_label=True) + cross-entropy with probability targets. "
 )
 REPORT_NOTES = {
-    "decathlon": _SHARED_NOTES + (
+    "decathlon": _SHARED_NOTES
+    + (
         "Evaluation: validation volumes predicted slice by slice at the training size, logits resized back to the "
         "stored grid; DSC and Jaccard from MONAI, HD95 = MONAI HausdorffDistanceMetric(percentile=95) (larger of the "
         "two directed 95th percentiles, not medpy's pooled hd95) in header-spacing units; a missed class scores the "
         "volume diagonal; classes absent from a reference are left out."
     ),
-    "image_folder": _SHARED_NOTES + (
+    "image_folder": _SHARED_NOTES
+    + (
         "Evaluation: each held-out image predicted whole with MONAI sliding_window_inference (window = crop size, "
         "overlap 0.25, Gaussian blending); DSC and Jaccard from MONAI on the whole image, HD95 = MONAI "
         "HausdorffDistanceMetric(percentile=95) in pixels (larger of the two directed 95th percentiles). Runs are "
@@ -482,6 +589,7 @@ REPORT_NOTES = {
 def _report_header(args: AblationConfig, data_line: str, config: TrainConfig, mix: MixOptions) -> Dict[str, Any]:
     import cv2
     import numpy
+
     PIL = require("PIL")
     import skimage
 
@@ -492,12 +600,15 @@ def _report_header(args: AblationConfig, data_line: str, config: TrainConfig, mi
         "command": f"`{command}`",
         "data": data_line,
         "versions": f"python {platform.python_version()}, torch {torch.__version__}, monai {monai.__version__}, "
-        f"numpy {numpy.__version__}, scikit-image {skimage.__version__}, opencv {cv2.__version__}, Pillow {PIL.__version__}, "
+        f"numpy {numpy.__version__}, scikit-image {skimage.__version__}, opencv {cv2.__version__}, "
+        f"Pillow {PIL.__version__}, "
         f"git {_git_commit()} (report), {args.threads} CPU thread(s)",
         "mixing": f"HSMix preset {mix.preset or 'none'}, resolved {hsmix}; MixUp alpha {mix.mixup_alpha}, "
         f"CutMix alpha {mix.cutmix_alpha}",
-        "schedule": f"{config.steps} steps x {config.batch_size} samples, AdamW lr {config.lr} wd {config.weight_decay} poly(0.9), "
-        f"{config.image_size}x{config.image_size} training size, UNet channels {list(config.channels)}, mix prob {config.mix_prob} "
+        "schedule": f"{config.steps} steps x {config.batch_size} samples, AdamW lr {config.lr} "
+        f"wd {config.weight_decay} poly(0.9), "
+        f"{config.image_size}x{config.image_size} training size, UNet channels {list(config.channels)}, "
+        f"mix prob {config.mix_prob} "
         "(1.0 for hsmix_paper)",
     }
 

@@ -71,13 +71,20 @@ class SliceSet:
 
 def _read_pair_list(manifest: Path, section: str) -> List[Tuple[Path, Path]]:
     # MONAI reads the list and resolves its paths against the dataset folder; the checks are ours
-    entries = load_decathlon_datalist(str(manifest), is_segmentation=True, data_list_key=section, base_dir=str(manifest.parent))
+    entries = load_decathlon_datalist(
+        str(manifest), is_segmentation=True, data_list_key=section, base_dir=str(manifest.parent)
+    )
     pairs = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
-            raise ValueError(f"dataset.json '{section}' item {i} must be an object with 'image' and 'label', got {entry!r}")
+            raise ValueError(
+                f"dataset.json '{section}' item {i} must be an object with 'image' and 'label', got {entry!r}"
+            )
         if not isinstance(entry["image"], str):
-            raise ValueError(f"dataset.json '{section}' item {i}: 'image' must be one file path (multi-file images are not supported)")
+            raise ValueError(
+                f"dataset.json '{section}' item {i}: 'image' must be one file path "
+                "(multi-file images are not supported)"
+            )
         pairs.append((Path(entry["image"]), Path(entry["label"])))
     return pairs
 
@@ -154,7 +161,9 @@ def split_dataset(
             raise ValueError(f"patients {shared[:5]} are in both 'training' and 'validation' of {manifest}")
     else:
         if val_patients < 1 or val_patients >= len(names):
-            raise ValueError(f"val_patients must be in [1, {len(names) - 1}] for {len(names)} training patients, got {val_patients}")
+            raise ValueError(
+                f"val_patients must be in [1, {len(names) - 1}] for {len(names)} training patients, got {val_patients}"
+            )
         held = val_patients
     left = len(names) - held
     if train_patients is not None and not 1 <= train_patients <= left:
@@ -207,7 +216,9 @@ def load_volumes(groups: Dict[str, List[Tuple[Path, Path]]], num_classes: int) -
 def volume_slices(volume: Volume, size: int) -> torch.Tensor:
     """``(Z, C, size, size)`` resized slices of a volume's image (bilinear, antialiased)."""
     slices = volume.image.permute(3, 0, 1, 2)
-    return F.interpolate(slices, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp_(0.0, 1.0)
+    return F.interpolate(slices, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp_(
+        0.0, 1.0
+    )
 
 
 def to_slices(volumes: Sequence[Volume], size: int) -> SliceSet:
@@ -216,6 +227,9 @@ def to_slices(volumes: Sequence[Volume], size: int) -> SliceSet:
         raise ValueError("no volumes to slice")
     images = torch.cat([volume_slices(v, size) for v in volumes])
     labels = torch.cat(
-        [F.interpolate(v.label.permute(2, 0, 1)[:, None].float(), size=(size, size), mode="nearest-exact").long() for v in volumes]
+        [
+            F.interpolate(v.label.permute(2, 0, 1)[:, None].float(), size=(size, size), mode="nearest-exact").long()
+            for v in volumes
+        ]
     )
     return SliceSet(images, labels)

@@ -38,13 +38,17 @@ def predict_volume(model: torch.nn.Module, volume: Volume, size: int, chunk: int
     return torch.cat(preds).permute(1, 2, 0)
 
 
-def score_volume(pred: torch.Tensor, label: torch.Tensor, num_classes: int, spacing: Sequence[float]) -> Dict[str, List[float]]:
+def score_volume(
+    pred: torch.Tensor, label: torch.Tensor, num_classes: int, spacing: Sequence[float]
+) -> Dict[str, List[float]]:
     """Dice, Jaccard and HD95 of each foreground class (lists of ``num_classes - 1`` floats, NaN when absent)."""
     p = one_hot(pred[None, None], num_classes, dim=1)
     y = one_hot(label[None, None], num_classes, dim=1)
     dice = DiceMetric(include_background=False, reduction="none", ignore_empty=True)(p, y)[0]
     iou = MeanIoU(include_background=False, reduction="none", ignore_empty=True)(p, y)[0]
-    hd = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(p, y, spacing=list(spacing))[0]
+    hd = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(
+        p, y, spacing=list(spacing)
+    )[0]
     diagonal = math.sqrt(sum((n * s) ** 2 for n, s in zip(label.shape, spacing)))
     present = y[0, 1:].flatten(1).any(1)
     hd = torch.where(torch.isinf(hd) & present, torch.full_like(hd, diagonal), hd)
@@ -60,7 +64,13 @@ def evaluate(model: torch.nn.Module, volumes: Sequence[Volume], size: int, num_c
         rows = []
         for volume in volumes:
             pred = predict_volume(model, volume, size)
-            rows.append({"volume": volume.name, "patient": volume.patient, **score_volume(pred, volume.label, num_classes, volume.spacing)})
+            rows.append(
+                {
+                    "volume": volume.name,
+                    "patient": volume.patient,
+                    **score_volume(pred, volume.label, num_classes, volume.spacing),
+                }
+            )
         return rows
     finally:
         model.train(was_training)

@@ -92,7 +92,9 @@ def read_image(path: Path) -> np.ndarray:
         raise _unreadable(path, reason)
     if image.ndim == 3:
         if image.shape[2] not in (1, 2, 3, 4):
-            raise ValueError(f"{path}: expected 1-4 channels (grey, grey+alpha, RGB, RGBA), got {image.shape[2]} in {path}")
+            raise ValueError(
+                f"{path}: expected 1-4 channels (grey, grey+alpha, RGB, RGBA), got {image.shape[2]} in {path}"
+            )
         image = image[..., :1] if image.shape[2] <= 2 else cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
         image = np.moveaxis(image, -1, 0)
     else:
@@ -100,7 +102,7 @@ def read_image(path: Path) -> np.ndarray:
     if image.dtype == np.uint8:
         return np.ascontiguousarray(image)
     if image.dtype == np.uint16:
-        return (image.astype(np.float32) / np.float32(65535.0))
+        return image.astype(np.float32) / np.float32(65535.0)
     if image.dtype in (np.float32, np.float64):
         lo, hi = float(np.min(image)), float(np.max(image))
         if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo and hi <= 1.0):
@@ -115,7 +117,7 @@ def unit_float(image: torch.Tensor) -> torch.Tensor:
 
 
 def read_pair(image_path: Path, mask_path: Path, num_classes: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(C, H, W)`` image (see :func:`read_image`) and ``(1, H, W)`` uint8 class indices, checked against each other."""
+    """``(C, H, W)`` image (see :func:`read_image`) and ``(1, H, W)`` uint8 class indices, checked together."""
     image = read_image(image_path)
     try:
         with Image.open(mask_path) as im:
@@ -136,8 +138,9 @@ def resize_pair(image: torch.Tensor, mask: torch.Tensor, size: int) -> Tuple[tor
     mask (nearest neighbour, so classes stay classes), as the paper's 224 x 224 MoNuSeg protocol trains and tests."""
     if size < 1:
         raise ValueError(f"resize must be >= 1, got {size}")
-    resized = torch.nn.functional.interpolate(unit_float(image[None]), size=(size, size), mode="bilinear",
-                                              antialias=True, align_corners=False)[0].clamp_(0.0, 1.0)
+    resized = torch.nn.functional.interpolate(
+        unit_float(image[None]), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )[0].clamp_(0.0, 1.0)
     labels = torch.nn.functional.interpolate(mask[None].float(), size=(size, size), mode="nearest-exact")[0]
     return resized, labels.to(mask.dtype)
 
@@ -187,7 +190,12 @@ class CropSampler:
 
 @torch.no_grad()
 def evaluate_images(
-    model: torch.nn.Module, images: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], names: Sequence[str], roi: int, num_classes: int
+    model: torch.nn.Module,
+    images: Sequence[torch.Tensor],
+    labels: Sequence[torch.Tensor],
+    names: Sequence[str],
+    roi: int,
+    num_classes: int,
 ) -> List[Dict[str, object]]:
     """Per-image scores (``score_volume``) of sliding-window predictions at window size ``roi``.
 
@@ -199,9 +207,13 @@ def evaluate_images(
     try:
         rows = []
         for name, image, label in zip(names, images, labels):
-            logits = sliding_window_inference(unit_float(image[None]), (roi, roi), 16, model, overlap=0.25, mode="gaussian")
+            logits = sliding_window_inference(
+                unit_float(image[None]), (roi, roi), 16, model, overlap=0.25, mode="gaussian"
+            )
             pred = torch.as_tensor(logits).argmax(1)[0]
-            rows.append({"volume": name, "patient": name, **score_volume(pred, label[0].long(), num_classes, (1.0, 1.0))})
+            rows.append(
+                {"volume": name, "patient": name, **score_volume(pred, label[0].long(), num_classes, (1.0, 1.0))}
+            )
         return rows
     finally:
         model.train(was_training)

@@ -47,7 +47,11 @@ METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95
 
 def load_runs(runs_dir: Path) -> List[Dict[str, Any]]:
     """Every finished run's JSON in ``runs_dir`` (sorted by arm, then seed)."""
-    runs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("*.json")) if not p.name.startswith(PARTIAL_PREFIX)]
+    runs = [
+        json.loads(p.read_text())
+        for p in sorted(Path(runs_dir).glob("*.json"))
+        if not p.name.startswith(PARTIAL_PREFIX)
+    ]
     return sorted(runs, key=lambda r: (r["arm"], r["seed"], r.get("fold", -1)))
 
 
@@ -81,7 +85,10 @@ def summarise(runs: Sequence[Mapping[str, Any]], arm_order: Sequence[str]) -> Di
         arm_runs = [r for r in runs if r["arm"] == arm]
         if not arm_runs:
             continue
-        entry: Dict[str, Any] = {"seeds": [r["seed"] for r in arm_runs], "description": arm_runs[0].get("description", "")}
+        entry: Dict[str, Any] = {
+            "seeds": [r["seed"] for r in arm_runs],
+            "description": arm_runs[0].get("description", ""),
+        }
         entry["keys"] = [run_key(r) for r in arm_runs]
         entry["folds"] = sorted({r["fold"] for r in arm_runs if r.get("fold") is not None})
         for metric, _, _ in METRICS:
@@ -90,8 +97,16 @@ def summarise(runs: Sequence[Mapping[str, Any]], arm_order: Sequence[str]) -> Di
         entry["seconds"] = float(np.mean([r["train_seconds"] + r["eval_seconds"] for r in arm_runs]))
         entry["cost"] = {
             field: float(np.mean([r.get(field, math.nan) for r in arm_runs]))
-            for field in ("samples_per_step", "sources_per_step", "mean_samples_per_step", "mean_sources_per_step",
-                          "mix_prob", "train_seconds", "mix_seconds", "eval_seconds")
+            for field in (
+                "samples_per_step",
+                "sources_per_step",
+                "mean_samples_per_step",
+                "mean_sources_per_step",
+                "mix_prob",
+                "train_seconds",
+                "mix_seconds",
+                "eval_seconds",
+            )
         }
         table[arm] = entry
     return table
@@ -127,7 +142,12 @@ def paired_table(table: Mapping[str, Mapping[str, Any]], reach: float = 1.0) -> 
     about how many pairs the observed spread would need.
     """
     best = best_monai_mixer(table)
-    header = ["arm", "vs none: Δ [95% CI] (up)", f"vs {best or 'MONAI mixer'}: Δ [95% CI] (up)", f"CI half-width vs none (pairs for ±{reach:g})"]
+    header = [
+        "arm",
+        "vs none: Δ [95% CI] (up)",
+        f"vs {best or 'MONAI mixer'}: Δ [95% CI] (up)",
+        f"CI half-width vs none (pairs for ±{reach:g})",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for arm, entry in table.items():
         cells = [arm]
@@ -147,8 +167,17 @@ def paired_table(table: Mapping[str, Mapping[str, Any]], reach: float = 1.0) -> 
 
 def cost_table(table: Mapping[str, Mapping[str, Any]]) -> str:
     """Per arm: samples and sources of a mixed step, their means over all steps, wall-clock and mixing time."""
-    header = ["arm", "mixed-step samples", "mixed-step sources", "mix prob", "mean samples/step", "mean sources/step",
-              "train s/run", "of which mixing s", "eval s/run"]
+    header = [
+        "arm",
+        "mixed-step samples",
+        "mixed-step sources",
+        "mix prob",
+        "mean samples/step",
+        "mean sources/step",
+        "train s/run",
+        "of which mixing s",
+        "eval s/run",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for arm, entry in table.items():
         c = entry["cost"]
@@ -194,7 +223,9 @@ def plot(table: Mapping[str, Mapping[str, Any]], path: Path, title: str) -> Path
     for i, a in enumerate(arms):
         ax.scatter([i] * len(table[a]["mean_dice"]), 100 * table[a]["mean_dice"], color="k", s=12, zorder=3)
     if "none" in table:
-        ax.axhline(100 * float(np.mean(table["none"]["mean_dice"])), color="#de2d26", lw=1, ls="--", label="none (mean)")
+        ax.axhline(
+            100 * float(np.mean(table["none"]["mean_dice"])), color="#de2d26", lw=1, ls="--", label="none (mean)"
+        )
         ax.legend(loc="lower right")
     finite = [m - s for m, s in zip(means, stds) if math.isfinite(m)]
     if finite:
@@ -244,7 +275,11 @@ def plot_paired(table: Mapping[str, Mapping[str, Any]], path: Path) -> Optional[
 
 # (arm, reference, what the difference isolates): each pair differs in one factor only
 CONTROLS = (
-    ("hsmix_paper", "none_2b", "the mixing, at the paper's protocol (both see 2B samples at every step; only hsmix_paper mixes)"),
+    (
+        "hsmix_paper",
+        "none_2b",
+        "the mixing, at the paper's protocol (both see 2B samples at every step; only hsmix_paper mixes)",
+    ),
     ("hsmix_paper", "cutmix_paper", "superpixel + saliency mixing against CutMix's boxes, protocol held equal"),
     ("hsmix_paper", "mixup_paper", "superpixel + saliency mixing against MixUp's global blend, protocol held equal"),
     ("cutmix_paper", "none_2b", "CutMix's boxes at the paper's protocol"),
@@ -280,7 +315,10 @@ def mean_curves(runs: Sequence[Mapping[str, Any]], arm_order: Sequence[str]) -> 
         out[arm] = {
             "step": np.array(steps),
             "runs": np.array(len(curves)),
-            **{key: np.array([np.nanmean([c[s][key] for c in at]) for s in steps]) for key in ("mean_fg_dsc", "train_loss")},
+            **{
+                key: np.array([np.nanmean([c[s][key] for c in at]) for s in steps])
+                for key in ("mean_fg_dsc", "train_loss")
+            },
         }
     return out
 
@@ -341,29 +379,57 @@ def write_report(
     lines += ["", "## Arms", ""]
     for arm, entry in table.items():
         folds = f", folds {entry['folds']}" if entry["folds"] else ""
-        lines.append(f"- `{arm}` (seeds {sorted(set(entry['seeds']))}{folds}, {entry['seconds']:.0f} s per run): {entry['description']}")
-    lines += ["", f"## Results (mean ± std over {_unit(table) if table else 'runs'} of the per-run mean over validation images/volumes)", ""]
+        lines.append(
+            f"- `{arm}` (seeds {sorted(set(entry['seeds']))}{folds}, {entry['seconds']:.0f} s per run): "
+            f"{entry['description']}"
+        )
+    lines += [
+        "",
+        f"## Results (mean ± std over {_unit(table) if table else 'runs'} of the per-run mean over "
+        "validation images/volumes)",
+        "",
+    ]
     lines.append(markdown_tables(table, class_names) if table else "No finished runs yet.")
     if table:
-        lines += ["", "## Paired differences in mean foreground DSC (points)", "",
-                  "Runs are paired by seed (and fold); 95% Student-t interval over the pairs; (k/n up): pairs where the arm "
-                  "scored higher. Folds share training images, so the intervals are if anything too narrow.", "",
-                  paired_table(table), "", "## Cost per arm (means over runs)", "", cost_table(table)]
+        lines += [
+            "",
+            "## Paired differences in mean foreground DSC (points)",
+            "",
+            "Runs are paired by seed (and fold); 95% Student-t interval over the pairs; (k/n up): pairs where the arm "
+            "scored higher. Folds share training images, so the intervals are if anything too narrow.",
+            "",
+            paired_table(table),
+            "",
+            "## Cost per arm (means over runs)",
+            "",
+            cost_table(table),
+        ]
         plot(table, out_dir / "mean_fg_dsc.png", f"{len(runs)} runs")
         lines += ["", "![mean foreground DSC per arm](mean_fg_dsc.png)"]
         if plot_paired(table, out_dir / "paired_dsc.png"):
             lines += ["", "![paired differences to none](paired_dsc.png)"]
         controls = controls_table(table)
         if controls:
-            lines += ["", "## Comparisons that isolate one factor", "",
-                      "Each row pairs two arms that differ in one thing only (same seeds and folds).", "", controls]
+            lines += [
+                "",
+                "## Comparisons that isolate one factor",
+                "",
+                "Each row pairs two arms that differ in one thing only (same seeds and folds).",
+                "",
+                controls,
+            ]
         curves = mean_curves(runs, arm_order)
         if curves:
             plot_curves(curves, out_dir / "learning_curves.png")
-            lines += ["", "## Learning curves", "",
-                      "Test-set mean foreground DSC and training loss every `--eval-every` steps, mean over each arm's runs: "
-                      "whether the baseline overfits, and whether mixing delays it.", "",
-                      "![learning curves](learning_curves.png)"]
+            lines += [
+                "",
+                "## Learning curves",
+                "",
+                "Test-set mean foreground DSC and training loss every `--eval-every` steps, mean over each arm's runs: "
+                "whether the baseline overfits, and whether mixing delays it.",
+                "",
+                "![learning curves](learning_curves.png)",
+            ]
     path = out_dir / "report.md"
     write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
     return path

@@ -194,5 +194,7 @@ def _curve_point(step: int, losses: Sequence[float], curve: Sequence[Dict[str, f
 
 def config_dict(config: TrainConfig, mix: MixOptions) -> Dict[str, Any]:
     """JSON-ready form of the settings a sweep must keep equal."""
-    return {"train": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
-            "mix": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(mix).items()}}
+    return {
+        "train": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        "mix": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(mix).items()},
+    }

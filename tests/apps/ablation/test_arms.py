@@ -62,7 +62,12 @@ def test_none_2b_is_hsmix_paper_without_mixing():
 def test_hsmix_paper_gives_a_hard_and_a_soft_sample_of_each_of_its_b_sources():
     arm = get_arm("hsmix_paper")
     assert arm.always_mix
-    assert [n for n, a in ARMS.items() if a.samples_per_step(8) != 8] == ["none_2b", "mixup_paper", "cutmix_paper", "hsmix_paper"]
+    assert [n for n, a in ARMS.items() if a.samples_per_step(8) != 8] == [
+        "none_2b",
+        "mixup_paper",
+        "cutmix_paper",
+        "hsmix_paper",
+    ]
     images, labels = _batch(arm.sources_per_step(8), 2)
     out_images, out_labels = arm.build(8, OPTIONS, 5)(images, labels)
     assert out_images.shape[0] == out_labels.shape[0] == 16

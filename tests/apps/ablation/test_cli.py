@@ -11,8 +11,24 @@ import pytest
 
 from monai_hsmix.apps.ablation import main
 
-TINY = ["--image-size", "32", "--steps", "3", "--batch-size", "4", "--channels", "4", "8", "--backend", "reference",
-        "--hsmix-segments", "8", "12", "--mix-prob", "1.0"]
+TINY = [
+    "--image-size",
+    "32",
+    "--steps",
+    "3",
+    "--batch-size",
+    "4",
+    "--channels",
+    "4",
+    "8",
+    "--backend",
+    "reference",
+    "--hsmix-segments",
+    "8",
+    "12",
+    "--mix-prob",
+    "1.0",
+]
 
 
 def _write_case(folder: Path, name: str, rng: np.random.RandomState) -> dict:
@@ -41,8 +57,23 @@ def tiny_decathlon(tmp_path_factory) -> Path:
 
 
 def _run(data: Path, out: Path, *extra: str) -> Path:
-    argv = ["--data-dir", str(data), "--out", str(out), "--arms", "none", "hsmix_both", "--seeds", "0",
-            "--train-patients", "2", "--val-patients", "2", *TINY, *extra]
+    argv = [
+        "--data-dir",
+        str(data),
+        "--out",
+        str(out),
+        "--arms",
+        "none",
+        "hsmix_both",
+        "--seeds",
+        "0",
+        "--train-patients",
+        "2",
+        "--val-patients",
+        "2",
+        *TINY,
+        *extra,
+    ]
     assert main(argv) == 0
     return out / "report.md"
 
@@ -99,7 +130,9 @@ def test_resume_skips_finished_runs(tiny_decathlon, first_sweep, tmp_path, monke
     (tmp_path / "runs" / "none_seed0.json").unlink()
     trained = []
     real = ablation.train_run
-    monkeypatch.setattr(ablation, "train_run", lambda arm, seed, *a, **k: trained.append((arm, seed)) or real(arm, seed, *a, **k))
+    monkeypatch.setattr(
+        ablation, "train_run", lambda arm, seed, *a, **k: trained.append((arm, seed)) or real(arm, seed, *a, **k)
+    )
     _run(tiny_decathlon, tmp_path)
     assert trained == [("none", 0)]
     assert "Finished runs: 2 of 2." in (tmp_path / "report.md").read_text()
@@ -116,16 +149,40 @@ def test_resume_with_other_settings_refuses(tiny_decathlon, first_sweep, tmp_pat
     assert "other settings" in err and "train.lr: stored 0.005, now 0.1" in err
 
 
-@pytest.mark.parametrize("bad,named", [(["--hsmix-segments", "100", "50"], "n_segments"), (["--hsmix-p", "2"], "p must be"),
-                                       (["--cutmix-alpha", "0"], "alpha=0"), (["--lr", "0"], "--lr"),
-                                       (["--batch-size", "6", "--arms", "none", "mixup", "hsmix_both"], None)])
+@pytest.mark.parametrize(
+    "bad,named",
+    [
+        (["--hsmix-segments", "100", "50"], "n_segments"),
+        (["--hsmix-p", "2"], "p must be"),
+        (["--cutmix-alpha", "0"], "alpha=0"),
+        (["--lr", "0"], "--lr"),
+        (["--batch-size", "6", "--arms", "none", "mixup", "hsmix_both"], None),
+    ],
+)
 def test_every_argument_is_checked_before_the_first_run(tiny_decathlon, tmp_path, monkeypatch, capsys, bad, named):
     import monai_hsmix.apps.ablation.cli as ablation
 
     started = []
     monkeypatch.setattr(ablation, "train_run", lambda arm, *a, **k: started.append(arm) or {})
-    argv = ["--data-dir", str(tiny_decathlon), "--out", str(tmp_path), "--arms", "none", "mixup", "cutmix", "hsmix_hard",
-            "--seeds", "0", "--train-patients", "2", "--val-patients", "2", *TINY, *bad]
+    argv = [
+        "--data-dir",
+        str(tiny_decathlon),
+        "--out",
+        str(tmp_path),
+        "--arms",
+        "none",
+        "mixup",
+        "cutmix",
+        "hsmix_hard",
+        "--seeds",
+        "0",
+        "--train-patients",
+        "2",
+        "--val-patients",
+        "2",
+        *TINY,
+        *bad,
+    ]
     if named is None:  # a valid command: the check lets it through
         monkeypatch.setattr(ablation, "write_report", lambda *a, **k: tmp_path / "report.md")
         assert main(argv) == 0 and started == ["none", "mixup", "hsmix_both"]
@@ -144,16 +201,50 @@ def test_a_truncated_volume_is_named(tiny_decathlon, tmp_path, capsys):
     victim = data / "imagesTr" / "patient002_frame01.nii.gz"
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     with pytest.raises(SystemExit) as excinfo:
-        main(["--data-dir", str(data), "--out", str(tmp_path / "out"), "--arms", "none", "--seeds", "0",
-              "--train-patients", "0", "--val-patients", "1", *TINY])
+        main(
+            [
+                "--data-dir",
+                str(data),
+                "--out",
+                str(tmp_path / "out"),
+                "--arms",
+                "none",
+                "--seeds",
+                "0",
+                "--train-patients",
+                "0",
+                "--val-patients",
+                "1",
+                *TINY,
+            ]
+        )
     assert excinfo.value.code == 2
     assert str(victim) in capsys.readouterr().err
 
 
 # --- image-folder layout (MoNuSeg-like): k-fold by image, crops, paired intervals, per-arm resume ---------
 
-IMAGE_TINY = ["--image-size", "16", "--steps", "2", "--batch-size", "4", "--channels", "4", "8", "--backend", "reference",
-              "--folds", "3", "--seeds", "0", "--preset", "monuseg", "--preset-size", "64"]
+IMAGE_TINY = [
+    "--image-size",
+    "16",
+    "--steps",
+    "2",
+    "--batch-size",
+    "4",
+    "--channels",
+    "4",
+    "8",
+    "--backend",
+    "reference",
+    "--folds",
+    "3",
+    "--seeds",
+    "0",
+    "--preset",
+    "monuseg",
+    "--preset-size",
+    "64",
+]
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +300,9 @@ def test_image_folder_report_has_intervals_and_costs(image_sweep):
     assert (image_sweep / "paired_dsc.png").stat().st_size > 1000 and "paired_dsc.png" in text
 
 
-def test_changed_hsmix_setting_keeps_none_runs_and_refuses_hsmix_runs(tiny_image_folder, image_sweep, tmp_path, monkeypatch, capsys):
+def test_changed_hsmix_setting_keeps_none_runs_and_refuses_hsmix_runs(
+    tiny_image_folder, image_sweep, tmp_path, monkeypatch, capsys
+):
     import shutil
 
     import monai_hsmix.apps.ablation.cli as ablation
@@ -246,7 +339,9 @@ def test_a_half_written_run_file_is_set_aside_and_redone(tiny_image_folder, imag
     victim.write_text(text[: len(text) // 2])
     trained = []
     real = ablation.train_run
-    monkeypatch.setattr(ablation, "train_run", lambda arm, seed, *a, **k: trained.append(arm) or real(arm, seed, *a, **k))
+    monkeypatch.setattr(
+        ablation, "train_run", lambda arm, seed, *a, **k: trained.append(arm) or real(arm, seed, *a, **k)
+    )
     with caplog.at_level("WARNING", logger="monai_hsmix.ablation"):
         _run_images(tiny_image_folder, tmp_path)
     assert trained == ["none"]
@@ -296,7 +391,13 @@ def test_recording_the_commit_leaves_the_repository_index_alone(tmp_path):
 
     from monai_hsmix.apps.ablation.cli import _git_commit
 
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "a.txt").write_text("x")
     subprocess.run(["git", "-C", str(tmp_path), "add", "a.txt"], check=True)
@@ -328,12 +429,37 @@ def test_resize_trains_and_tests_on_the_resized_whole_images(tiny_image_folder, 
 
     monkeypatch.setattr(ablation, "evaluate_images", spy_eval)
     monkeypatch.setattr(ablation, "CropSampler", spy_sampler)
-    argv = ["--data-dir", str(tiny_image_folder), "--out", str(tmp_path), "--arms", "none", "cutmix_paper",
-            "--resize", "16", "--steps", "2", "--batch-size", "4", "--channels", "4", "8", "--folds", "3", "--only-folds", "0",
-            "--seeds", "0", "--eval-every", "1"]
+    argv = [
+        "--data-dir",
+        str(tiny_image_folder),
+        "--out",
+        str(tmp_path),
+        "--arms",
+        "none",
+        "cutmix_paper",
+        "--resize",
+        "16",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--channels",
+        "4",
+        "8",
+        "--folds",
+        "3",
+        "--only-folds",
+        "0",
+        "--seeds",
+        "0",
+        "--eval-every",
+        "1",
+    ]
     assert main(argv) == 0
     # the 32 x 32 images are resized whole to 16 x 16 for training and for testing (one window covers each)
-    assert set(seen["train"]) == {(3, 16, 16)} and {(i, l, r) for i, l, r in seen["test"]} == {((3, 16, 16), (1, 16, 16), 16)}
+    assert set(seen["train"]) == {(3, 16, 16)} and {(i, l, r) for i, l, r in seen["test"]} == {
+        ((3, 16, 16), (1, 16, 16), 16)
+    }
     run = json.loads((tmp_path / "runs" / "cutmix_paper_seed0_fold0.json").read_text())
     assert run["settings"]["resize"] == 16 and run["settings"]["train"]["image_size"] == 16
     assert (run["samples_per_step"], run["sources_per_step"], run["mixed_steps"]) == (8, 4, 2)
@@ -360,8 +486,27 @@ def test_test_dir_trains_on_every_image_and_tests_on_the_other_folder(tiny_image
     for sub in ("images", "masks"):  # stems must differ from the training images'
         for f in sorted((test_dir / sub).iterdir()):
             f.rename(f.with_name("t" + f.name))
-    argv = ["--data-dir", str(tiny_image_folder), "--out", str(tmp_path / "out"), "--arms", "none", "--test-dir", str(test_dir),
-            "--image-size", "16", "--steps", "2", "--batch-size", "4", "--channels", "4", "8", "--seeds", "0"]
+    argv = [
+        "--data-dir",
+        str(tiny_image_folder),
+        "--out",
+        str(tmp_path / "out"),
+        "--arms",
+        "none",
+        "--test-dir",
+        str(test_dir),
+        "--image-size",
+        "16",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--channels",
+        "4",
+        "8",
+        "--seeds",
+        "0",
+    ]
     assert main(argv) == 0
     run = json.loads((tmp_path / "out" / "runs" / "none_seed0.json").read_text())
     assert run["settings"]["train_images"] == [f"img{i:02d}" for i in range(6)]
@@ -369,9 +514,14 @@ def test_test_dir_trains_on_every_image_and_tests_on_the_other_folder(tiny_image
     assert "tested on the 2 images of" in (tmp_path / "out" / "report.md").read_text()
 
 
-@pytest.mark.parametrize("extra,named", [(["--resize", "16", "--image-size", "32"], "leave out --image-size"),
-                                         (["--test-dir", "{data}", "--only-folds", "0"], "--only-folds"),
-                                         (["--eval-every", "-1"], "--eval-every")])
+@pytest.mark.parametrize(
+    "extra,named",
+    [
+        (["--resize", "16", "--image-size", "32"], "leave out --image-size"),
+        (["--test-dir", "{data}", "--only-folds", "0"], "--only-folds"),
+        (["--eval-every", "-1"], "--eval-every"),
+    ],
+)
 def test_protocol_options_are_checked(tiny_image_folder, tiny_decathlon, tmp_path, capsys, extra, named):
     extra = [e.replace("{data}", str(tiny_image_folder)) for e in extra]
     with pytest.raises(SystemExit) as info:

@@ -42,7 +42,9 @@ def test_training_patients_are_those_the_published_runs_drew(tmp_path):
     for seed in (0, 1, 7):
         split = split_dataset(root, train_patients=10, split_seed=seed)
         patients = sorted(n.split("_")[0] for n in names)
-        assert sorted(split.train) == sorted(np.random.RandomState(seed).choice(patients, size=10, replace=False).tolist())
+        assert sorted(split.train) == sorted(
+            np.random.RandomState(seed).choice(patients, size=10, replace=False).tolist()
+        )
         assert list(split.val) == ["patient100"]
 
 
@@ -85,7 +87,9 @@ def test_load_and_slice_keep_labels_and_refuse_bad_labels(tmp_path):
     nib.save(nib.Nifti1Image(image, np.eye(4)), str(tmp_path / "img.nii.gz"))
     nib.save(nib.Nifti1Image(label, np.eye(4)), str(tmp_path / "lab.nii.gz"))
     volume = load_volume(tmp_path / "img.nii.gz", tmp_path / "lab.nii.gz", 2, "p")
-    assert volume.image.shape == (1, 10, 12, 3) and 0.0 <= float(volume.image.min()) and float(volume.image.max()) <= 1.0
+    assert (
+        volume.image.shape == (1, 10, 12, 3) and 0.0 <= float(volume.image.min()) and float(volume.image.max()) <= 1.0
+    )
     slices = to_slices([volume], 24)
     assert slices.images.shape == (3, 1, 24, 24) and slices.labels.shape == (3, 1, 24, 24)
     assert torch.equal(slices.labels.unique(), torch.tensor([0, 1]))

@@ -74,8 +74,12 @@ def test_crops_are_aligned_windows_of_the_training_images():
     for crop, mask in zip(crops, masks):
         assert torch.equal(mask, (crop[:1] * 255 > 128).long())  # label crop taken at the image crop's place
         as_bytes = (crop * 255).round().to(torch.uint8)
-        found = any(torch.equal(im[:, y : y + 16, x : x + 16], as_bytes)
-                    for im in images for y in range(30 - 15) for x in range(50 - 15))
+        found = any(
+            torch.equal(im[:, y : y + 16, x : x + 16], as_bytes)
+            for im in images
+            for y in range(30 - 15)
+            for x in range(50 - 15)
+        )
         assert found
     with pytest.raises(ValueError, match="crop size 40 is larger"):
         CropSampler(images, labels, 40)
@@ -92,7 +96,9 @@ class _Oracle(torch.nn.Module):
 def test_whole_image_evaluation_scores_a_perfect_predictor_one(tmp_path):
     pairs = find_pairs(write_image_folder(tmp_path / "d", 2, size=50))
     loaded = [read_pair(*pairs[n], num_classes=2) for n in sorted(pairs)]
-    rows = evaluate_images(_Oracle(), [i for i, _ in loaded], [m for _, m in loaded], sorted(pairs), roi=16, num_classes=2)
+    rows = evaluate_images(
+        _Oracle(), [i for i, _ in loaded], [m for _, m in loaded], sorted(pairs), roi=16, num_classes=2
+    )
     assert [r["volume"] for r in rows] == ["img00", "img01"]
     for r in rows:
         assert r["dice"] == [pytest.approx(1.0)] and r["jaccard"] == [pytest.approx(1.0)] and r["hd95"] == [0.0]

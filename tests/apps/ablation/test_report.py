@@ -21,8 +21,12 @@ def test_run_means_leave_out_absent_classes():
 
 
 def test_mean_std_over_seeds_and_paired_delta():
-    runs = [_run("none", 0, [[0.5, 0.5]]), _run("none", 1, [[0.7, 0.7]]),
-            _run("mix", 0, [[0.6, 0.6]]), _run("mix", 1, [[0.6, 0.6]])]
+    runs = [
+        _run("none", 0, [[0.5, 0.5]]),
+        _run("none", 1, [[0.7, 0.7]]),
+        _run("mix", 0, [[0.6, 0.6]]),
+        _run("mix", 1, [[0.6, 0.6]]),
+    ]
     table = summarise(runs, ["none", "mix"])
     np.testing.assert_allclose(table["mix"]["mean_dice"], [0.6, 0.6])
     text = markdown_tables(table, ["a", "b"])
@@ -50,8 +54,12 @@ def test_paired_table_against_none_and_the_better_monai_mixer():
 
     runs = []
     for fold, base in enumerate([0.70, 0.60, 0.80]):
-        runs += [_fold_run("none", 0, fold, base), _fold_run("mixup", 0, fold, base - 0.01),
-                 _fold_run("cutmix", 0, fold, base + 0.01), _fold_run("hsmix", 0, fold, base + [0.02, 0.0, 0.01][fold])]
+        runs += [
+            _fold_run("none", 0, fold, base),
+            _fold_run("mixup", 0, fold, base - 0.01),
+            _fold_run("cutmix", 0, fold, base + 0.01),
+            _fold_run("hsmix", 0, fold, base + [0.02, 0.0, 0.01][fold]),
+        ]
     table = summarise(runs, ["none", "mixup", "cutmix", "hsmix"])
     assert best_monai_mixer(table) == "cutmix"
     text = paired_table(table)
