@@ -11,6 +11,10 @@
         python -m monai.bundle verify_metadata --meta_file configs/metadata.json \\
             --filepath "$(python -m monai_hsmix.apps.bundle schema)"
 
+``python -m monai_hsmix.apps.bundle json [BUNDLE_DIR]``
+    rewrites ``configs/train.json`` and ``configs/inference.json`` from the YAML configs after an edit:
+    ``monai.bundle.load`` reads JSON configs only (without them it returns a state dict, not the network).
+
 A missing or unreadable metadata file, a schema that is not shipped, or metadata that fails the schema ends
 the command with its message and exit code 2.
 """
@@ -81,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("verify", "validate configs/metadata.json against the shipped schema"),
-                       ("schema", "print the path of the shipped schema that configs/metadata.json names")):
+                       ("schema", "print the path of the shipped schema that configs/metadata.json names"),
+                       ("json", "write configs/train.json and inference.json from the YAML configs")):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("bundle_dir", nargs="?", default=".", help="the bundle's folder (default: the current one)")
     return parser
@@ -93,6 +98,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "schema":
             print(schema_path(args.bundle_dir))
+        elif args.command == "json":
+            from monai_hsmix.bundle.utils import write_json_configs
+
+            for path in write_json_configs(args.bundle_dir):
+                print(f"wrote {path}")
         else:
             schema = verify(args.bundle_dir)
             print(f"{Path(args.bundle_dir) / 'configs' / 'metadata.json'}: valid against {schema}")
