@@ -17,7 +17,7 @@ Events = require("ignite.engine", "Events")
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FinalModel"]
+__all__ = ["FinalModel", "KeyMetricNote", "quiet_known_warnings"]
 
 
 def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
@@ -106,3 +106,67 @@ class FinalModel:
         else:
             chosen = f"{name} never finite"
         logger.info(f"training finished: best model: {best} ({chosen}); {last}")
+
+
+class KeyMetricNote:
+    """After each evaluator run, say how the key metric MONAI logs relates to the per-class table's mean.
+
+    MONAI's ``MeanDice`` (``val_mean_dice``) averages every (case, class) value that is not NaN, so a class
+    present in more cases weighs more; the per-class table
+    (:class:`~monai_hsmix.engines.reporting.SegmentationReport`) averages each class over its cases and
+    then the classes. The two agree when every class has a value in every case; otherwise this handler
+    logs both numbers and the reason, so that a reader does not take one for a mistake in the other.
+
+    Parameters
+    ----------
+    metric : str
+        The metric handler's name (``engine.state.metrics`` and ``engine.state.metric_details`` key).
+    tolerance : float
+        Differences up to this are not reported.
+    """
+
+    def __init__(self, metric: str = "val_mean_dice", tolerance: float = 5e-5) -> None:
+        self.metric = str(metric)
+        self.tolerance = float(tolerance)
+
+    def attach(self, engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    @staticmethod
+    def means(details) -> tuple:
+        """``(mean over all finite values, mean of the per-class means)`` of a ``(cases, classes)`` array."""
+        import numpy as np
+
+        values = torch.as_tensor(details).detach().float().cpu().numpy()
+        values = values.reshape(values.shape[0], -1)
+        finite = np.isfinite(values)
+        overall = float(values[finite].mean()) if finite.any() else float("nan")
+        per_class = [float(col[ok].mean()) for col, ok in zip(values.T, finite.T) if ok.any()]
+        return overall, (float(np.mean(per_class)) if per_class else float("nan"))
+
+    def __call__(self, engine) -> None:
+        details = (getattr(engine.state, "metric_details", None) or {}).get(self.metric)
+        if details is None or not is_main_process():
+            return
+        overall, table = self.means(details)
+        if math.isfinite(overall) and math.isfinite(table) and abs(overall - table) > self.tolerance:
+            logger.info(f"{self.metric} {overall:.4f} is MONAI's mean over every (case, class) value; the table's "
+                        f"mean {table:.4f} averages the per-class means. They differ because some classes have no "
+                        "value in some cases (absent from the ground truth: NaN, left out), so the classes weigh "
+                        "differently in the two")
+
+
+# MONAI-internal warnings a bundle user can do nothing about; each validation would print them again
+# (once per class for the Hausdorff one, whose NaN results the reports already explain)
+_KNOWN_WARNINGS = (
+    (FutureWarning, r".*get_mask_edges:always_return_as_numpy.*"),
+    (UserWarning, r"the (ground truth|prediction) of class \d+ is all 0, this may result in nan/inf distance"),
+)
+
+
+def quiet_known_warnings() -> None:
+    """Ignore the MONAI-internal warnings of :data:`_KNOWN_WARNINGS` (idempotent); others show as before."""
+    import warnings
+
+    for category, message in _KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)

@@ -106,6 +106,19 @@ def _check_modalities(modalities: Sequence[str], layout: BratsLayout) -> Tuple[s
     return mods
 
 
+def _layout_hint(root: Path, layout: BratsLayout) -> str:
+    """A sentence naming the layout whose folders ``root`` does have, when that is another one."""
+    for other in LAYOUTS.values():
+        if other.name == layout.name:
+            continue
+        found = sorted({f for fs in other.split_folders.values() for f in fs if (root / f).is_dir()})
+        if found:
+            extra = (" --modalities \"['flair','t1ce']\"" if other.name == "brats2015_deepmedic" else "")
+            return (f"; it holds {found}, the folders of layout {other.name!r}: pass --layout {other.name}{extra} "
+                    f"(layout={other.name!r} in Python)")
+    return ""
+
+
 def find_brats_cases(dataset_dir: PathLike, layout: str = "brats2018", split: str = "all",
                      val_fraction: float = 0.2, seed: int = 0) -> List[Path]:
     """Case folders of ``split``, sorted by name.
@@ -137,7 +150,7 @@ def find_brats_cases(dataset_dir: PathLike, layout: str = "brats2018", split: st
     cases = sorted((c for f in sub if (root / f).is_dir() for c in (root / f).iterdir() if c.is_dir()),
                    key=lambda p: p.name)
     if not cases:
-        raise DatasetError(f"no BraTS cases under {root} in {list(sub)} (layout {layout!r})")
+        raise DatasetError(f"no BraTS cases under {root} in {list(sub)} (layout {layout!r})" + _layout_hint(root, lay))
     if lay.name == "brats2018" and split != "all":
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")

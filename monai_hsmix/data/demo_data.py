@@ -12,6 +12,7 @@ per class, nested tumour regions, background zero outside the brain).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +22,8 @@ import numpy as np
 
 from monai_hsmix.data.io import PathLike
 from monai_hsmix.optional import require
+
+_logger = logging.getLogger(__name__)
 
 DEMO_DATASETS = ("synapse", "brats2018")
 _COMPLETE = ".demo_complete"
@@ -198,5 +201,10 @@ def resolve_dataset_dir(dataset_dir: Optional[PathLike], dataset: str, demo_dir:
         return str(dataset_dir)
     demo = Path(demo_dir)
     if not (demo / _COMPLETE).is_file():
+        _logger.warning(f"no dataset_dir given: generating a small synthetic {dataset} demo dataset in {demo} "
+                        "(results on it say nothing about real data; pass --dataset_dir to use yours)")
         make_demo_dataset(dataset, demo, seed=seed, size=size, depth=depth, overwrite=demo.exists())
+    else:
+        _logger.warning(f"no dataset_dir given: using the synthetic {dataset} demo dataset in {demo} "
+                        "(pass --dataset_dir to use yours)")
     return str(demo)
