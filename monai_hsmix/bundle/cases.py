@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from monai.data import Dataset
 from monai.transforms import Compose
@@ -27,18 +27,22 @@ Events = require("ignite.engine", "Events")
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CaseError", "CaseDataset", "SkippedCasesReport", "case_name"]
+__all__ = ["CaseError", "CaseDataset", "SkippedCasesReport", "CheckGeometryd", "case_name"]
 
 _WORKER_PREFIX = "Caught "
 
 
-def case_name(item: Any) -> str:
-    """A readable name of a datalist item: its ``name``, ``case`` or path entry (or its repr)."""
+def case_name(item: Any, fallback: bool = True) -> str:
+    """A readable name of a datalist item: its ``name``, ``case`` or path entry (else its repr, or ``""``
+    without ``fallback``)."""
     if isinstance(item, dict):
         for key in ("name", "case", "path", "case_dir", "image"):
-            if item.get(key):
-                return str(item[key]) if key in ("name", "case") else Path(str(item[key])).name
-    return repr(item)[:80]
+            value = item.get(key)
+            if isinstance(value, (list, tuple)) and value:  # files of one case, one per channel
+                value = value[0]
+            if isinstance(value, (str, Path)) and str(value):  # not a loaded array
+                return str(value) if key in ("name", "case") else Path(str(value)).name
+    return repr(item)[:80] if fallback else ""
 
 
 class CaseError(DatasetError):
@@ -80,7 +84,7 @@ class CaseDataset(Dataset):
         The datalist; each item's ``name`` (or ``case``, or the file name of ``path``/``case_dir``) names it.
     transform : callable, optional
         The preprocessing; its first transform (for a ``Compose``) is the loader that ``skip_unreadable``
-        runs on each case before the run.
+        runs on each case before the run, with the :class:`CheckGeometryd` checks that follow it.
     skip_unreadable : bool
         Check every case before the run (it is read once more) and leave out the cases whose loading
         raises a :class:`~monai_hsmix.data.io.DatasetError` (missing, truncated or inconsistent files),
@@ -111,7 +115,12 @@ class CaseDataset(Dataset):
     @staticmethod
     def _loader(transform) -> Callable:
         if isinstance(transform, Compose) and transform.transforms:
-            return transform.transforms[0]
+            steps = list(transform.transforms)
+            # the loader, and the geometry checks right after it: a scan they reject is as unusable
+            end = 1
+            while end < len(steps) and isinstance(steps[end], CheckGeometryd):
+                end += 1
+            return Compose(steps[:end])
         if transform is None:
             raise ValueError("skip_unreadable needs a transform (or check) that loads a case")
         return transform
@@ -121,7 +130,9 @@ class CaseDataset(Dataset):
         for item in items:
             try:
                 check(dict(item) if isinstance(item, dict) else item)
-            except DatasetError as exc:
+            except Exception as exc:  # MONAI's Compose wraps what its transforms raise in RuntimeError
+                if _first_dataset_error(exc) is None:
+                    raise
                 self.skipped.append((case_name(item), _describe(case_name(item), exc)))
                 continue
             kept.append(item)
@@ -165,3 +176,69 @@ class SkippedCasesReport:
         total = getattr(self.dataset, "total", len(skipped))
         logger.warning(f"{total - len(skipped)} of {total} cases done; {len(skipped)} skipped as unreadable:\n  "
                        + "\n  ".join(reason for _, reason in skipped))
+
+
+class CheckGeometryd:
+    """Check each input scan's orientation and voxel spacing against what the network was trained on.
+
+    The bundles read scans as stored (no resampling): a scan at another spacing, or in another axis order,
+    shows the 2D network slices unlike its training slices, and its predictions are poor though they
+    overlay the scan correctly. This transform raises a :class:`~monai_hsmix.data.io.DatasetError` naming
+    the case, what it has and what was expected, so :class:`CaseDataset` stops the run on it (or leaves it
+    out with ``skip_unreadable``). It logs each scan's orientation and spacing when nothing is expected.
+
+    Parameters
+    ----------
+    keys : str or sequence of str
+        MetaTensor entries to check (their ``affine``).
+    axcodes : str, optional
+        Expected orientation as nibabel axis codes of the stored axes (``"LPS"``, ``"RAS"`` ...).
+    spacing : sequence of float, optional
+        Expected voxel spacing per axis (mm); ``None`` in an entry leaves that axis unchecked.
+    rtol : float
+        Relative spacing difference tolerated.
+    """
+
+    def __init__(self, keys, axcodes: Optional[str] = None, spacing: Optional[Sequence] = None,
+                 rtol: float = 0.1) -> None:
+        self.keys = [keys] if isinstance(keys, str) else list(keys)
+        self.axcodes = None if axcodes is None else str(axcodes).upper()
+        self.spacing = None if spacing is None else [None if s is None else float(s) for s in spacing]
+        if self.spacing is not None and any(s is not None and s <= 0 for s in self.spacing):
+            raise ValueError(f"expected spacing must be positive, got {spacing}")
+        if float(rtol) < 0:
+            raise ValueError(f"rtol must be >= 0, got {rtol}")
+        self.rtol = float(rtol)
+
+    def __call__(self, data):
+        import numpy as np
+        from monai.data.utils import affine_to_spacing
+
+        nib = require("nibabel")
+        d = dict(data)
+        name = case_name(d, fallback=False)
+        for key in self.keys:
+            affine = np.asarray(getattr(d[key], "affine", np.eye(4)), dtype=np.float64)
+            if not name:  # the loader replaced the paths: the image's source names the case
+                source = (getattr(d[key], "meta", None) or {}).get("filename_or_obj")
+                name = Path(str(source)).name if source else "(unnamed)"
+            codes = "".join(nib.aff2axcodes(affine))
+            spacing = [float(v) for v in affine_to_spacing(affine, r=3)]
+            found = f"orientation {codes}, spacing {', '.join(f'{v:.3g}' for v in spacing)} mm"
+            if self.axcodes is None and self.spacing is None:
+                logger.info(f"case {name}: {found}")
+                continue
+            if self.axcodes is not None and codes != self.axcodes:
+                raise DatasetError(f"case {name}: {found}; the network expects orientation {self.axcodes}: reorient "
+                                   f"the scan (e.g. MONAI's Orientation(axcodes='{self.axcodes}')) or change "
+                                   "expected_axcodes if it was trained on such scans")
+            if self.spacing is not None:
+                if len(self.spacing) != len(spacing):
+                    raise ValueError(f"expected spacing {self.spacing} has {len(self.spacing)} axes, the scan {len(spacing)}")
+                off = [i for i, (want, got) in enumerate(zip(self.spacing, spacing))
+                       if want is not None and abs(got - want) > self.rtol * want]
+                if off:
+                    raise DatasetError(f"case {name}: {found}; the network expects spacing {self.spacing} mm "
+                                       f"(within {self.rtol:.0%}): resample the scan (e.g. MONAI's Spacing) or "
+                                       "change expected_spacing if it was trained on such scans")
+        return d
