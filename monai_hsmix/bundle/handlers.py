@@ -1,11 +1,11 @@
-"""Training handlers of the bundles: a run of any length ends with a model where evaluation looks for it."""
+"""Handlers and settings of the bundles: a run of any length ends with a model where evaluation looks for it,
+the key metric's mean is explained where it differs from the report's, MONAI-internal warnings stay quiet."""
 
 from __future__ import annotations
 
 import logging
 import math
 from pathlib import Path
-from typing import Optional
 
 import torch
 

@@ -17,6 +17,8 @@ from monai_hsmix.data.brats import find_brats_cases
 from monai_hsmix.data.demo_data import resolve_dataset_dir
 from monai_hsmix.data.io import DatasetError
 
+from .conftest import log_records
+
 
 def _parser(bundle, *names, **overrides):
     parser = ConfigParser()
@@ -49,17 +51,10 @@ def test_progress_bars_default_to_off_without_a_terminal(bundle, config):
 
 
 def test_demo_data_is_announced(tmp_path):
-    log = logging.getLogger("monai_hsmix.data.demo_data")
-    log.disabled = False  # a bundle's logging.conf, applied by other tests, disables existing loggers
-    seen = []
-    handler = logging.Handler()
-    handler.emit = lambda record: seen.append(record.getMessage())
-    log.addHandler(handler)
-    try:
+    with log_records("monai_hsmix.data.demo_data", logging.WARNING) as records:
         resolve_dataset_dir("", "synapse", tmp_path / "demo", size=16, depth=2)
         resolve_dataset_dir("", "synapse", tmp_path / "demo", size=16, depth=2)
-    finally:
-        log.removeHandler(handler)
+    seen = [r.getMessage() for r in records]
     assert "generating a small synthetic synapse demo dataset" in seen[0] and str(tmp_path / "demo") in seen[0]
     assert "using the synthetic synapse demo dataset" in seen[1]
 
@@ -75,20 +70,9 @@ class _Engine:
 
 
 def _note_messages(details):
-    log = logging.getLogger("monai_hsmix.bundle.handlers")
-    log.disabled = False
-    seen = []
-    handler = logging.Handler()
-    handler.emit = lambda record: seen.append(record.getMessage())
-    log.addHandler(handler)
-    old = log.level
-    log.setLevel(logging.INFO)
-    try:
+    with log_records("monai_hsmix.bundle.handlers") as records:
         KeyMetricNote("val_mean_dice")(_Engine(details))
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(old)
-    return seen
+    return [r.getMessage() for r in records]
 
 
 def test_key_metric_note_explains_a_different_mean():

@@ -9,38 +9,13 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from .conftest import configs, tiny_overrides
+from .conftest import configs, run_bundle, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records = []
-
-    def emit(self, record) -> None:
-        self.records.append(record)
-
-
 def _train(bundle, **overrides):
-    """Run train.yaml; return the workflow and what FinalModel logged.
-
-    The bundle's logging.conf (applied by each workflow) replaces the root's handlers, pytest's caplog
-    included, and disables loggers created earlier: listen on the handler module's logger directly.
-    """
-    wf = ConfigWorkflow(config_file=configs(bundle, "train"), workflow_type=None, **overrides)
-    wf.initialize()
-    log = logging.getLogger("monai_hsmix.bundle.handlers")
-    log.disabled = False
-    listener = _Records()
-    log.addHandler(listener)
-    try:
-        wf.run()
-        wf.finalize()
-    finally:
-        log.removeHandler(listener)
-    return wf, listener.records
+    return run_bundle(bundle, ["train"], listen="monai_hsmix.bundle.handlers", **overrides)
 
 
 def test_training_shorter_than_val_interval_leaves_best_and_last_model(demo_roots, tmp_path):

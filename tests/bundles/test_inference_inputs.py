@@ -13,12 +13,12 @@ import torch
 from monai.bundle import ConfigWorkflow
 from monai.data import MetaTensor
 
-from monai_hsmix.bundle.cases import CaseDataset, CaseError, CheckGeometryd
+from monai_hsmix.bundle.cases import CaseError, CheckGeometryd
 from monai_hsmix.data.brats import LoadBratsCased, find_brats_cases, load_brats_case
 from monai_hsmix.data.io import DatasetError
 from monai_hsmix.data.synapse import LoadSynapseVolumed, ct_intensity_problem
 
-from .conftest import configs, tiny_overrides
+from .conftest import configs, log_records, run_bundle, tiny_overrides
 
 nib = pytest.importorskip("nibabel")
 
@@ -50,16 +50,9 @@ def test_ct_check_tells_mri_from_ct():
 def test_synapse_loader_warns_on_a_scan_that_is_not_ct(tmp_path):
     path = tmp_path / "mri.nii.gz"
     nib.save(nib.Nifti1Image(np.random.default_rng(0).uniform(0, 1, (8, 8, 3)).astype(np.float32), np.eye(4)), str(path))
-    log = logging.getLogger("monai_hsmix.data.synapse")
-    log.disabled = False  # a bundle's logging.conf, applied by other tests, disables existing loggers
-    seen = []
-    handler = logging.Handler()
-    handler.emit = lambda record: seen.append(record.getMessage())
-    log.addHandler(handler)
-    try:
+    with log_records("monai_hsmix.data.synapse", logging.WARNING) as records:
         LoadSynapseVolumed(keys="image")({"path": str(path)})
-    finally:
-        log.removeHandler(handler)
+    seen = [r.getMessage() for r in records]
     assert len(seen) == 1 and str(path) in seen[0] and "does not look like CT" in seen[0]
 
 
@@ -83,10 +76,7 @@ def test_brats_inference_on_files_and_a_scan_at_another_spacing(demo_roots, tmp_
     shutil.copytree(demo_roots[bundle], data)
     out = tmp_path / "out"
     opts = tiny_overrides(bundle, data, out)
-    wf = ConfigWorkflow(config_file=configs(bundle, "train"), workflow_type=None, **opts)
-    wf.initialize()
-    wf.run()
-    wf.finalize()
+    run_bundle(bundle, ["train"], **opts)
     cases = find_brats_cases(data)
     datalist = [{"image": [str(c / f"{c.name}_{m}.nii.gz") for m in ("t1", "t1ce", "t2", "flair")]} for c in cases[:2]]
     # the second case resampled on paper: 3 mm slices

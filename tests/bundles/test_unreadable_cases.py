@@ -3,7 +3,6 @@ evaluation can leave unreadable cases out (``skip_unreadable``), saying which.""
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ from monai_hsmix.bundle.utils import bundle_dir
 from monai_hsmix.data.brats import LoadBratsCased, brats_volume_datalist, find_brats_cases
 from monai_hsmix.data.io import DatasetError
 
-from .conftest import configs, tiny_overrides
+from .conftest import configs, run_bundle, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +38,7 @@ def trained(demo_roots, tmp_path_factory):
     shutil.copytree(demo_roots[BRATS], data)
     out = root / "out"
     opts = tiny_overrides(BRATS, data, out)
-    wf = ConfigWorkflow(config_file=configs(BRATS, "train"), workflow_type=None, **opts)
-    wf.initialize()
-    wf.run()
-    wf.finalize()
+    run_bundle(BRATS, ["train"], **opts)
     bad_case = find_brats_cases(data, split="val", val_fraction=opts["val_fraction"])[0]
     bad_file = bad_case / f"{bad_case.name}_t1ce.nii.gz"
     _truncate(bad_file)
@@ -120,28 +116,9 @@ def test_dataset_names_the_case_and_skips_only_on_request(trained):
         CaseDataset(items, broken, skip_unreadable=True)
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record) -> None:
-        self.messages.append(record.getMessage())
-
-
 def _run_listening(names, bundle, **opts):
-    wf = ConfigWorkflow(config_file=configs(bundle, *names), workflow_type=None, **opts)
-    wf.initialize()
-    log = logging.getLogger("monai_hsmix.bundle.cases")  # the bundle's logging.conf disables earlier loggers
-    log.disabled = False
-    listener = _Records()
-    log.addHandler(listener)
-    try:
-        wf.run()
-        wf.finalize()
-    finally:
-        log.removeHandler(listener)
-    return wf, listener.messages
+    wf, records = run_bundle(bundle, names, listen="monai_hsmix.bundle.cases", **opts)
+    return wf, [r.getMessage() for r in records]
 
 
 def test_evaluation_skips_the_unreadable_case_on_request(trained, tmp_path):
@@ -159,10 +136,7 @@ def test_synapse_inference_on_a_datalist_skips_the_unreadable_scan(demo_roots, t
     nib = pytest.importorskip("nibabel")
     out = tmp_path / "out"
     opts = tiny_overrides(SYNAPSE, demo_roots[SYNAPSE], out)
-    wf = ConfigWorkflow(config_file=configs(SYNAPSE, "train"), workflow_type=None, **opts)
-    wf.initialize()
-    wf.run()
-    wf.finalize()
+    run_bundle(SYNAPSE, ["train"], **opts)
     rng = np.random.default_rng(0)
     scans = []
     for i in range(3):
