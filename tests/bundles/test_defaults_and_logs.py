@@ -50,6 +50,12 @@ def test_progress_bars_default_to_off_without_a_terminal(bundle, config):
     assert _parser(bundle, config).get_parsed_content("progress") is False
 
 
+def test_slice_preparation_follows_the_progress_setting():
+    parser = _parser("brats2018_hsmix", "train")
+    for datalist in ("train#datalist", "validate#datalist"):
+        assert "progress=@progress" in parser.get(datalist), datalist
+
+
 def test_demo_data_is_announced(tmp_path):
     with log_records("monai_hsmix.data.demo_data", logging.WARNING) as records:
         resolve_dataset_dir("", "synapse", tmp_path / "demo", size=16, depth=2)
