@@ -17,7 +17,7 @@ PY_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:
 CONSTRAINTS ?= $(wildcard constraints/py$(PY_MINOR).txt)
 PIP := -m pip install -q --disable-pip-version-check
 
-.PHONY: install test lint docs demo preview benchmark clean test-latest lock
+.PHONY: install test lint docs demo preview benchmark clean test-latest test-min lock
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,24 @@ benchmark: $(STAMP)
 test-latest:
 	$(MAKE) test VENV=.venv-latest CONSTRAINTS=
 
+# The lowest versions setup.cfg admits, in a venv of their own: every `>=X` floor of install_requires and of
+# the all and test extras becomes `==X.*` (the floor's release series: pip takes its newest patch release,
+# and `==X` alone would miss wheels numbered X.0.N), torch included. A floor that fails here is wrong and
+# must be raised; one with no wheel for this Python fails at install, which says so too.
+MIN_CONSTRAINTS ?= .venv-min-constraints.txt
+$(MIN_CONSTRAINTS): setup.cfg
+	$(PYTHON) -c 'import configparser, re; c = configparser.ConfigParser(); c.read("setup.cfg"); \
+	  o = c["options"]; x = c["options.extras_require"]; \
+	  reqs = "\n".join([o["install_requires"], x["all"], x["test"]]); \
+	  pins = sorted({re.sub(r"\s*>=\s*(\S+)", r"==\1.*", r.strip()) for r in reqs.splitlines() if ">=" in r and not r.strip().startswith("#")}); \
+	  open("$@", "w").write("\n".join(pins) + "\n")'
+
+# torch's floor resolves to a CUDA build on Linux (several GB); on a CPU machine add
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to the environment.
+test-min: $(MIN_CONSTRAINTS)
+	$(MAKE) test VENV=.venv-min CONSTRAINTS=$(MIN_CONSTRAINTS) \
+	  TORCH_SPEC="$$(grep '^torch==' $(MIN_CONSTRAINTS))"
+
 # Refresh the pins: resolve the ranges afresh, run the suite on them, then freeze what passed.
 lock: test-latest
 	{ printf '%s\n' "# Versions make install / make test pin on Python $(PY_MINOR): the set the suite last passed with." \
@@ -63,4 +81,4 @@ lock: test-latest
 	mv constraints/py$(PY_MINOR).txt.tmp constraints/py$(PY_MINOR).txt
 
 clean:
-	rm -rf $(VENV) .venv-latest .pytest_cache .hypothesis *.egg-info docs/_build
+	rm -rf $(VENV) .venv-latest .venv-min .venv-min-constraints.txt .pytest_cache .hypothesis *.egg-info docs/_build

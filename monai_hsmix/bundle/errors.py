@@ -4,8 +4,9 @@ MONAI's config parser wraps every error raised while it evaluates a ``$`` expres
 ``_target_`` in ``RuntimeError("Failed to evaluate ...")``, so ``python -m monai.bundle run`` ends a
 missing ``--dataset_dir`` with some 60 lines of chained traceback whose last line names only the config
 expression. The bundles' configs import this module; importing it installs a ``sys.excepthook`` that,
-for such wrapped errors only, prints the wrapped error's type and message before and after the usual
-traceback. Other errors print as always.
+for such wrapped errors only, prints the wrapped error's type and the first line of its message before and
+after the usual traceback: the outermost dataset error of the chain when there is one (it names the case
+and the file), else the innermost error. Other errors print as always.
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def _wrapped_by_config(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and str(exc).startswith(_WRAPPER_PREFIXES) and root_cause(exc) is not exc
 
 
+def _is_dataset_error(exc: BaseException) -> bool:
+    # by name: importing monai_hsmix.data.io here would import MONAI into every config that imports this module
+    return any(cls.__name__ == "DatasetError" for cls in type(exc).__mro__)
+
+
+def _most_telling(exc: BaseException) -> BaseException:
+    """The error to name first and last: the outermost dataset error (it names the case and the file; its
+    causes, such as ``EOFError``, do not), else the innermost error of the chain."""
+    return next((e for e in error_chain(exc) if _is_dataset_error(e)), None) or root_cause(exc)
+
+
 _previous = sys.excepthook
 
 
@@ -50,8 +62,9 @@ def _hook(exc_type, exc, tb) -> None:
     if not _wrapped_by_config(exc):
         _previous(exc_type, exc, tb)
         return
-    root = root_cause(exc)
-    summary = f"error: {type(root).__name__}: {root}"
+    shown = _most_telling(exc)
+    lines = str(shown).splitlines() or [""]
+    summary = f"error: {type(shown).__name__}: {lines[0]}"
     print(summary + "\n(full traceback follows; the same error is repeated at its end)\n", file=sys.stderr, flush=True)
     _previous(exc_type, exc, tb)
     print("\nThe bundle stopped because of the first error in the traceback above:\n" + summary, file=sys.stderr,

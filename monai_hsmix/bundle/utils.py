@@ -46,3 +46,45 @@ def read_metric_summary(summary_csv, class_names: Sequence[str]) -> Dict[str, fl
     if "mean" in values:
         out["mean"] = values["mean"]
     return out
+
+
+# the configs monai.bundle.load can read: it looks for configs/<workflow_type>.json only (JSON, not YAML)
+JSON_CONFIGS = ("train", "inference")
+
+
+def json_config_text(yaml_file) -> str:
+    """The JSON form of a bundle's YAML config (same content; YAML comments are not carried over)."""
+    import json
+
+    import yaml
+
+    path = Path(yaml_file)
+    content = yaml.safe_load(path.read_text())
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: a bundle config must be a mapping, got {type(content).__name__}")
+    return json.dumps(content, indent=4) + "\n"
+
+
+def write_json_configs(bundle_folder) -> list:
+    """Write ``configs/<name>.json`` from ``configs/<name>.yaml`` for :data:`JSON_CONFIGS`, atomically.
+
+    MONAI's ``monai.bundle.load`` builds the network from ``configs/train.json`` (or ``<workflow_type>.json``)
+    and returns only a state dict when that file is missing; the YAML files stay the ones to edit.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    from monai_hsmix.data.io import write_bytes_atomic
+
+    folder = Path(bundle_folder) / "configs"
+    written = []
+    for name in JSON_CONFIGS:
+        source = folder / f"{name}.yaml"
+        if not source.is_file():
+            raise FileNotFoundError(f"bundle config not found: {source}")
+        target = folder / f"{name}.json"
+        write_bytes_atomic(target, json_config_text(source).encode())
+        written.append(target)
+    return written

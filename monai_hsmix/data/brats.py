@@ -124,6 +124,19 @@ def _check_modalities(modalities: Sequence[str], layout: BratsLayout) -> Tuple[s
     return mods
 
 
+def _layout_hint(root: Path, layout: BratsLayout) -> str:
+    """A sentence naming the layout whose folders ``root`` does have, when that is another one."""
+    for other in LAYOUTS.values():
+        if other.name == layout.name:
+            continue
+        found = sorted({f for fs in other.split_folders.values() for f in fs if (root / f).is_dir()})
+        if found:
+            extra = (" --modalities \"['flair','t1ce']\"" if other.name == "brats2015_deepmedic" else "")
+            return (f"; it holds {found}, the folders of layout {other.name!r}: pass --layout {other.name}{extra} "
+                    f"(layout={other.name!r} in Python)")
+    return ""
+
+
 def find_brats_cases(dataset_dir: PathLike, layout: str = "brats2018", split: str = "all",
                      val_fraction: float = 0.2, seed: int = 0) -> List[Path]:
     """Case folders of ``split``, sorted by name.
@@ -155,7 +168,7 @@ def find_brats_cases(dataset_dir: PathLike, layout: str = "brats2018", split: st
     cases = sorted((c for f in sub if (root / f).is_dir() for c in (root / f).iterdir() if c.is_dir()),
                    key=lambda p: p.name)
     if not cases:
-        raise DatasetError(f"no BraTS cases under {root} in {list(sub)} (layout {layout!r})")
+        raise DatasetError(f"no BraTS cases under {root} in {list(sub)} (layout {layout!r})" + _layout_hint(root, lay))
     if lay.name == "brats2018" and split != "all":
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -213,6 +226,61 @@ def crop_in_plane(array: np.ndarray, size: int) -> np.ndarray:
     return convert_to_numpy(ResizeWithPadOrCrop((int(size), int(size), -1))(array))
 
 
+def _read_modalities(paths: Sequence[Path], mods: Sequence[str], name: str) -> Tuple[List[np.ndarray], np.ndarray]:
+    """The 3D volumes of one case's modality files (equal shapes) as float32, and the first one's affine."""
+    vols, affine = [], None
+    for path, m in zip(paths, mods):
+        arr, aff = load_nifti(path, f"case {name} modality {m!r}")
+        if arr.ndim != 3:
+            raise DatasetError(f"case {name}: {path} has shape {arr.shape}, expected a 3D volume")
+        if vols and arr.shape != vols[0].shape:
+            raise DatasetError(f"case {name}: {path} shape {arr.shape} differs from {vols[0].shape}")
+        vols.append(arr.astype(np.float32))
+        affine = aff if affine is None else affine
+    return vols, np.asarray(affine)
+
+
+def files_case_name(files: Sequence[PathLike], modalities: Sequence[str]) -> str:
+    """A case name for modality files given one by one: the first file's name without its extension and
+    a trailing ``_<modality>`` (``Brats18_X_t1.nii.gz`` -> ``Brats18_X``)."""
+    first = Path(str(files[0])).name
+    stem = first[: -len(".nii.gz")] if first.endswith(".nii.gz") else Path(first).stem
+    suffix = f"_{modalities[0]}"
+    return stem[: -len(suffix)] if stem.lower().endswith(suffix.lower()) and len(stem) > len(suffix) else stem
+
+
+def load_brats_files(files: Sequence[PathLike], modalities: Sequence[str] = BRATS2018_MODALITIES,
+                     name: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Read and normalise one case given as one NIfTI file per modality, in the order of ``modalities``.
+
+    The normalisation is that of :func:`load_brats_case`, with the brain taken as every voxel that is
+    non-zero in some modality (give skull-stripped scans, as BraTS distributes them).
+
+    Returns
+    -------
+    image : ndarray
+        ``(C, X, Y, Z)`` float32.
+    affine : ndarray
+        The first file's affine.
+    """
+    if isinstance(files, (str, Path)) or not files:
+        raise DatasetError(f"expected a list of {len(modalities)} NIfTI files ({', '.join(modalities)}), got {files!r}")
+    if len(files) != len(modalities):
+        raise DatasetError(f"{len(files)} files given for {len(modalities)} modalities {list(modalities)} "
+                           f"(one file per modality, in that order): {[str(f) for f in files]}")
+    case = name or files_case_name(files, modalities)
+    paths = []
+    for f, m in zip(files, modalities):
+        path = Path(str(f))
+        if not path.is_file():
+            raise DatasetError(f"case {case}: modality {m!r} file not found: {path}")
+        paths.append(path)
+    vols, affine = _read_modalities(paths, modalities, case)
+    brain = np.any(np.stack(vols) != 0, axis=0)
+    image = np.stack([normalize_modality(v, brain, f"case {case} modality {m!r}") for v, m in zip(vols, modalities)])
+    return image, affine
+
+
 def load_brats_case(case_dir: PathLike, layout: str = "brats2018",
                     modalities: Sequence[str] = BRATS2018_MODALITIES,
                     with_label: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
@@ -230,18 +298,13 @@ def load_brats_case(case_dir: PathLike, layout: str = "brats2018",
     lay = get_layout(layout)
     mods = _check_modalities(modalities, lay)
     case = Path(case_dir)
-    vols, affine = [], None
+    paths = []
     for m in mods:
         path = lay.modality_path(case, m)
         if not path.is_file():
             raise DatasetError(f"case {case.name}: modality {m!r} missing, expected file {path}")
-        arr, aff = load_nifti(path, f"case {case.name} modality {m!r}")
-        if arr.ndim != 3:
-            raise DatasetError(f"case {case.name}: {path} has shape {arr.shape}, expected a 3D volume")
-        if vols and arr.shape != vols[0].shape:
-            raise DatasetError(f"case {case.name}: {path} shape {arr.shape} differs from {vols[0].shape}")
-        vols.append(arr.astype(np.float32))
-        affine = aff if affine is None else affine
+        paths.append(path)
+    vols, affine = _read_modalities(paths, mods, case.name)
     if lay.brainmask_file:
         mask_path = case / lay.brainmask_file
         if not mask_path.is_file():
@@ -261,7 +324,7 @@ def load_brats_case(case_dir: PathLike, layout: str = "brats2018",
         if lab.shape != vols[0].shape:
             raise DatasetError(f"case {case.name}: segmentation {lab_path} shape {lab.shape} differs from {vols[0].shape}")
         regions = labels_to_regions(lab, layout, str(lab_path))
-    return image, regions, np.asarray(affine)
+    return image, regions, affine
 
 
 def _cache_key(dataset_dir: Path, layout: str, modalities: Sequence[str], crop_size: int, split: str,
@@ -340,6 +403,10 @@ class LoadBratsCased(MapTransform):
     after it for the network and ``Invertd`` on the prediction to write it over the source (the
     bundle's ``inference.yaml`` does). An integer ``crop_size`` centre-crops here instead, as the
     prepared slices are, and the result is no longer in the source's space.
+
+    A case is either a folder of the layout (``data[case_key]``) or, for inference, a list of NIfTI files,
+    one per modality in the order of ``modalities``, in ``data[keys[0]]`` (e.g. ``{"image": [t1, t1ce,
+    t2, flair]}``, optionally with a ``"name"``); such a case has no label.
     """
 
     def __init__(self, keys=("image", "label"), case_key: str = "case_dir", layout: str = "brats2018",
@@ -353,11 +420,24 @@ class LoadBratsCased(MapTransform):
 
     def __call__(self, data):
         d = dict(data)
-        case_dir = d[self.case_key]
         with_label = len(self.keys) == 2
-        image, regions, affine = load_brats_case(case_dir, self.layout, self.modalities, with_label)
-        # the case folder names the output (<case>_seg.nii.gz); the affine is the first modality's
-        meta = {"filename_or_obj": str(Path(case_dir) / Path(case_dir).name), "original_affine": affine}
+        files = d.get(self.keys[0])
+        if self.case_key not in d and isinstance(files, (list, tuple)):
+            if with_label:
+                raise DatasetError(f"case given as files {[str(f) for f in files]} has no label: load it with "
+                                   "keys=['image'] (inference), or give its case folder")
+            name = str(d.get("name") or files_case_name(files, self.modalities))
+            image, affine = load_brats_files(files, self.modalities, name)
+            regions, source = None, Path(str(files[0])).parent / name
+        else:
+            if self.case_key not in d:
+                raise DatasetError(f"a BraTS case needs its folder ({self.case_key!r}) or a list of modality files "
+                                   f"({self.keys[0]!r}: {list(self.modalities)}), got keys {sorted(map(str, d))}")
+            case_dir = d[self.case_key]
+            image, regions, affine = load_brats_case(case_dir, self.layout, self.modalities, with_label)
+            source = Path(case_dir) / Path(case_dir).name
+        # the case's name names the output (<case>_seg.nii.gz); the affine is the first modality's
+        meta = {"filename_or_obj": str(source), "original_affine": affine}
         arrays = [image] + ([regions.astype(np.float32)] if with_label else [])
         if self.crop_size is not None:
             arrays = [crop_in_plane(a, self.crop_size) for a in arrays]

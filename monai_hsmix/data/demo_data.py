@@ -12,6 +12,7 @@ per class, nested tumour regions, background zero outside the brain).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +24,8 @@ from monai_hsmix.data.io import PathLike
 from monai_hsmix.optional import require
 
 __all__ = ["DEMO_DATASETS", "make_demo_dataset", "resolve_dataset_dir", "synthetic_abdomen", "synthetic_brain"]
+
+_logger = logging.getLogger(__name__)
 
 DEMO_DATASETS = ("synapse", "brats2018")
 _COMPLETE = ".demo_complete"
@@ -200,5 +203,10 @@ def resolve_dataset_dir(dataset_dir: Optional[PathLike], dataset: str, demo_dir:
         return str(dataset_dir)
     demo = Path(demo_dir)
     if not (demo / _COMPLETE).is_file():
+        _logger.warning(f"no dataset_dir given: generating a small synthetic {dataset} demo dataset in {demo} "
+                        "(results on it say nothing about real data; pass --dataset_dir to use yours)")
         make_demo_dataset(dataset, demo, seed=seed, size=size, depth=depth, overwrite=demo.exists())
+    else:
+        _logger.warning(f"no dataset_dir given: using the synthetic {dataset} demo dataset in {demo} "
+                        "(pass --dataset_dir to use yours)")
     return str(demo)

@@ -14,8 +14,9 @@ can be written over the scan they came from.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 tqdm = require("tqdm.auto", "tqdm")
+_logger = logging.getLogger(__name__)
 
 SYNAPSE_CLASSES = (
     "background",
@@ -219,12 +221,40 @@ def _h5_volume(path: str, keys: Sequence[str]) -> Tuple[Dict[str, np.ndarray], n
     return {k: a.transpose(2, 1, 0) for k, a in arrays.items()}, affine
 
 
+# what every abdominal CT in Hounsfield units holds: air (about -1000 HU; outside the body, bowel gas) below
+# the low bound at the 1st percentile, and contrast-filled vessels or bone above the high one at the 99th
+CT_AIR_BELOW = -500.0
+CT_DENSE_ABOVE = 100.0
+
+
+def ct_intensity_problem(volume: np.ndarray) -> Optional[str]:
+    """Why ``volume`` does not look like CT in Hounsfield units, or None when it does.
+
+    The 1st percentile must lie below :data:`CT_AIR_BELOW` (air) and the 99th above
+    :data:`CT_DENSE_ABOVE` (contrast, bone); MRI, or CT already scaled to ``[0, 1]``, fails both.
+    """
+    values = np.asarray(volume, dtype=np.float32)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return "it holds no finite value"
+    low, high = (float(v) for v in np.percentile(finite, [1, 99]))
+    if low < CT_AIR_BELOW and high > CT_DENSE_ABOVE:
+        return None
+    return (f"its 1st-99th percentile intensities are {low:.4g} .. {high:.4g}, while CT in Hounsfield units has air "
+            f"below {CT_AIR_BELOW:g} and contrast or bone above {CT_DENSE_ABOVE:g}")
+
+
 def _nifti_volume(path: str, keys: Sequence[str], hu_window: bool) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
     if len(keys) != 1:
         raise DatasetError(f"NIfTI volume {path}: only an image can be read from one file, got keys {list(keys)}")
     arr, affine = load_nifti(path, "NIfTI volume")
     if arr.ndim != 3:
         raise DatasetError(f"NIfTI volume {path}: shape {arr.shape}, expected a 3D (x, y, z) scan")
+    problem = ct_intensity_problem(arr) if hu_window else None
+    if problem:
+        _logger.warning(f"{path} does not look like CT in Hounsfield units: {problem}. The network was trained on "
+                        f"abdominal CT windowed to {list(HU_WINDOW)} HU; on other scans (MRI, normalised "
+                        "intensities) its organ labels mean nothing")
     return {keys[0]: ct_to_unit_range(arr) if hu_window else arr}, affine
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
+from typing import Optional
+
 import pytest
+from monai.bundle import ConfigWorkflow
 
 from monai_hsmix.bundle.utils import bundle_dir
 from monai_hsmix.data.demo_data import make_demo_dataset
@@ -43,3 +48,39 @@ def tiny_overrides(bundle: str, dataset_dir, output_dir, network: str = "unet", 
         out["val_fraction"] = 0.25
     out.update(extra)
     return out
+
+
+@contextmanager
+def log_records(name: Optional[str], level: int = logging.INFO):
+    """The records logged to logger ``name`` while the block runs (nothing is listened to for None).
+
+    Each bundle workflow applies the bundle's logging.conf, which replaces the root's handlers (pytest's
+    caplog among them) and disables the loggers that exist: enter this after the workflow is created.
+    """
+    records: list = []
+    if name is None:
+        yield records
+        return
+    log = logging.getLogger(name)
+    log.disabled = False
+    handler = logging.Handler(level)
+    handler.emit = records.append
+    old_level = log.level
+    log.setLevel(level)
+    log.addHandler(handler)
+    try:
+        yield records
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+
+
+def run_bundle(bundle: str, names, listen: Optional[str] = None, **overrides):
+    """Run the bundle's configs ``names`` (e.g. ``["train", "evaluate"]``); return the workflow and the
+    records logged to logger ``listen`` while it ran."""
+    wf = ConfigWorkflow(config_file=configs(bundle, *names), workflow_type=None, **overrides)
+    wf.initialize()
+    with log_records(listen) as records:
+        wf.run()
+        wf.finalize()
+    return wf, records
