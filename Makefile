@@ -28,7 +28,7 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
-test: $(STAMP) docs
+test: $(STAMP) lint docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # ruff with pyproject.toml's [tool.ruff] (MONAI's flake8 rules, 120 characters); --no-cache leaves no .ruff_cache.

@@ -59,7 +59,9 @@ def require(module: str, name: str = "") -> Any:
     """
     top = module.partition(".")[0]
     if top not in OPTIONAL_PACKAGES:
-        raise KeyError(f"require: {top!r} is not an optional package of monai_hsmix; known: {sorted(OPTIONAL_PACKAGES)}")
+        raise KeyError(
+            f"require: {top!r} is not an optional package of monai_hsmix; known: {sorted(OPTIONAL_PACKAGES)}"
+        )
     found, ok = optional_import(module, name=name)
     if ok:
         return found
@@ -67,7 +69,7 @@ def require(module: str, name: str = "") -> Any:
     others = ", ".join(f"[{e}]" for e in extras[1:])
     message = (
         f"{'from ' + module + ' import ' + name if name else 'import ' + module} failed: the optional package "
-        f"{package!r} is not installed (or does not import). Install it with: pip install \"monai_hsmix[{extras[0]}]\""
+        f'{package!r} is not installed (or does not import). Install it with: pip install "monai_hsmix[{extras[0]}]"'
         + (f" (also in {others})" if others else "")
     )
     try:

@@ -18,8 +18,11 @@ import numba
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CHECKED = ["tests/backends/test_kernels_extreme_inputs.py", "tests/core/test_numba_mixing_extreme_inputs.py",
-           "tests/test_numba_boundscheck.py"]
+CHECKED = [
+    "tests/backends/test_kernels_extreme_inputs.py",
+    "tests/core/test_numba_mixing_extreme_inputs.py",
+    "tests/test_numba_boundscheck.py",
+]
 CACHE = REPO / "build" / "numba-boundscheck-cache"
 
 
@@ -40,8 +43,14 @@ def test_kernels_stay_in_bounds_on_extreme_inputs():
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(CACHE))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     this = "tests/test_numba_boundscheck.py::test_kernels_stay_in_bounds_on_extreme_inputs"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CHECKED, "--deselect", this],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CHECKED, "--deselect", this],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     report = proc.stdout[-8000:] + proc.stderr[-4000:]
     assert proc.returncode == 0, report
     # every test ran (a child without bounds checks would skip them all)

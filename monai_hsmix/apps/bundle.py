@@ -34,6 +34,7 @@ SCHEMA_SHA256 = {"meta_schema_20240725.json": "d95c74c2915faef04ff6a2d6bd865da92
 
 __all__ = ["build_parser", "main", "read_metadata", "schema_path", "shipped_schemas", "verify"]
 
+
 def shipped_schemas() -> List[str]:
     """Names of the bundle metadata schema files shipped in the installed ``monai_hsmix`` package."""
     folder = resources.files("monai_hsmix").joinpath(SCHEMA_FOLDER)
@@ -44,7 +45,9 @@ def read_metadata(bundle_dir) -> dict:
     """``BUNDLE_DIR/configs/metadata.json`` as a dict; a missing or malformed file raises naming it."""
     meta_file = Path(bundle_dir) / "configs" / "metadata.json"
     if not meta_file.is_file():
-        raise FileNotFoundError(f"no bundle metadata at {meta_file} (give the bundle's folder, the one holding configs/)")
+        raise FileNotFoundError(
+            f"no bundle metadata at {meta_file} (give the bundle's folder, the one holding configs/)"
+        )
     try:
         meta = json.loads(meta_file.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -59,12 +62,14 @@ def schema_path(bundle_dir=".") -> Path:
     meta = read_metadata(bundle_dir)
     url = meta.get("schema")
     if not url:
-        raise ValueError(f"{Path(bundle_dir) / 'configs' / 'metadata.json'} has no \"schema\" field")
+        raise ValueError(f'{Path(bundle_dir) / "configs" / "metadata.json"} has no "schema" field')
     name = str(url).rstrip("/").rsplit("/", 1)[-1]
     shipped = shipped_schemas()
     if name not in shipped:
-        raise ValueError(f"the metadata names schema {name!r} ({url}); this monai_hsmix ships {shipped}: "
-                         "pass a local copy of that schema to MONAI's verify_metadata --filepath")
+        raise ValueError(
+            f"the metadata names schema {name!r} ({url}); this monai_hsmix ships {shipped}: "
+            "pass a local copy of that schema to MONAI's verify_metadata --filepath"
+        )
     path = Path(str(resources.files("monai_hsmix").joinpath(SCHEMA_FOLDER, name)))
     if not path.is_file():  # a zipped install: the schema is not a file MONAI can open
         raise FileNotFoundError(f"schema {name} is inside a packed install at {path}; install monai_hsmix unpacked")
@@ -77,18 +82,27 @@ def verify(bundle_dir=".") -> Path:
 
     schema = schema_path(bundle_dir)
     digest = SCHEMA_SHA256.get(schema.name)
-    verify_metadata(meta_file=str(Path(bundle_dir) / "configs" / "metadata.json"), filepath=str(schema),
-                    hash_val=digest, hash_type="sha256" if digest else None)
+    verify_metadata(
+        meta_file=str(Path(bundle_dir) / "configs" / "metadata.json"),
+        filepath=str(schema),
+        hash_val=digest,
+        hash_type="sha256" if digest else None,
+    )
     return schema
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.bundle", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_hsmix.apps.bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("verify", "validate configs/metadata.json against the shipped schema"),
-                       ("schema", "print the path of the shipped schema that configs/metadata.json names"),
-                       ("json", "write configs/train.json and inference.json from the YAML configs")):
+    for name, text in (
+        ("verify", "validate configs/metadata.json against the shipped schema"),
+        ("schema", "print the path of the shipped schema that configs/metadata.json names"),
+        ("json", "write configs/train.json and inference.json from the YAML configs"),
+    ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("bundle_dir", nargs="?", default=".", help="the bundle's folder (default: the current one)")
     return parser
@@ -108,7 +122,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             schema = verify(args.bundle_dir)
             print(f"{Path(args.bundle_dir) / 'configs' / 'metadata.json'}: valid against {schema}")
-    except (ValueError, OSError) as err:  # a schema violation and a changed schema file (HashCheckError) are ValueErrors
+    except (
+        ValueError,
+        OSError,
+    ) as err:  # a schema violation and a changed schema file (HashCheckError) are ValueErrors
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     return 0
 

@@ -54,12 +54,15 @@ def record_versions(meta: Dict[str, object]) -> Dict[str, object]:
     out["monai_version"] = monai.__version__.split("+")[0]
     out["pytorch_version"] = torch.__version__.split("+")[0]
     out["numpy_version"] = numpy.__version__
-    out["required_packages_version"] = {p: installed_version(p) for p in dict(meta.get("required_packages_version", {}))}
+    out["required_packages_version"] = {
+        p: installed_version(p) for p in dict(meta.get("required_packages_version", {}))
+    }
     return out
 
 
 def read_report_summary(summary_csv) -> Dict[str, Dict[str, float]]:
-    """``{metric label: {class: mean}}`` from a :class:`~monai_hsmix.engines.reporting.SegmentationReport` ``summary.csv``."""
+    """``{metric label: {class: mean}}`` from the ``summary.csv`` of a
+    :class:`~monai_hsmix.engines.reporting.SegmentationReport`."""
     path = Path(summary_csv)
     if not path.is_file():
         raise FileNotFoundError(f"evaluation summary not found: {path} (run evaluate.yaml first)")
@@ -72,7 +75,9 @@ def read_report_summary(summary_csv) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def record_eval_metrics(meta: Dict[str, object], summary: Dict[str, Dict[str, float]], command: str) -> Dict[str, object]:
+def record_eval_metrics(
+    meta: Dict[str, object], summary: Dict[str, Dict[str, float]], command: str
+) -> Dict[str, object]:
     """``meta`` with ``eval_metrics`` (mean Dice over classes, per-class Dice and HD95) and their source."""
     dice = next((v for k, v in summary.items() if k.lower().startswith("dice")), None)
     if dice is None:
@@ -102,8 +107,11 @@ def update_metadata(meta_file, eval_dir: Optional[str] = None, command: Optional
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.bundle_metadata", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_hsmix.apps.bundle_metadata",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--bundle", choices=BUNDLES, help="a bundle of this repository")
     parser.add_argument("--meta-file", help="a metadata.json elsewhere (instead of --bundle)")
     parser.add_argument("--eval-dir", help="folder with the summary.csv of an evaluate.yaml run")
@@ -113,8 +121,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("give exactly one of --bundle and --meta-file")
     meta_file = args.meta_file or bundle_dir(args.bundle) / "configs" / "metadata.json"
     meta = update_metadata(meta_file, args.eval_dir, args.command)
-    print(f"updated {meta_file}: monai {meta['monai_version']}, torch {meta['pytorch_version']}"
-          + (f", eval_metrics {meta['eval_metrics']}" if args.eval_dir else ""))
+    print(
+        f"updated {meta_file}: monai {meta['monai_version']}, torch {meta['pytorch_version']}"
+        + (f", eval_metrics {meta['eval_metrics']}" if args.eval_dir else "")
+    )
     return 0
 
 

@@ -60,7 +60,7 @@ class CaseError(DatasetError):
             if own:
                 where = text.splitlines()[0].rstrip(".")
                 # the worker's traceback ends in this error's own line: it repeats what the line says
-                text = own[-1].split(": ", 1)[1] + f" [{where[len(_WORKER_PREFIX) + len(type(self).__name__) + 1:]}]"
+                text = own[-1].split(": ", 1)[1] + f" [{where[len(_WORKER_PREFIX) + len(type(self).__name__) + 1 :]}]"
         super().__init__(text)
 
 
@@ -98,8 +98,13 @@ class CaseDataset(Dataset):
         ``(case name, reason)`` of each case left out.
     """
 
-    def __init__(self, data: Sequence, transform: Optional[Callable] = None, skip_unreadable: bool = False,
-                 check: Optional[Callable] = None) -> None:
+    def __init__(
+        self,
+        data: Sequence,
+        transform: Optional[Callable] = None,
+        skip_unreadable: bool = False,
+        check: Optional[Callable] = None,
+    ) -> None:
         items = list(data)
         if not items:
             raise DatasetError("the datalist is empty: no case to load")
@@ -108,8 +113,9 @@ class CaseDataset(Dataset):
         if skip_unreadable:
             items = self._readable(items, check if check is not None else self._loader(transform))
             if not items:
-                raise DatasetError(f"none of the {self.total} cases can be read: "
-                                   + "; ".join(reason for _, reason in self.skipped))
+                raise DatasetError(
+                    f"none of the {self.total} cases can be read: " + "; ".join(reason for _, reason in self.skipped)
+                )
         super().__init__(items, transform)
 
     @staticmethod
@@ -137,8 +143,10 @@ class CaseDataset(Dataset):
                 continue
             kept.append(item)
         if self.skipped and is_main_process():
-            logger.warning(f"skipping {len(self.skipped)} of {self.total} cases that cannot be read:\n  "
-                           + "\n  ".join(reason for _, reason in self.skipped))
+            logger.warning(
+                f"skipping {len(self.skipped)} of {self.total} cases that cannot be read:\n  "
+                + "\n  ".join(reason for _, reason in self.skipped)
+            )
         return kept
 
     def _transform(self, index: int):
@@ -148,8 +156,9 @@ class CaseDataset(Dataset):
         except Exception as exc:
             if _first_dataset_error(exc) is None:
                 raise  # a bug or a bad setting, not a bad case: keep its own traceback
-            error = CaseError(_describe(case_name(item), exc)
-                              + " (skip_unreadable=True leaves unreadable cases out and lists them)")
+            error = CaseError(
+                _describe(case_name(item), exc) + " (skip_unreadable=True leaves unreadable cases out and lists them)"
+            )
             # the dataset error's own traceback is enough; MONAI's two "applying transform" wrappers add nothing
             raise error from _first_dataset_error(exc)
 
@@ -174,8 +183,10 @@ class SkippedCasesReport:
         if not skipped or not is_main_process():
             return
         total = getattr(self.dataset, "total", len(skipped))
-        logger.warning(f"{total - len(skipped)} of {total} cases done; {len(skipped)} skipped as unreadable:\n  "
-                       + "\n  ".join(reason for _, reason in skipped))
+        logger.warning(
+            f"{total - len(skipped)} of {total} cases done; {len(skipped)} skipped as unreadable:\n  "
+            + "\n  ".join(reason for _, reason in skipped)
+        )
 
 
 class CheckGeometryd:
@@ -199,8 +210,9 @@ class CheckGeometryd:
         Relative spacing difference tolerated.
     """
 
-    def __init__(self, keys, axcodes: Optional[str] = None, spacing: Optional[Sequence] = None,
-                 rtol: float = 0.1) -> None:
+    def __init__(
+        self, keys, axcodes: Optional[str] = None, spacing: Optional[Sequence] = None, rtol: float = 0.1
+    ) -> None:
         self.keys = [keys] if isinstance(keys, str) else list(keys)
         self.axcodes = None if axcodes is None else str(axcodes).upper()
         self.spacing = None if spacing is None else [None if s is None else float(s) for s in spacing]
@@ -229,16 +241,25 @@ class CheckGeometryd:
                 logger.info(f"case {name}: {found}")
                 continue
             if self.axcodes is not None and codes != self.axcodes:
-                raise DatasetError(f"case {name}: {found}; the network expects orientation {self.axcodes}: reorient "
-                                   f"the scan (e.g. MONAI's Orientation(axcodes='{self.axcodes}')) or change "
-                                   "expected_axcodes if it was trained on such scans")
+                raise DatasetError(
+                    f"case {name}: {found}; the network expects orientation {self.axcodes}: reorient "
+                    f"the scan (e.g. MONAI's Orientation(axcodes='{self.axcodes}')) or change "
+                    "expected_axcodes if it was trained on such scans"
+                )
             if self.spacing is not None:
                 if len(self.spacing) != len(spacing):
-                    raise ValueError(f"expected spacing {self.spacing} has {len(self.spacing)} axes, the scan {len(spacing)}")
-                off = [i for i, (want, got) in enumerate(zip(self.spacing, spacing))
-                       if want is not None and abs(got - want) > self.rtol * want]
+                    raise ValueError(
+                        f"expected spacing {self.spacing} has {len(self.spacing)} axes, the scan {len(spacing)}"
+                    )
+                off = [
+                    i
+                    for i, (want, got) in enumerate(zip(self.spacing, spacing))
+                    if want is not None and abs(got - want) > self.rtol * want
+                ]
                 if off:
-                    raise DatasetError(f"case {name}: {found}; the network expects spacing {self.spacing} mm "
-                                       f"(within {self.rtol:.0%}): resample the scan (e.g. MONAI's Spacing) or "
-                                       "change expected_spacing if it was trained on such scans")
+                    raise DatasetError(
+                        f"case {name}: {found}; the network expects spacing {self.spacing} mm "
+                        f"(within {self.rtol:.0%}): resample the scan (e.g. MONAI's Spacing) or "
+                        "change expected_spacing if it was trained on such scans"
+                    )
         return d

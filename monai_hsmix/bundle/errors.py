@@ -67,8 +67,11 @@ def _hook(exc_type, exc, tb) -> None:
     summary = f"error: {type(shown).__name__}: {lines[0]}"
     print(summary + "\n(full traceback follows; the same error is repeated at its end)\n", file=sys.stderr, flush=True)
     _previous(exc_type, exc, tb)
-    print("\nThe bundle stopped because of the first error in the traceback above:\n" + summary, file=sys.stderr,
-          flush=True)
+    print(
+        "\nThe bundle stopped because of the first error in the traceback above:\n" + summary,
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def install() -> None:

@@ -57,8 +57,14 @@ class FinalModel:
         Name of the final model in ``save_dir``.
     """
 
-    def __init__(self, save_dir: str, network: torch.nn.Module, validator=None, best_filename: str = "model.pt",
-                 final_filename: str = "model_final.pt") -> None:
+    def __init__(
+        self,
+        save_dir: str,
+        network: torch.nn.Module,
+        validator=None,
+        best_filename: str = "model.pt",
+        final_filename: str = "model_final.pt",
+    ) -> None:
         if best_filename == final_filename:
             raise ValueError(f"best_filename and final_filename must differ, both are {best_filename!r}")
         self.save_dir = Path(save_dir)
@@ -95,8 +101,10 @@ class FinalModel:
         last = f"last model: {final} (epoch {engine.state.epoch})"
         if not best.is_file():
             save_atomic(_unwrap(self.network).state_dict(), best)
-            logger.warning(f"training finished; the model was not validated, so {best} is the last model "
-                           f"(epoch {engine.state.epoch}), not one chosen by validation; {last}")
+            logger.warning(
+                f"training finished; the model was not validated, so {best} is the last model "
+                f"(epoch {engine.state.epoch}), not one chosen by validation; {last}"
+            )
             return
         state = getattr(self.validator, "state", None)
         metric = getattr(state, "best_metric", None)
@@ -150,10 +158,12 @@ class KeyMetricNote:
             return
         overall, table = self.means(details)
         if math.isfinite(overall) and math.isfinite(table) and abs(overall - table) > self.tolerance:
-            logger.info(f"{self.metric} {overall:.4f} is MONAI's mean over every (case, class) value; the table's "
-                        f"mean {table:.4f} averages the per-class means. They differ because some classes have no "
-                        "value in some cases (absent from the ground truth: NaN, left out), so the classes weigh "
-                        "differently in the two")
+            logger.info(
+                f"{self.metric} {overall:.4f} is MONAI's mean over every (case, class) value; the table's "
+                f"mean {table:.4f} averages the per-class means. They differ because some classes have no "
+                "value in some cases (absent from the ground truth: NaN, left out), so the classes weigh "
+                "differently in the two"
+            )
 
 
 # MONAI-internal warnings a bundle user can do nothing about; each validation would print them again

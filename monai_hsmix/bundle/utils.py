@@ -9,9 +9,10 @@ from typing import Dict, Sequence
 __all__ = ["bundle_dir", "BUNDLES", "read_metric_summary", "REGION_NAMES"]
 
 BUNDLES = ("synapse_hsmix", "brats2018_hsmix")
-REGION_NAMES = {"brats2018_hsmix": ("WT", "TC", "ET"),
-                "synapse_hsmix": ("spleen", "right_kidney", "left_kidney", "gallbladder", "liver", "stomach",
-                                  "aorta", "pancreas")}
+REGION_NAMES = {
+    "brats2018_hsmix": ("WT", "TC", "ET"),
+    "synapse_hsmix": ("spleen", "right_kidney", "left_kidney", "gallbladder", "liver", "stomach", "aorta", "pancreas"),
+}
 
 
 def bundle_dir(name: str) -> Path:

@@ -74,7 +74,8 @@ class BratsLayout:
     def modality_path(self, case_dir: Path, modality: str) -> Path:
         if modality not in self.modality_files:
             raise ValueError(
-                f"modality {modality!r} does not exist in layout {self.name!r}; choose from {sorted(self.modality_files)}"
+                f"modality {modality!r} does not exist in layout {self.name!r}; "
+                f"choose from {sorted(self.modality_files)}"
             )
         return case_dir / self.modality_files[modality].format(case=case_dir.name)
 
@@ -120,7 +121,9 @@ def _check_modalities(modalities: Sequence[str], layout: BratsLayout) -> Tuple[s
         raise ValueError(f"modalities repeat: {mods}")
     for m in mods:
         if m not in layout.modality_files:
-            raise ValueError(f"modality {m!r} does not exist in layout {layout.name!r}; choose from {sorted(layout.modality_files)}")
+            raise ValueError(
+                f"modality {m!r} does not exist in layout {layout.name!r}; choose from {sorted(layout.modality_files)}"
+            )
     return mods
 
 
@@ -131,14 +134,17 @@ def _layout_hint(root: Path, layout: BratsLayout) -> str:
             continue
         found = sorted({f for fs in other.split_folders.values() for f in fs if (root / f).is_dir()})
         if found:
-            extra = (" --modalities \"['flair','t1ce']\"" if other.name == "brats2015_deepmedic" else "")
-            return (f"; it holds {found}, the folders of layout {other.name!r}: pass --layout {other.name}{extra} "
-                    f"(layout={other.name!r} in Python)")
+            extra = " --modalities \"['flair','t1ce']\"" if other.name == "brats2015_deepmedic" else ""
+            return (
+                f"; it holds {found}, the folders of layout {other.name!r}: pass --layout {other.name}{extra} "
+                f"(layout={other.name!r} in Python)"
+            )
     return ""
 
 
-def find_brats_cases(dataset_dir: PathLike, layout: str = "brats2018", split: str = "all",
-                     val_fraction: float = 0.2, seed: int = 0) -> List[Path]:
+def find_brats_cases(
+    dataset_dir: PathLike, layout: str = "brats2018", split: str = "all", val_fraction: float = 0.2, seed: int = 0
+) -> List[Path]:
     """Case folders of ``split``, sorted by name.
 
     Parameters
@@ -165,8 +171,9 @@ def find_brats_cases(dataset_dir: PathLike, layout: str = "brats2018", split: st
     elif split not in folders:
         raise ValueError(f"split {split!r} is not one of {sorted(folders)} for layout {layout!r}")
     sub = folders["all"] if lay.name == "brats2018" else folders[split]
-    cases = sorted((c for f in sub if (root / f).is_dir() for c in (root / f).iterdir() if c.is_dir()),
-                   key=lambda p: p.name)
+    cases = sorted(
+        (c for f in sub if (root / f).is_dir() for c in (root / f).iterdir() if c.is_dir()), key=lambda p: p.name
+    )
     if not cases:
         raise DatasetError(f"no BraTS cases under {root} in {list(sub)} (layout {layout!r})" + _layout_hint(root, lay))
     if lay.name == "brats2018" and split != "all":
@@ -191,7 +198,9 @@ def labels_to_regions(label: np.ndarray, layout: str = "brats2018", source: str 
     present = set(np.unique(lab).tolist())
     unknown = sorted(present - lay.valid_labels)
     if unknown:
-        raise DatasetError(f"{source}: label values {unknown} are not in layout {lay.name!r} ({sorted(lay.valid_labels)})")
+        raise DatasetError(
+            f"{source}: label values {unknown} are not in layout {lay.name!r} ({sorted(lay.valid_labels)})"
+        )
     return np.stack([np.isin(lab, sorted(r)) for r in lay.region_labels]).astype(np.uint8)
 
 
@@ -249,8 +258,9 @@ def files_case_name(files: Sequence[PathLike], modalities: Sequence[str]) -> str
     return stem[: -len(suffix)] if stem.lower().endswith(suffix.lower()) and len(stem) > len(suffix) else stem
 
 
-def load_brats_files(files: Sequence[PathLike], modalities: Sequence[str] = BRATS2018_MODALITIES,
-                     name: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+def load_brats_files(
+    files: Sequence[PathLike], modalities: Sequence[str] = BRATS2018_MODALITIES, name: Optional[str] = None
+) -> Tuple[np.ndarray, np.ndarray]:
     """Read and normalise one case given as one NIfTI file per modality, in the order of ``modalities``.
 
     The normalisation is that of :func:`load_brats_case`, with the brain taken as every voxel that is
@@ -266,8 +276,10 @@ def load_brats_files(files: Sequence[PathLike], modalities: Sequence[str] = BRAT
     if isinstance(files, (str, Path)) or not files:
         raise DatasetError(f"expected a list of {len(modalities)} NIfTI files ({', '.join(modalities)}), got {files!r}")
     if len(files) != len(modalities):
-        raise DatasetError(f"{len(files)} files given for {len(modalities)} modalities {list(modalities)} "
-                           f"(one file per modality, in that order): {[str(f) for f in files]}")
+        raise DatasetError(
+            f"{len(files)} files given for {len(modalities)} modalities {list(modalities)} "
+            f"(one file per modality, in that order): {[str(f) for f in files]}"
+        )
     case = name or files_case_name(files, modalities)
     paths = []
     for f, m in zip(files, modalities):
@@ -281,9 +293,12 @@ def load_brats_files(files: Sequence[PathLike], modalities: Sequence[str] = BRAT
     return image, affine
 
 
-def load_brats_case(case_dir: PathLike, layout: str = "brats2018",
-                    modalities: Sequence[str] = BRATS2018_MODALITIES,
-                    with_label: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
+def load_brats_case(
+    case_dir: PathLike,
+    layout: str = "brats2018",
+    modalities: Sequence[str] = BRATS2018_MODALITIES,
+    with_label: bool = True,
+) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
     """Read and normalise one case.
 
     Returns
@@ -322,22 +337,39 @@ def load_brats_case(case_dir: PathLike, layout: str = "brats2018",
             raise DatasetError(f"case {case.name}: segmentation missing, expected file {lab_path}")
         lab = load_nifti(lab_path, f"case {case.name} segmentation")[0]
         if lab.shape != vols[0].shape:
-            raise DatasetError(f"case {case.name}: segmentation {lab_path} shape {lab.shape} differs from {vols[0].shape}")
+            raise DatasetError(
+                f"case {case.name}: segmentation {lab_path} shape {lab.shape} differs from {vols[0].shape}"
+            )
         regions = labels_to_regions(lab, layout, str(lab_path))
     return image, regions, affine
 
 
-def _cache_key(dataset_dir: Path, layout: str, modalities: Sequence[str], crop_size: int, split: str,
-               val_fraction: float, seed: int) -> str:
-    spec = json.dumps([str(dataset_dir.resolve()), layout, list(modalities), int(crop_size), split,
-                       float(val_fraction), int(seed), 2])  # 2: MONAI's crop (odd sizes moved)
+def _cache_key(
+    dataset_dir: Path,
+    layout: str,
+    modalities: Sequence[str],
+    crop_size: int,
+    split: str,
+    val_fraction: float,
+    seed: int,
+) -> str:
+    spec = json.dumps(
+        [str(dataset_dir.resolve()), layout, list(modalities), int(crop_size), split, float(val_fraction), int(seed), 2]
+    )  # 2: MONAI's crop (odd sizes moved)
     return hashlib.sha1(spec.encode()).hexdigest()[:12]
 
 
-def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str = "train",
-                         layout: str = "brats2018", modalities: Sequence[str] = BRATS2018_MODALITIES,
-                         crop_size: int = 224, val_fraction: float = 0.2, seed: int = 0,
-                         progress: bool = True) -> List[Dict[str, object]]:
+def prepare_brats_slices(
+    dataset_dir: PathLike,
+    cache_dir: PathLike,
+    split: str = "train",
+    layout: str = "brats2018",
+    modalities: Sequence[str] = BRATS2018_MODALITIES,
+    crop_size: int = 224,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    progress: bool = True,
+) -> List[Dict[str, object]]:
     """Prepare the paper's 2D training slices once and return their datalist.
 
     Every case of ``split`` is normalised (:func:`load_brats_case`), centre-cropped to ``crop_size``
@@ -364,7 +396,9 @@ def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str 
         tmp.mkdir(parents=True)
         entries = []
         try:
-            bar = tqdm(cases, desc=f"preparing {split} slices", unit="case", disable=not (progress and is_main_process()))
+            bar = tqdm(
+                cases, desc=f"preparing {split} slices", unit="case", disable=not (progress and is_main_process())
+            )
             for case in bar:
                 image, regions, _ = load_brats_case(case, layout, mods)
                 image = crop_in_plane(image, crop_size)
@@ -375,8 +409,9 @@ def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str 
                     entries.append({"file": name, "case": case.name, "slice": int(z)})
             if not entries:
                 raise DatasetError(f"no slice with tumour in split {split!r} of {root}")
-            (tmp / "manifest.json").write_text(json.dumps({"layout": layout, "modalities": list(mods),
-                                                           "crop_size": int(crop_size), "slices": entries}))
+            (tmp / "manifest.json").write_text(
+                json.dumps({"layout": layout, "modalities": list(mods), "crop_size": int(crop_size), "slices": entries})
+            )
             try:
                 os.rename(tmp, target)
             except OSError:
@@ -385,14 +420,20 @@ def prepare_brats_slices(dataset_dir: PathLike, cache_dir: PathLike, split: str 
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     slices = json.loads(manifest.read_text())["slices"]
-    return [{"path": str(target / s["file"]), "name": s["file"][: -len(".npz")], "case": s["case"], "slice": s["slice"]}
-            for s in slices]
+    return [
+        {"path": str(target / s["file"]), "name": s["file"][: -len(".npz")], "case": s["case"], "slice": s["slice"]}
+        for s in slices
+    ]
 
 
-def brats_volume_datalist(dataset_dir: PathLike, split: str = "val", layout: str = "brats2018",
-                          val_fraction: float = 0.2, seed: int = 0) -> List[Dict[str, str]]:
+def brats_volume_datalist(
+    dataset_dir: PathLike, split: str = "val", layout: str = "brats2018", val_fraction: float = 0.2, seed: int = 0
+) -> List[Dict[str, str]]:
     """``[{"case_dir": folder, "name": case, "case": case}]`` of whole volumes, for volume inference."""
-    return [{"case_dir": str(c), "name": c.name, "case": c.name} for c in find_brats_cases(dataset_dir, layout, split, val_fraction, seed)]
+    return [
+        {"case_dir": str(c), "name": c.name, "case": c.name}
+        for c in find_brats_cases(dataset_dir, layout, split, val_fraction, seed)
+    ]
 
 
 class LoadBratsCased(MapTransform):
@@ -409,8 +450,14 @@ class LoadBratsCased(MapTransform):
     t2, flair]}``, optionally with a ``"name"``); such a case has no label.
     """
 
-    def __init__(self, keys=("image", "label"), case_key: str = "case_dir", layout: str = "brats2018",
-                 modalities: Sequence[str] = BRATS2018_MODALITIES, crop_size: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        keys=("image", "label"),
+        case_key: str = "case_dir",
+        layout: str = "brats2018",
+        modalities: Sequence[str] = BRATS2018_MODALITIES,
+        crop_size: Optional[int] = None,
+    ) -> None:
         super().__init__(keys)
         self.case_key, self.layout = case_key, layout
         self.crop_size = None if crop_size is None else int(crop_size)
@@ -424,15 +471,19 @@ class LoadBratsCased(MapTransform):
         files = d.get(self.keys[0])
         if self.case_key not in d and isinstance(files, (list, tuple)):
             if with_label:
-                raise DatasetError(f"case given as files {[str(f) for f in files]} has no label: load it with "
-                                   "keys=['image'] (inference), or give its case folder")
+                raise DatasetError(
+                    f"case given as files {[str(f) for f in files]} has no label: load it with "
+                    "keys=['image'] (inference), or give its case folder"
+                )
             name = str(d.get("name") or files_case_name(files, self.modalities))
             image, affine = load_brats_files(files, self.modalities, name)
             regions, source = None, Path(str(files[0])).parent / name
         else:
             if self.case_key not in d:
-                raise DatasetError(f"a BraTS case needs its folder ({self.case_key!r}) or a list of modality files "
-                                   f"({self.keys[0]!r}: {list(self.modalities)}), got keys {sorted(map(str, d))}")
+                raise DatasetError(
+                    f"a BraTS case needs its folder ({self.case_key!r}) or a list of modality files "
+                    f"({self.keys[0]!r}: {list(self.modalities)}), got keys {sorted(map(str, d))}"
+                )
             case_dir = d[self.case_key]
             image, regions, affine = load_brats_case(case_dir, self.layout, self.modalities, with_label)
             source = Path(case_dir) / Path(case_dir).name
@@ -442,7 +493,9 @@ class LoadBratsCased(MapTransform):
         if self.crop_size is not None:
             arrays = [crop_in_plane(a, self.crop_size) for a in arrays]
         for key, arr in zip(self.keys, arrays):
-            d[key] = MetaTensor(torch.from_numpy(np.ascontiguousarray(arr)), affine=torch.as_tensor(affine), meta=dict(meta))
+            d[key] = MetaTensor(
+                torch.from_numpy(np.ascontiguousarray(arr)), affine=torch.as_tensor(affine), meta=dict(meta)
+            )
         return d
 
 

@@ -86,8 +86,9 @@ def synthetic_abdomen(rng: np.random.Generator, size: int = 64, depth: int = 10)
     return np.round(hu).astype(np.int16), label
 
 
-def synthetic_brain(rng: np.random.Generator, size: int = 72, depth: int = 16,
-                    tumour_scale: float = 1.0) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+def synthetic_brain(
+    rng: np.random.Generator, size: int = 72, depth: int = 16, tumour_scale: float = 1.0
+) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
     """One synthetic BraTS case: ``({modality: volume}, seg)``, ``(size, size, depth)``, labels 0/1/2/4."""
     shape = (size, size, depth)
     grid = _grid(shape)
@@ -122,8 +123,9 @@ def _save_nifti(array: np.ndarray, path: Path) -> None:
     writer.write(str(path))
 
 
-def _write_synapse(out: Path, rng: np.random.Generator, size: int, depth: int,
-                   train_cases: Sequence[int], test_cases: Sequence[int]) -> None:
+def _write_synapse(
+    out: Path, rng: np.random.Generator, size: int, depth: int, train_cases: Sequence[int], test_cases: Sequence[int]
+) -> None:
     from monai_hsmix.data.synapse import convert_btcv
 
     raw = out / "RawData" / "Training"
@@ -144,8 +146,14 @@ def _write_brats(out: Path, rng: np.random.Generator, size: int, depth: int, n_h
         _save_nifti(seg, out / grade / case / f"{case}_seg.nii.gz")
 
 
-def make_demo_dataset(dataset: str, out_dir: PathLike, seed: int = 0, size: Optional[int] = None,
-                      depth: Optional[int] = None, overwrite: bool = False) -> Path:
+def make_demo_dataset(
+    dataset: str,
+    out_dir: PathLike,
+    seed: int = 0,
+    size: Optional[int] = None,
+    depth: Optional[int] = None,
+    overwrite: bool = False,
+) -> Path:
     """Write a demo dataset (deterministic for a given ``seed``) and return its folder.
 
     Parameters
@@ -191,8 +199,14 @@ def make_demo_dataset(dataset: str, out_dir: PathLike, seed: int = 0, size: Opti
     return out
 
 
-def resolve_dataset_dir(dataset_dir: Optional[PathLike], dataset: str, demo_dir: PathLike, seed: int = 0,
-                        size: Optional[int] = None, depth: Optional[int] = None) -> str:
+def resolve_dataset_dir(
+    dataset_dir: Optional[PathLike],
+    dataset: str,
+    demo_dir: PathLike,
+    seed: int = 0,
+    size: Optional[int] = None,
+    depth: Optional[int] = None,
+) -> str:
     """The dataset folder a bundle should read: ``dataset_dir`` when given, else the demo dataset.
 
     The demo dataset is generated into ``demo_dir`` on first use and reused afterwards.
@@ -203,10 +217,14 @@ def resolve_dataset_dir(dataset_dir: Optional[PathLike], dataset: str, demo_dir:
         return str(dataset_dir)
     demo = Path(demo_dir)
     if not (demo / _COMPLETE).is_file():
-        _logger.warning(f"no dataset_dir given: generating a small synthetic {dataset} demo dataset in {demo} "
-                        "(results on it say nothing about real data; pass --dataset_dir to use yours)")
+        _logger.warning(
+            f"no dataset_dir given: generating a small synthetic {dataset} demo dataset in {demo} "
+            "(results on it say nothing about real data; pass --dataset_dir to use yours)"
+        )
         make_demo_dataset(dataset, demo, seed=seed, size=size, depth=depth, overwrite=demo.exists())
     else:
-        _logger.warning(f"no dataset_dir given: using the synthetic {dataset} demo dataset in {demo} "
-                        "(pass --dataset_dir to use yours)")
+        _logger.warning(
+            f"no dataset_dir given: using the synthetic {dataset} demo dataset in {demo} "
+            "(pass --dataset_dir to use yours)"
+        )
     return str(demo)

@@ -117,7 +117,7 @@ def remove_stale_partials(folder: PathLike) -> List[Path]:
     if not directory.is_dir():
         return removed
     for path in directory.glob(f"{PARTIAL_PREFIX}*"):
-        pid = path.name[len(PARTIAL_PREFIX):].split(".", 1)[0]
+        pid = path.name[len(PARTIAL_PREFIX) :].split(".", 1)[0]
         if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
             continue
         path.unlink(missing_ok=True)

@@ -118,7 +118,9 @@ def _read_btcv_case(raw_dir: Path, case: int) -> Tuple[np.ndarray, np.ndarray, n
     hu, affine = load_nifti(img_path, f"BTCV image of case {case}")
     lab, _ = load_nifti(lab_path, f"BTCV label of case {case}")
     if hu.ndim != 3 or hu.shape != lab.shape:
-        raise DatasetError(f"case {case}: image {img_path} shape {hu.shape} and label {lab_path} shape {lab.shape} differ")
+        raise DatasetError(
+            f"case {case}: image {img_path} shape {hu.shape} and label {lab_path} shape {lab.shape} differ"
+        )
     # NIfTI (x, y, z) -> (z, y, x): axial slices as rows = y, columns = x, like TransUNet's (D, H, W) volumes
     image = ct_to_unit_range(hu).transpose(2, 1, 0)
     label = map_btcv_labels(lab, str(lab_path)).transpose(2, 1, 0)
@@ -240,8 +242,10 @@ def ct_intensity_problem(volume: np.ndarray) -> Optional[str]:
     low, high = (float(v) for v in np.percentile(finite, [1, 99]))
     if low < CT_AIR_BELOW and high > CT_DENSE_ABOVE:
         return None
-    return (f"its 1st-99th percentile intensities are {low:.4g} .. {high:.4g}, while CT in Hounsfield units has air "
-            f"below {CT_AIR_BELOW:g} and contrast or bone above {CT_DENSE_ABOVE:g}")
+    return (
+        f"its 1st-99th percentile intensities are {low:.4g} .. {high:.4g}, while CT in Hounsfield units has air "
+        f"below {CT_AIR_BELOW:g} and contrast or bone above {CT_DENSE_ABOVE:g}"
+    )
 
 
 def _nifti_volume(path: str, keys: Sequence[str], hu_window: bool) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
@@ -252,9 +256,11 @@ def _nifti_volume(path: str, keys: Sequence[str], hu_window: bool) -> Tuple[Dict
         raise DatasetError(f"NIfTI volume {path}: shape {arr.shape}, expected a 3D (x, y, z) scan")
     problem = ct_intensity_problem(arr) if hu_window else None
     if problem:
-        _logger.warning(f"{path} does not look like CT in Hounsfield units: {problem}. The network was trained on "
-                        f"abdominal CT windowed to {list(HU_WINDOW)} HU; on other scans (MRI, normalised "
-                        "intensities) its organ labels mean nothing")
+        _logger.warning(
+            f"{path} does not look like CT in Hounsfield units: {problem}. The network was trained on "
+            f"abdominal CT windowed to {list(HU_WINDOW)} HU; on other scans (MRI, normalised "
+            "intensities) its organ labels mean nothing"
+        )
     return {keys[0]: ct_to_unit_range(arr) if hu_window else arr}, affine
 
 
@@ -278,7 +284,9 @@ class LoadSynapseVolumed(MapTransform):
         Window NIfTI intensities from Hounsfield units to ``[0, 1]`` (:func:`ct_to_unit_range`).
     """
 
-    def __init__(self, keys: KeysCollection = ("image", "label"), path_key: str = "path", hu_window: bool = True) -> None:
+    def __init__(
+        self, keys: KeysCollection = ("image", "label"), path_key: str = "path", hu_window: bool = True
+    ) -> None:
         super().__init__(keys)
         self.path_key = path_key
         self.hu_window = bool(hu_window)
@@ -293,6 +301,9 @@ class LoadSynapseVolumed(MapTransform):
             arrays, affine = _h5_volume(path, keys)
         for key in self.keys:
             vol = np.ascontiguousarray(arrays[str(key)][None].astype(np.float32))
-            d[key] = MetaTensor(torch.from_numpy(vol), affine=torch.as_tensor(affine),
-                                meta={"filename_or_obj": path, "original_affine": affine})
+            d[key] = MetaTensor(
+                torch.from_numpy(vol),
+                affine=torch.as_tensor(affine),
+                meta={"filename_or_obj": path, "original_affine": affine},
+            )
         return d

@@ -31,7 +31,8 @@ def test_versions_and_eval_metrics_are_recorded(meta_copy, tmp_path):
     eval_dir.mkdir()
     (eval_dir / "summary.csv").write_text(
         "metric,class,mean,median,std,count\nDice,WT,0.9,0.9,0,2\nDice,TC,0.7,0.7,0,2\nDice,ET,nan,nan,nan,0\n"
-        "HD95 (mm),WT,3.5,3.5,0,2\nHD95 (mm),TC,4.0,4.0,0,2\nHD95 (mm),ET,nan,nan,nan,0\n")
+        "HD95 (mm),WT,3.5,3.5,0,2\nHD95 (mm),TC,4.0,4.0,0,2\nHD95 (mm),ET,nan,nan,nan,0\n"
+    )
     assert main(["--meta-file", str(meta_copy), "--eval-dir", str(eval_dir), "--command", "make demo"]) == 0
     meta = json.loads(meta_copy.read_text())
     assert meta["monai_version"] == monai.__version__

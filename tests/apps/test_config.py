@@ -31,7 +31,9 @@ def _parser(extra: bool = False) -> argparse.ArgumentParser:
 def test_defaults_come_from_the_dataclass_and_show_in_help():
     parser = _parser()
     assert parse_config(_Config, parser, ["--data-dir", "d"]) == _Config(Path("d"))
-    assert parse_config(_Config, _parser(), ["--data-dir", "d", "--steps", "3", "--flag"]) == _Config(Path("d"), 3, True)
+    assert parse_config(_Config, _parser(), ["--data-dir", "d", "--steps", "3", "--flag"]) == _Config(
+        Path("d"), 3, True
+    )
     assert "(default: 7)" in parser.format_help()
 
 
@@ -40,11 +42,14 @@ def test_an_option_without_a_field_is_an_error():
         parse_config(_Config, _parser(extra=True), ["--data-dir", "d"])
 
 
-@pytest.mark.parametrize("module, config, required", [
-    ("monai_hsmix.apps.ablation.cli", "AblationConfig", ["--data-dir", "d", "--out", "o"]),
-    ("monai_hsmix.apps.train_smooth_gan", "SmoothGANTrainConfig", []),
-    ("monai_hsmix.apps.eval_smooth_gan", "SmoothGANEvalConfig", ["--checkpoint", "c.pt"]),
-])
+@pytest.mark.parametrize(
+    "module, config, required",
+    [
+        ("monai_hsmix.apps.ablation.cli", "AblationConfig", ["--data-dir", "d", "--out", "o"]),
+        ("monai_hsmix.apps.train_smooth_gan", "SmoothGANTrainConfig", []),
+        ("monai_hsmix.apps.eval_smooth_gan", "SmoothGANEvalConfig", ["--checkpoint", "c.pt"]),
+    ],
+)
 def test_each_app_parses_into_its_config_with_the_config_defaults(module, config, required):
     import importlib
 

@@ -8,7 +8,9 @@ from monai_hsmix.networks.smooth_gan import PatchDiscriminator, SmoothGANGenerat
 def _checkpoint(tmp_path, residual):
     torch.manual_seed(0)
     config = {"channels": 3, "base_features": 4, "residual": residual, "value_range": [0.0, 255.0]}
-    return save_checkpoint(tmp_path / f"g{residual}.pt", SmoothGANGenerator(3, 4, residual=residual), PatchDiscriminator(3, 4), config, 0)
+    return save_checkpoint(
+        tmp_path / f"g{residual}.pt", SmoothGANGenerator(3, 4, residual=residual), PatchDiscriminator(3, 4), config, 0
+    )
 
 
 def _args(*argv):

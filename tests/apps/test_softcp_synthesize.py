@@ -39,8 +39,25 @@ def _write_dataset(root: Path, n=6, shape=(16, 16, 12), multi_file=False):
 
 
 def _args(datalist, out, *extra):
-    return ["--datalist", str(datalist), "--output-dir", str(out), "--label-values", "1", "2", "--ratio", "2",
-            "--seed", "3", "--reference-key", "mask", "--s2", "0.5", "--no-progress", *extra]
+    return [
+        "--datalist",
+        str(datalist),
+        "--output-dir",
+        str(out),
+        "--label-values",
+        "1",
+        "2",
+        "--ratio",
+        "2",
+        "--seed",
+        "3",
+        "--reference-key",
+        "mask",
+        "--s2",
+        "0.5",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _refused(argv, capsys) -> str:
@@ -155,13 +172,16 @@ def test_bad_inputs(tmp_path, capsys):
     assert str(missing) in _refused(_args(missing, tmp_path / "o"), capsys)
     # the functions keep raising for code that calls them
     with pytest.raises(ValueError, match="ratio"):
-        app.synthesize(app.SynthesisConfig(datalist, tmp_path / "o", ratio=0, progress=False, paste={"label_values": [1]}))
+        app.synthesize(
+            app.SynthesisConfig(datalist, tmp_path / "o", ratio=0, progress=False, paste={"label_values": [1]})
+        )
 
 
 def test_cases_without_any_valid_donor_are_counted_as_failed(tmp_path):
     datalist = _write_dataset(tmp_path / "data", n=4)
-    summary = app.synthesize(app.SynthesisConfig(datalist, tmp_path / "o", ratio=2, progress=False,
-                                                 paste={"label_values": [9]}))
+    summary = app.synthesize(
+        app.SynthesisConfig(datalist, tmp_path / "o", ratio=2, progress=False, paste={"label_values": [9]})
+    )
     assert summary["failed"] == 2 and summary["synthetic"] == 0
     ds = json.loads((tmp_path / "o" / "dataset.json").read_text())
     assert len(ds["training"]) == 4 and ds["softcp"]["failed"] == 2
@@ -179,9 +199,14 @@ def test_absolute_paths_stay_absolute_and_relative_ones_are_rebased(tmp_path):
     assert written[1]["label"] == "../../data/labelsTr/case1.nii.gz"
 
 
-@pytest.mark.parametrize("change,named", [(["--seed", "4"], "seed: 3 in softcp_settings.json, 4 now"),
-                                          (["--label-values", "2"], "label_values"),
-                                          (["--ratio", "3"], "ratio: 2.0 in")])
+@pytest.mark.parametrize(
+    "change,named",
+    [
+        (["--seed", "4"], "seed: 3 in softcp_settings.json, 4 now"),
+        (["--label-values", "2"], "label_values"),
+        (["--ratio", "3"], "ratio: 2.0 in"),
+    ],
+)
 def test_a_rerun_with_other_settings_stops_naming_them(tmp_path, change, named, capsys):
     datalist = _write_dataset(tmp_path / "data")
     out = tmp_path / "out"
@@ -193,7 +218,7 @@ def test_a_rerun_with_other_settings_stops_naming_them(tmp_path, change, named, 
         end = at + 1
         while end < len(argv) and not argv[end].startswith("--"):
             end += 1
-        argv[at:end] = change[i:i + 2]
+        argv[at:end] = change[i : i + 2]
     message = _refused(argv, capsys)
     assert named in message and "--output-dir" in message
     assert (_mtimes(out), (out / "dataset.json").read_text()) == before, "the refused rerun changed the folder"
@@ -205,8 +230,9 @@ def test_the_input_datalist_is_never_overwritten(tmp_path, capsys):
     original = datalist.read_text()
     assert "overwrite the input datalist" in _refused(_args(datalist, datalist.parent), capsys)
     with pytest.raises(app.SynthesisSettingsError, match="overwrite the input datalist"):
-        app.synthesize(app.SynthesisConfig(datalist, datalist.parent, ratio=2, progress=False,
-                                           paste={"label_values": [1, 2]}))
+        app.synthesize(
+            app.SynthesisConfig(datalist, datalist.parent, ratio=2, progress=False, paste={"label_values": [1, 2]})
+        )
     assert datalist.read_text() == original and not (datalist.parent / "imagesSyn").exists()
 
 
@@ -215,9 +241,17 @@ def test_synthetic_entries_of_an_earlier_output_are_no_real_source(tmp_path):
     first = tmp_path / "first"
     app.main(_args(datalist, first))
     with pytest.warns(UserWarning, match="ignoring 3 entries marked 'synthetic'"):
-        summary = app.synthesize(app.SynthesisConfig(first / "dataset.json", tmp_path / "second", ratio=2, seed=3,
-                                                     reference_key="mask", progress=False,
-                                                     paste={"label_values": [1, 2], "s2": 0.5}))
+        summary = app.synthesize(
+            app.SynthesisConfig(
+                first / "dataset.json",
+                tmp_path / "second",
+                ratio=2,
+                seed=3,
+                reference_key="mask",
+                progress=False,
+                paste={"label_values": [1, 2], "s2": 0.5},
+            )
+        )
     assert summary["real"] == 6
     ds = json.loads((tmp_path / "second" / "dataset.json").read_text())
     real = [e for e in ds["training"] if not e.get("synthetic")]

@@ -8,7 +8,22 @@ from monai_hsmix.apps.train_smooth_gan import TripletBatchSampler, load_tiles, m
 from monai_hsmix.data.nuclei_data import synthetic_nuclei
 from monai_hsmix.networks.smooth_gan import load_checkpoint, load_generator
 
-TINY = ["--steps", "3", "--batch-size", "2", "--crop-size", "32", "--base-features", "4", "--disc-features", "4", "--num-synthetic", "2", "--log-every", "1"]
+TINY = [
+    "--steps",
+    "3",
+    "--batch-size",
+    "2",
+    "--crop-size",
+    "32",
+    "--base-features",
+    "4",
+    "--disc-features",
+    "4",
+    "--num-synthetic",
+    "2",
+    "--log-every",
+    "1",
+]
 
 
 @pytest.mark.slow
@@ -27,7 +42,19 @@ def test_cli_trains_a_few_cpu_steps_and_writes_a_loadable_checkpoint(tmp_path, c
 
 @pytest.mark.slow
 def test_single_channel_training_with_l1_outside_pasted(tmp_path):
-    argv = [*TINY, "--steps", "2", "--channels", "1", "--l1-region", "outside", "--device", "cpu", "--output", str(tmp_path / "g.pt")]
+    argv = [
+        *TINY,
+        "--steps",
+        "2",
+        "--channels",
+        "1",
+        "--l1-region",
+        "outside",
+        "--device",
+        "cpu",
+        "--output",
+        str(tmp_path / "g.pt"),
+    ]
     path, history = train(parse_args(argv))
     generator, config = load_generator(path)
     assert generator.channels == 1 and config["l1_region"] == "outside" and len(history) == 2

@@ -18,8 +18,14 @@ IMG_FOR = {"swinunetr": 64}
 TINY_NETWORKS = {
     "unet": {"channels": [4, 8, 16, 32, 64], "num_res_units": 0},
     "swinunetr": {"feature_size": 12, "depths": [1, 1, 1, 1]},
-    "transunet": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "mlp_dim": 64, "resnet_layers": [1, 1, 1],
-                  "decoder_channels": [32, 16, 8, 8]},
+    "transunet": {
+        "hidden_size": 32,
+        "num_layers": 1,
+        "num_heads": 2,
+        "mlp_dim": 64,
+        "resnet_layers": [1, 1, 1],
+        "decoder_channels": [32, 16, 8, 8],
+    },
 }
 DATASET = {"synapse_hsmix": "synapse", "brats2018_hsmix": "brats2018"}
 
@@ -40,9 +46,21 @@ def configs(bundle: str, *names: str):
 
 def tiny_overrides(bundle: str, dataset_dir, output_dir, network: str = "unet", **extra) -> dict:
     """Overrides for a run of a few seconds: 32 px, tiny network, 2 iterations of batch 2, one epoch."""
-    out = dict(bundle_root=str(bundle_dir(bundle)), dataset_dir=str(dataset_dir), output_dir=str(output_dir),
-               img_size=IMG_FOR.get(network, IMG), network_name=network, network_kwargs=TINY_NETWORKS[network], max_epochs=1,
-               batch_size=2, val_batch_size=4, num_workers=0, log_every=1, sw_batch_size=8, val_interval=1)
+    out = dict(
+        bundle_root=str(bundle_dir(bundle)),
+        dataset_dir=str(dataset_dir),
+        output_dir=str(output_dir),
+        img_size=IMG_FOR.get(network, IMG),
+        network_name=network,
+        network_kwargs=TINY_NETWORKS[network],
+        max_epochs=1,
+        batch_size=2,
+        val_batch_size=4,
+        num_workers=0,
+        log_every=1,
+        sw_batch_size=8,
+        val_interval=1,
+    )
     out["train#trainer#epoch_length"] = 2
     if bundle == "brats2018_hsmix":
         out["val_fraction"] = 0.25

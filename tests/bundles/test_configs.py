@@ -24,9 +24,18 @@ CONFIG_SETS = [("train",), ("train", "evaluate"), ("train", "multi_gpu_train"), 
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_layout_is_complete(bundle):
     root = bundle_dir(bundle)
-    for rel in ("configs/metadata.json", "configs/train.yaml", "configs/evaluate.yaml", "configs/inference.yaml",
-                "configs/multi_gpu_train.yaml", "configs/logging.conf", "docs/README.md", "LICENSE",
-                "large_files.yml", "docs/data_license.txt"):
+    for rel in (
+        "configs/metadata.json",
+        "configs/train.yaml",
+        "configs/evaluate.yaml",
+        "configs/inference.yaml",
+        "configs/multi_gpu_train.yaml",
+        "configs/logging.conf",
+        "docs/README.md",
+        "LICENSE",
+        "large_files.yml",
+        "docs/data_license.txt",
+    ):
         assert (root / rel).is_file(), rel
 
 
@@ -163,4 +172,6 @@ def test_metadata_records_versions_the_package_allows(bundle):
             continue
         name = canonicalize_name(package)
         assert name in allowed, f"{package} is recorded but setup.cfg does not require it"
-        assert allowed[name].contains(version, prereleases=True), f"{package} {value} is outside setup.cfg's {allowed[name]}"
+        assert allowed[name].contains(version, prereleases=True), (
+            f"{package} {value} is outside setup.cfg's {allowed[name]}"
+        )

@@ -97,8 +97,11 @@ def test_monai_internal_warnings_are_quieted_and_others_kept():
         warnings.simplefilter("always")
         quiet_known_warnings()
         for _ in range(3):
-            warnings.warn("monai.metrics.utils get_mask_edges:always_return_as_numpy: Argument "
-                          "`always_return_as_numpy` has been deprecated since version 1.5.0.", FutureWarning)
+            warnings.warn(
+                "monai.metrics.utils get_mask_edges:always_return_as_numpy: Argument "
+                "`always_return_as_numpy` has been deprecated since version 1.5.0.",
+                FutureWarning,
+            )
             warnings.warn("the ground truth of class 2 is all 0, this may result in nan/inf distance.", UserWarning)
         warnings.warn("something else", FutureWarning)
     assert [str(w.message) for w in caught] == ["something else"]

@@ -25,9 +25,26 @@ def test_a_missing_dataset_dir_is_named_first_and_last(tmp_path, subprocess_env)
     missing = tmp_path / "no_such_data"
     folder = bundle_dir(bundle)
     proc = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.yaml",
-         "--logging_file", "configs/logging.conf", "--dataset_dir", str(missing), "--output_dir", str(tmp_path / "out")],
-        cwd=folder, env=subprocess_env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            "configs/train.yaml",
+            "--logging_file",
+            "configs/logging.conf",
+            "--dataset_dir",
+            str(missing),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=folder,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     # MONAI warns about trusting the config before anything runs; the error comes next. The warning's
     # format depends on the environment (ITK, when installed, replaces warnings.formatwarning with a

@@ -49,7 +49,9 @@ def test_ct_check_tells_mri_from_ct():
 
 def test_synapse_loader_warns_on_a_scan_that_is_not_ct(tmp_path):
     path = tmp_path / "mri.nii.gz"
-    nib.save(nib.Nifti1Image(np.random.default_rng(0).uniform(0, 1, (8, 8, 3)).astype(np.float32), np.eye(4)), str(path))
+    nib.save(
+        nib.Nifti1Image(np.random.default_rng(0).uniform(0, 1, (8, 8, 3)).astype(np.float32), np.eye(4)), str(path)
+    )
     with log_records("monai_hsmix.data.synapse", logging.WARNING) as records:
         LoadSynapseVolumed(keys="image")({"path": str(path)})
     seen = [r.getMessage() for r in records]
@@ -83,8 +85,11 @@ def test_brats_inference_on_files_and_a_scan_at_another_spacing(demo_roots, tmp_
     for f in datalist[1]["image"]:
         img = nib.load(f)
         nib.save(nib.Nifti1Image(np.asarray(img.dataobj), np.diag([1.0, 1.0, 3.0, 1.0])), f)
-    infer = {k: v for k, v in opts.items() if "#" not in k and k not in ("max_epochs", "batch_size", "val_batch_size",
-                                                                          "num_workers", "log_every")}
+    infer = {
+        k: v
+        for k, v in opts.items()
+        if "#" not in k and k not in ("max_epochs", "batch_size", "val_batch_size", "num_workers", "log_every")
+    }
     with pytest.raises(RuntimeError) as excinfo:
         wf = ConfigWorkflow(config_file=configs(bundle, "inference"), workflow_type=None, datalist=datalist, **infer)
         wf.initialize()

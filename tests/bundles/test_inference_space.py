@@ -53,9 +53,16 @@ def _run_inference(bundle: str, output_dir: Path, network, **overrides) -> Path:
     ckpt = output_dir / "model.pt"
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.save(network.state_dict(), ckpt)
-    wf = ConfigWorkflow(config_file=configs(bundle, "inference"), workflow_type=None,
-                        bundle_root=str(bundle_dir(bundle)), output_dir=str(output_dir), ckpt_path=str(ckpt),
-                        network_def=network, sw_batch_size=4, **overrides)
+    wf = ConfigWorkflow(
+        config_file=configs(bundle, "inference"),
+        workflow_type=None,
+        bundle_root=str(bundle_dir(bundle)),
+        output_dir=str(output_dir),
+        ckpt_path=str(ckpt),
+        network_def=network,
+        sw_batch_size=4,
+        **overrides,
+    )
     wf.initialize()
     wf.run()
     wf.finalize()
@@ -75,9 +82,21 @@ def _check_synapse_prediction(pred_file: Path, expected: np.ndarray) -> None:
     np.testing.assert_allclose(written.affine, AFFINE, atol=1e-5)
     # resizing each slice to the network's size and back may move the border by a voxel; the interior
     # and the centre of the box are exact, and a transposed or shifted result would miss them
-    interior = expected & np.roll(expected, 1, 0) & np.roll(expected, -1, 0) & np.roll(expected, 1, 1) & np.roll(expected, -1, 1)
+    interior = (
+        expected
+        & np.roll(expected, 1, 0)
+        & np.roll(expected, -1, 0)
+        & np.roll(expected, 1, 1)
+        & np.roll(expected, -1, 1)
+    )
     assert np.all(got[interior] == LIVER)
-    far = ~(expected | np.roll(expected, 2, 0) | np.roll(expected, -2, 0) | np.roll(expected, 2, 1) | np.roll(expected, -2, 1))
+    far = ~(
+        expected
+        | np.roll(expected, 2, 0)
+        | np.roll(expected, -2, 0)
+        | np.roll(expected, 2, 1)
+        | np.roll(expected, -2, 1)
+    )
     assert np.all(got[far] == 0)
     centre_got = np.argwhere(got == LIVER).mean(axis=0)
     np.testing.assert_allclose(centre_got, np.argwhere(expected).mean(axis=0), atol=0.5)
@@ -89,8 +108,9 @@ def test_synapse_inference_on_a_nifti_scan_keeps_its_space(tmp_path):
     hu = np.where(box, 200.0, -800.0).astype(np.int16)
     scan = tmp_path / "img0001.nii.gz"
     nib.save(nib.Nifti1Image(hu, AFFINE), str(scan))
-    preds = _run_inference("synapse_hsmix", tmp_path / "out", IntensityToClass(), img_size=32,
-                           datalist=[{"path": str(scan)}])
+    preds = _run_inference(
+        "synapse_hsmix", tmp_path / "out", IntensityToClass(), img_size=32, datalist=[{"path": str(scan)}]
+    )
     _check_synapse_prediction(preds / "img0001_seg.nii.gz", box)
 
 
@@ -102,8 +122,9 @@ def test_synapse_inference_on_a_converted_btcv_case_comes_back_in_the_scan_space
         (raw / folder).mkdir(parents=True, exist_ok=True)
         nib.save(nib.Nifti1Image(arr.astype(np.int16), AFFINE), str(raw / folder / f"{name}.nii.gz"))
     convert_btcv(raw, tmp_path / "synapse", train_cases=[], test_cases=[1])
-    preds = _run_inference("synapse_hsmix", tmp_path / "out", IntensityToClass(), img_size=32,
-                           dataset_dir=str(tmp_path / "synapse"))
+    preds = _run_inference(
+        "synapse_hsmix", tmp_path / "out", IntensityToClass(), img_size=32, dataset_dir=str(tmp_path / "synapse")
+    )
     # test_vol_h5/case0001.npy.h5 -> case0001.npy_seg.nii.gz (SaveImaged drops the last suffix)
     _check_synapse_prediction(preds / "case0001.npy_seg.nii.gz", box)
 
@@ -120,10 +141,16 @@ def _write_brats2015_case(case_dir: Path, shape) -> np.ndarray:
     flair = np.where(label > 0, 10.0, 0.0) * brain
     t1c = np.select([label == 4, np.isin(label, (1, 3))], [10.0, 5.0], 0.0) * brain
     case_dir.mkdir(parents=True)
-    for name, arr in (("Flair_subtrMeanDivStd", flair), ("T1c_subtrMeanDivStd", t1c), ("brainmask", brain),
-                      ("OTMultiClass", label)):
-        nib.save(nib.Nifti1Image(arr.astype(np.float32 if "Std" in name else np.uint8), AFFINE),
-                 str(case_dir / f"{name}.nii.gz"))
+    for name, arr in (
+        ("Flair_subtrMeanDivStd", flair),
+        ("T1c_subtrMeanDivStd", t1c),
+        ("brainmask", brain),
+        ("OTMultiClass", label),
+    ):
+        nib.save(
+            nib.Nifti1Image(arr.astype(np.float32 if "Std" in name else np.uint8), AFFINE),
+            str(case_dir / f"{name}.nii.gz"),
+        )
     return label
 
 
@@ -134,13 +161,26 @@ def test_brats2015_inference_undoes_the_crop_and_writes_2018_labels(tmp_path):
     image, _, _ = load_brats_case(case_dir, "brats2015_deepmedic", ["flair", "t1ce"], with_label=False)
 
     def between(channel, lower_labels, upper_labels):  # a threshold between two groups of labels
-        return float((image[channel][np.isin(truth, lower_labels)].max() + image[channel][np.isin(truth, upper_labels)].min()) / 2)
+        return float(
+            (image[channel][np.isin(truth, lower_labels)].max() + image[channel][np.isin(truth, upper_labels)].min())
+            / 2
+        )
 
-    net = IntensityToRegions(between(0, [0], [1, 2, 3, 4]), between(1, [0, 2], [1, 3, 4]), between(1, [0, 1, 2, 3], [4]))
+    net = IntensityToRegions(
+        between(0, [0], [1, 2, 3, 4]), between(1, [0, 2], [1, 3, 4]), between(1, [0, 1, 2, 3], [4])
+    )
     # the anisotropic AFFINE is not BraTS's 1 mm: the space is what is tested here, so the spacing check is off
-    preds = _run_inference("brats2018_hsmix", tmp_path / "out", net, img_size=32, layout="brats2015_deepmedic",
-                           modalities=["flair", "t1ce"], dataset_dir=str(tmp_path / "brats2015"), infer_split="test",
-                           expected_spacing=None)
+    preds = _run_inference(
+        "brats2018_hsmix",
+        tmp_path / "out",
+        net,
+        img_size=32,
+        layout="brats2015_deepmedic",
+        modalities=["flair", "t1ce"],
+        dataset_dir=str(tmp_path / "brats2015"),
+        infer_split="test",
+        expected_spacing=None,
+    )
     written = nib.load(str(preds / "case_a_seg.nii.gz"))
     assert written.shape == shape
     np.testing.assert_allclose(written.affine, AFFINE, atol=1e-5)
@@ -169,8 +209,15 @@ def test_real_brats2015_case_is_written_on_its_240_x_240_x_155_grid(brats2015_di
     from monai_hsmix.data.brats import brats_volume_datalist
 
     case = brats_volume_datalist(brats2015_dir, "test", layout="brats2015_deepmedic")[0]
-    preds = _run_inference("brats2018_hsmix", tmp_path / "out", Zeros(), layout="brats2015_deepmedic",
-                           modalities=["flair", "t1ce"], dataset_dir=str(brats2015_dir), datalist=[case])
+    preds = _run_inference(
+        "brats2018_hsmix",
+        tmp_path / "out",
+        Zeros(),
+        layout="brats2015_deepmedic",
+        modalities=["flair", "t1ce"],
+        dataset_dir=str(brats2015_dir),
+        datalist=[case],
+    )
     source = nib.load(str(Path(case["case_dir"]) / "Flair_subtrMeanDivStd.nii.gz"))
     written = nib.load(str(preds / f"{case['case']}_seg.nii.gz"))
     assert written.shape == source.shape == (240, 240, 155)

@@ -20,7 +20,8 @@ def test_json_configs_match_the_yaml_ones(bundle):
     folder = bundle_dir(bundle) / "configs"
     for name in JSON_CONFIGS:
         assert (folder / f"{name}.json").read_text() == json_config_text(folder / f"{name}.yaml"), (
-            f"{bundle}/configs/{name}.json is stale: run python -m monai_hsmix.apps.bundle json bundles/{bundle}")
+            f"{bundle}/configs/{name}.json is stale: run python -m monai_hsmix.apps.bundle json bundles/{bundle}"
+        )
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)

@@ -17,15 +17,42 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("bundle", ["brats2018_hsmix"])
 def test_torchrun_two_processes_gloo(bundle, demo_roots, tmp_path, subprocess_env):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "monai.bundle", "run",
-           "--config_file", str(configs(bundle, "train", "multi_gpu_train")),
-           "--logging_file", str(bundle_dir(bundle) / "configs" / "logging.conf"),
-           "--bundle_root", str(bundle_dir(bundle)), "--dataset_dir", str(demo_roots[bundle]),
-           "--output_dir", str(tmp_path), "--img_size", "32",
-           "--network_kwargs", "{'channels': [4, 8, 16, 32, 64], 'num_res_units': 0}",
-           "--max_epochs", "2", "--batch_size", "2", "--num_workers", "0", "--log_every", "1",
-           "--val_fraction", "0.25", "--train#trainer#epoch_length", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        str(configs(bundle, "train", "multi_gpu_train")),
+        "--logging_file",
+        str(bundle_dir(bundle) / "configs" / "logging.conf"),
+        "--bundle_root",
+        str(bundle_dir(bundle)),
+        "--dataset_dir",
+        str(demo_roots[bundle]),
+        "--output_dir",
+        str(tmp_path),
+        "--img_size",
+        "32",
+        "--network_kwargs",
+        "{'channels': [4, 8, 16, 32, 64], 'num_res_units': 0}",
+        "--max_epochs",
+        "2",
+        "--batch_size",
+        "2",
+        "--num_workers",
+        "0",
+        "--log_every",
+        "1",
+        "--val_fraction",
+        "0.25",
+        "--train#trainer#epoch_length",
+        "2",
+    ]
     # CPU processes whatever the machine has: on a 1-GPU machine a second rank would ask for cuda:1
     env = dict(subprocess_env, CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

@@ -23,8 +23,15 @@ def _workflow(**overrides) -> ConfigWorkflow:
     return wf
 
 
-@pytest.mark.parametrize("change", [{"use_hsmix": False}, {"network_name": "transunet"},
-                                    {"hsmix_options": {"mode": "hard"}}, {"modalities": ["t1", "flair"]}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"use_hsmix": False},
+        {"network_name": "transunet"},
+        {"hsmix_options": {"mode": "hard"}},
+        {"modalities": ["t1", "flair"]},
+    ],
+)
 def test_a_rerun_with_other_settings_stops_naming_the_setting(demo_roots, tmp_path, change):
     opts = tiny_overrides(BUNDLE, demo_roots[BUNDLE], tmp_path)
     _workflow(**opts).run()
@@ -32,6 +39,7 @@ def test_a_rerun_with_other_settings_stops_naming_the_setting(demo_roots, tmp_pa
     changed = dict(opts, max_epochs=2, **change)
     if "network_name" in change:
         from .conftest import TINY_NETWORKS
+
         changed["network_kwargs"] = TINY_NETWORKS["transunet"]
     with pytest.raises(Exception) as excinfo:
         _workflow(**changed).run()
@@ -45,7 +53,8 @@ def test_a_rerun_with_other_settings_stops_naming_the_setting(demo_roots, tmp_pa
     seen = []
     wf = _workflow(**dict(changed, resume=False))
     wf.parser.get_parsed_content("train#trainer").add_event_handler(
-        Events.ITERATION_COMPLETED, lambda e: seen.append(e.state.iteration))
+        Events.ITERATION_COMPLETED, lambda e: seen.append(e.state.iteration)
+    )
     wf.run()
     assert seen == [1, 2, 3, 4]
 
@@ -82,8 +91,9 @@ def _first_loss(opts) -> float:
     wf = _workflow(**opts)
     trainer = wf.parser.get_parsed_content("train#trainer")
     losses = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=1),
-                              lambda e: losses.append(float(e.state.output[0]["loss"])))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED(once=1), lambda e: losses.append(float(e.state.output[0]["loss"]))
+    )
     wf.run()
     return losses[0]
 
@@ -116,11 +126,16 @@ def _losses_and_batches(opts, kill_at_epoch=None):
     wf = _workflow(**opts)
     trainer = wf.parser.get_parsed_content("train#trainer")
     losses, batches = {}, {}
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.setdefault(e.state.epoch, []).append(
-        float(e.state.output[0]["loss"])))
-    trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: batches.setdefault(e.state.epoch, []).append(
-        e.state.batch["image"][:, 0, 0].sum(-1).tolist()))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED,
+        lambda e: losses.setdefault(e.state.epoch, []).append(float(e.state.output[0]["loss"])),
+    )
+    trainer.add_event_handler(
+        Events.ITERATION_STARTED,
+        lambda e: batches.setdefault(e.state.epoch, []).append(e.state.batch["image"][:, 0, 0].sum(-1).tolist()),
+    )
     if kill_at_epoch is not None:
+
         def kill(engine):  # the checkpoint of the epoch before is saved: killed before the next one starts
             if engine.state.epoch == kill_at_epoch:
                 raise _Killed

@@ -82,8 +82,11 @@ def test_inference_writes_label_volumes(bundle, demo_roots, tmp_path):
 
     opts = tiny_overrides(bundle, demo_roots[bundle], tmp_path)
     run_workflow(bundle, ["train"], **opts)
-    infer_opts = {k: v for k, v in opts.items() if "#" not in k and k not in ("max_epochs", "batch_size", "val_batch_size",
-                                                                                "num_workers", "log_every")}
+    infer_opts = {
+        k: v
+        for k, v in opts.items()
+        if "#" not in k and k not in ("max_epochs", "batch_size", "val_batch_size", "num_workers", "log_every")
+    }
     run_workflow(bundle, ["inference"], **infer_opts)
     preds = sorted((tmp_path / "predictions").glob("*.nii.gz"))
     assert len(preds) == 2
@@ -168,14 +171,19 @@ def test_tracking_settings_patch_the_trainer_and_validator(demo_roots, tmp_path)
     settings = copy.deepcopy(DEFAULT_MLFLOW_SETTINGS)
     probe = {"_target_": "StatsHandler", "name": "tracking_probe", "iteration_log": True, "epoch_log": False}
     settings["configs"] = {
-        "trainer": dict(probe, tag_name="probe_loss",
-                        output_transform=settings["configs"]["trainer"]["output_transform"]),
+        "trainer": dict(
+            probe, tag_name="probe_loss", output_transform=settings["configs"]["trainer"]["output_transform"]
+        ),
         "validator": dict(probe, iteration_log=False, epoch_log=True),
         "save_execute_config": False,
     }
     bundle = "brats2018_hsmix"
-    wf = ConfigWorkflow(config_file=configs(bundle, "train"), workflow_type=None, tracking=settings,
-                        **tiny_overrides(bundle, demo_roots[bundle], tmp_path))
+    wf = ConfigWorkflow(
+        config_file=configs(bundle, "train"),
+        workflow_type=None,
+        tracking=settings,
+        **tiny_overrides(bundle, demo_roots[bundle], tmp_path),
+    )
     wf.initialize()
     probes = {}
     for role, ids in (("trainer", "train#handlers"), ("validator", "validate#handlers")):

@@ -46,8 +46,14 @@ def trained(demo_roots, tmp_path_factory):
 
 
 def _cli(args, cwd, env):
-    proc = subprocess.run([sys.executable, "-m", "monai.bundle", "run", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     return proc
 
@@ -84,8 +90,10 @@ def test_a_truncated_file_is_named_first_and_last(trained, subprocess_env, mode)
 
 
 def test_case_error_from_a_worker_keeps_its_own_line_first():
-    worker_text = ("Caught CaseError in DataLoader worker process 3.\nOriginal Traceback (most recent call last):\n"
-                   '  File "x.py", line 1, in f\nmonai_hsmix.bundle.cases.CaseError: case A: cannot read /d/a.nii.gz\n')
+    worker_text = (
+        "Caught CaseError in DataLoader worker process 3.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nmonai_hsmix.bundle.cases.CaseError: case A: cannot read /d/a.nii.gz\n'
+    )
     err = CaseError(worker_text)
     lines = str(err).splitlines()
     assert lines == ["case A: cannot read /d/a.nii.gz [in DataLoader worker process 3]"]
@@ -144,8 +152,11 @@ def test_synapse_inference_on_a_datalist_skips_the_unreadable_scan(demo_roots, t
         nib.save(nib.Nifti1Image(rng.uniform(-200, 300, (32, 32, 4)).astype(np.float32), np.eye(4)), str(path))
         scans.append(path)
     _truncate(scans[1])
-    infer = {k: v for k, v in opts.items() if "#" not in k and k not in ("max_epochs", "batch_size", "val_batch_size",
-                                                                          "num_workers", "log_every")}
+    infer = {
+        k: v
+        for k, v in opts.items()
+        if "#" not in k and k not in ("max_epochs", "batch_size", "val_batch_size", "num_workers", "log_every")
+    }
     datalist = [{"path": str(p)} for p in scans]
     with pytest.raises(RuntimeError) as excinfo:  # off by default: the bad scan stops the run, named
         wf = ConfigWorkflow(config_file=configs(SYNAPSE, "inference"), workflow_type=None, datalist=datalist, **infer)

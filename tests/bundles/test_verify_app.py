@@ -25,8 +25,14 @@ def test_verify_from_a_copy_outside_the_repository(tmp_path, subprocess_env):
     copy = tmp_path / "a" / "b" / bundle  # "../../monai_hsmix/..." from here is tmp_path/a/monai_hsmix: absent
     shutil.copytree(bundle_dir(bundle), copy)
     before = _tree(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "monai_hsmix.apps.bundle", "verify"], cwd=copy, env=subprocess_env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai_hsmix.apps.bundle", "verify"],
+        cwd=copy,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "valid against" in proc.stdout and "meta_schema_20240725.json" in proc.stdout
     assert _tree(tmp_path) == before, "the check created files or folders"

@@ -19,8 +19,13 @@ REPO = Path(__file__).resolve().parents[2]
 def _floors():
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg")
-    reqs = "\n".join([cfg["options"]["install_requires"], cfg["options.extras_require"]["all"],
-                      cfg["options.extras_require"]["test"]])
+    reqs = "\n".join(
+        [
+            cfg["options"]["install_requires"],
+            cfg["options.extras_require"]["all"],
+            cfg["options.extras_require"]["test"],
+        ]
+    )
     out = {}
     for line in reqs.splitlines():
         line = line.strip()
@@ -35,8 +40,14 @@ def test_make_test_min_pins_every_floor(tmp_path):
     import sys
 
     target = tmp_path / "min.txt"
-    subprocess.run(["make", "-s", f"MIN_CONSTRAINTS={target}", f"PYTHON={sys.executable}", str(target)], cwd=REPO,
-                   check=True, capture_output=True, text=True, timeout=60)
+    subprocess.run(
+        ["make", "-s", f"MIN_CONSTRAINTS={target}", f"PYTHON={sys.executable}", str(target)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     pins = dict(line.split("==") for line in target.read_text().split())
     assert pins == {name: f"{floor}.*" for name, floor in _floors().items()}
 

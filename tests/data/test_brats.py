@@ -191,8 +191,9 @@ def test_brats2015_deepmedic_two_modalities(brats2015_dir, tmp_path):
     assert image.shape[0] == 2 and regions.shape[0] == 3 and regions[2].sum() <= regions[1].sum() <= regions[0].sum()
     with pytest.raises(DatasetError, match=r"'t2' missing.*T2_subtrMeanDivStd\.nii\.gz"):
         load_brats_case(val[0], "brats2015_deepmedic", ["flair", "t2"])
-    items = prepare_brats_slices(brats2015_dir, tmp_path, "test", layout="brats2015_deepmedic",
-                                 modalities=["flair", "t1ce"], crop_size=224)
+    items = prepare_brats_slices(
+        brats2015_dir, tmp_path, "test", layout="brats2015_deepmedic", modalities=["flair", "t1ce"], crop_size=224
+    )
     assert items and load_npz(items[0]["path"], ["image"])["image"].shape == (2, 224, 224)
 
 
