@@ -25,10 +25,11 @@ import numpy as np
 import torch
 
 from monai_hsmix.backends.intensity import float32_maps
+from monai_hsmix.backends.torch_saliency import SCALES as _SCALES
 
 __all__ = ["numba_fine_grained_saliency"]
 
-SCALES = np.array([12, 24, 48, 28, 56, 112], dtype=np.int64)  # as torch_saliency.SCALES
+SCALES = np.array(_SCALES, dtype=np.int64)  # the kernels take the torch form's scales as an array
 _TINY = np.float32(np.finfo(np.float32).tiny)
 
 

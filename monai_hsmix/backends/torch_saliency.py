@@ -29,7 +29,7 @@ from typing import List, Optional
 
 import torch
 
-from monai_hsmix.backends.engine import resolve_engine
+from monai_hsmix.backends.dispatch import resolve_engine
 from monai_hsmix.backends.precision import full_precision
 from monai_hsmix.backends.intensity import channels_to_uint8_range
 from monai_hsmix.backends.validation import check_image_batch
@@ -58,7 +58,7 @@ def torch_fine_grained_saliency(images: torch.Tensor, engine: str = "auto", vali
     engine : {"auto", "torch", "numba"}
         ``"numba"``: one fused CPU kernel (:mod:`~monai_hsmix.backends.numba_saliency`), equal bit
         for bit to the torch operations; ``"torch"``: the torch operations, on any device;
-        ``"auto"`` (default): numba for CPU tensors (see :func:`~monai_hsmix.backends.engine.resolve_engine`).
+        ``"auto"`` (default): numba for CPU tensors (see :func:`~monai_hsmix.backends.dispatch.resolve_engine`).
     validate : bool
         Check ``images`` (:func:`~monai_hsmix.backends.validation.check_image_batch`); callers that
         have checked the batch already (the transforms) pass ``False``.

@@ -1,8 +1,9 @@
-"""SLIC on CPU tensors as fused loops compiled by numba: the ``engine="numba"`` path of :func:`torch_slic`.
+"""The numba engine of SLIC: fused CPU loops, what a CPU runs (``engine="numba"``, the CPU default).
 
-The clustering is the one :mod:`monai_hsmix.backends.torch_slic` documents (scikit-image's seed
-grid and distance, the same pooling, sampled means, fixed-point stop, speck absorption and
-merging of small fragments by colour), written voxel by voxel. The torch operations pay for
+The clustering is the one :mod:`monai_hsmix.backends.torch_slic` documents, from the plan of
+:mod:`monai_hsmix.backends.slic_plan` (scikit-image's seed grid and distance, the colour-free first
+assignment, the same pooling, sampled means, fixed-point stop, speck absorption and merging of
+small fragments by colour), written voxel by voxel. The torch operations pay for
 every pass over memory and every dispatch; here one pass per iteration does the whole
 assignment, with each voxel's features loaded once and the candidate distances kept in
 registers, so a CPU spends its time on arithmetic.
@@ -16,15 +17,43 @@ tiles give 1 to 2; scikit-image searches two grid steps).
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence, Tuple
 
 import numba
 import numpy as np
+import torch
 
-__all__ = ["slic_labels"]
+from monai_hsmix.backends.slic_plan import MERGE_ROUNDS, SAMPLED_MIN_STEP, SeedGrid, scaled_colour
 
-_SAMPLED_MIN_STEP = 4  # cells at least this wide estimate their centres from even coordinates
+__all__ = ["cluster", "components", "image_plan", "kmeans", "plan_for", "slic_labels"]
+
 _NARROW_CELL = 4  # narrower cells (voxels) look two cells away, not one
+
+
+def cluster(images: torch.Tensor, counts: torch.Tensor, compactness: float, spacing: Tuple[float, ...],
+            max_num_iter: int, config: tuple, lab: bool) -> torch.Tensor:
+    """SLIC of a CPU batch whose images share ``config`` (pooling factors; the tile size does not apply).
+
+    The engine's entry point for :func:`~monai_hsmix.backends.torch_slic.torch_slic`, which has
+    checked every argument.
+    """
+    factors, _ = config
+    full = tuple(images.shape[2:])
+    colour = scaled_colour(images, compactness, factors, lab)
+    plans = [plan_for(full, int(n), spacing, factors) for n in counts.tolist()]
+    return torch.from_numpy(slic_labels(colour.contiguous().numpy(), plans, max_num_iter, factors, full))
+
+
+@functools.lru_cache(maxsize=4096)
+def plan_for(full: Tuple[int, ...], count: int, spacing: Tuple[float, ...], factors: Tuple[int, ...]) -> tuple:
+    """The seed grid of one image as the kernels take it (cached: counts repeat)."""
+    spatial = tuple(-(-size // f) for size, f in zip(full, factors))
+    grid = SeedGrid(full, spatial, torch.tensor([count]), factors)
+    coord_scale = [s * f / float(grid.scalar_step[0]) for s, f in zip(spacing, factors)]
+    min_size = int(grid.min_fragment_size(spatial)[0])
+    return image_plan([c[0].numpy() for c in grid.cell_of], [c[0].numpy() for c in grid.first_cell],
+                      grid.per_axis[0].tolist(), coord_scale, grid.steps[0].tolist(), min_size)
 
 
 def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, factors: Sequence[int],
@@ -68,16 +97,19 @@ def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, f
     return out
 
 
-def image_plan(cell_of: Sequence[np.ndarray], seed_pos: Sequence[np.ndarray], coord_scale: Sequence[float],
-               steps: Sequence[float], min_size: int) -> tuple:
+def image_plan(cell_of: Sequence[np.ndarray], first_cell: Sequence[np.ndarray], per_axis: Sequence[int],
+               coord_scale: Sequence[float], steps: Sequence[float], min_size: int) -> tuple:
     """The per-image arguments of the kernels, for a 2D or 3D seed grid (2D gets a depth-1 axis).
 
     Parameters
     ----------
     cell_of : sequence of numpy.ndarray
-        Per axis, the index of each coordinate's nearest seed cell.
-    seed_pos : sequence of numpy.ndarray
-        Per axis, the seed coordinates.
+        Per axis, the index of each coordinate's nearest seed cell (the candidate window's centre).
+    first_cell : sequence of numpy.ndarray
+        Per axis, each coordinate's cell in the colour-free first assignment (see
+        :class:`~monai_hsmix.backends.slic_plan.SeedGrid`).
+    per_axis : sequence of int
+        Per axis, the number of seeds.
     coord_scale : sequence of float
         Per axis, the factor from a voxel coordinate to its scaled position.
     steps : sequence of float
@@ -88,27 +120,27 @@ def image_plan(cell_of: Sequence[np.ndarray], seed_pos: Sequence[np.ndarray], co
     lead = 3 - len(cell_of)
     zero = [np.zeros(1, dtype=np.int64)] * lead
     cells = zero + [np.ascontiguousarray(c, dtype=np.int64) for c in cell_of]
-    seeds = zero + [np.ascontiguousarray(p, dtype=np.int64) for p in seed_pos]
-    per_axis = np.array([len(p) for p in seeds], dtype=np.int64)
+    firsts = zero + [np.ascontiguousarray(c, dtype=np.int64) for c in first_cell]
+    counts = np.array([1] * lead + [int(n) for n in per_axis], dtype=np.int64)
     scale = np.array([0.0] * lead + [float(s) for s in coord_scale])
     reach = np.array([1] * lead + [1 if s >= _NARROW_CELL else 2 for s in steps], dtype=np.int64)
-    sampled = bool(min(steps) >= _SAMPLED_MIN_STEP)
-    return (scale, cells[0], cells[1], cells[2], per_axis, seeds[0], seeds[1], seeds[2], reach, sampled, int(min_size))
+    sampled = bool(min(steps) >= SAMPLED_MIN_STEP)
+    return (scale, cells[0], cells[1], cells[2], counts, firsts[0], firsts[1], firsts[2], reach, sampled, int(min_size))
 
 
 def _check_plan(plan: tuple, shape: Tuple[int, int, int]) -> None:
     """Raise unless every index the kernels take from ``plan`` lies inside its arrays for an image of
     ``shape`` (3 axes): the kernels index with these values unchecked.
 
-    Seeds must lie in the image, every voxel's cell in the seed grid, and the reach within the
-    grid's bounds checks (any reach is safe: candidates past the grid are skipped). A few
-    thousand values per image, not one per voxel.
+    Every voxel's cells (candidate window and first assignment) must lie in the seed grid, and the
+    reach within the grid's bounds checks (any reach is safe: candidates past the grid are
+    skipped). A few thousand values per image, not one per voxel.
     """
-    scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach, _, min_size = plan
-    for axis, (cells, seeds, size) in enumerate(zip((cell_z, cell_y, cell_x), (seed_z, seed_y, seed_x), shape)):
+    scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, _, min_size = plan
+    for axis, (cells, firsts, size) in enumerate(zip((cell_z, cell_y, cell_x), (first_z, first_y, first_x), shape)):
         count = int(per_axis[axis])
-        if (count != len(seeds) or count < 1 or len(cells) != size or int(seeds.min()) < 0 or int(seeds.max()) >= size
-                or int(cells.min()) < 0 or int(cells.max()) >= count):
+        if (count < 1 or len(cells) != size or len(firsts) != size or int(cells.min()) < 0 or int(cells.max()) >= count
+                or int(firsts.min()) < 0 or int(firsts.max()) >= count):
             raise ValueError(f"seed grid of axis {axis} does not fit an image of {size} voxels along it")
     if len(scale) != 3 or len(reach) != 3 or int(reach.min()) < 0 or not np.isfinite(scale).all():
         raise ValueError(f"invalid coordinate scale {scale} or reach {reach}")
@@ -126,33 +158,42 @@ def _repeat_into(labels, out, factors):
 
 
 @numba.njit(cache=True, nogil=True)
-def _slic_one(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach, sampled, min_size, max_num_iter):
-    labels, cen_col, cen_pos, _ = _kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach,
+def _slic_one(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, min_size,
+              max_num_iter):
+    labels, cen_col, cen_pos, _ = kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach,
                                           sampled, max_num_iter, True)
     labels = _absorb_specks(labels, feat, cen_col, cen_pos, scale)
     return _merge_small_fragments(labels, feat, min_size)
 
 
 @numba.njit(cache=True, nogil=True)
-def _kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach, sampled, max_num_iter,
+def kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, max_num_iter,
             stop_at_fixed_point):
-    """k-means from the seed grid: the final labels of every voxel, the centres they come from,
-    and how many iterations ran before the last assignment."""
+    """k-means from the means of the colour-free first assignment: the final labels of every voxel,
+    the centres they come from, and how many iterations ran before the last assignment."""
     c_n, nz, ny, nx = feat.shape
     gz, gy, gx = per_axis[0], per_axis[1], per_axis[2]
     k_n = gz * gy * gx
     cen_col = np.empty((k_n, c_n), dtype=np.float32)
     cen_pos = np.empty((k_n, 3), dtype=np.float32)
-    for iz in range(gz):
-        for iy in range(gy):
-            for ix in range(gx):
-                k = (iz * gy + iy) * gx + ix
-                z, y, x = seed_z[iz], seed_y[iy], seed_x[ix]
+    first = np.zeros((k_n, c_n + 4))
+    for z in range(nz):
+        for y in range(ny):
+            row = (first_z[z] * gy + first_y[y]) * gx
+            for x in range(nx):
+                k = row + first_x[x]
                 for c in range(c_n):
-                    cen_col[k, c] = feat[c, z, y, x]
-                cen_pos[k, 0] = z * scale[0]
-                cen_pos[k, 1] = y * scale[1]
-                cen_pos[k, 2] = x * scale[2]
+                    first[k, c] += feat[c, z, y, x]
+                first[k, c_n] += z
+                first[k, c_n + 1] += y
+                first[k, c_n + 2] += x
+                first[k, c_n + 3] += 1.0
+    for k in range(k_n):
+        n = max(first[k, c_n + 3], 1.0)  # every cell holds its own seed: never 0 for a checked plan
+        for c in range(c_n):
+            cen_col[k, c] = first[k, c] / n
+        for a in range(3):
+            cen_pos[k, a] = first[k, c_n + a] / n * scale[a]
     # iterations before the last assign the voxels with even coordinates only (when sampled):
     # they form a smaller image of their own, whose voxels sit at twice their index
     stride = 2 if sampled else 1
@@ -364,7 +405,7 @@ def _union(parent, i, j):
 
 
 @numba.njit(cache=True, nogil=True)
-def _components(labels):
+def components(labels):
     """Face-connected components of equal labels, numbered 0.. in raster order of their first voxel.
 
     Union-find in raster order; every root is the smallest voxel of its tree, so a component's
@@ -444,7 +485,7 @@ def _merge_small_fragments(labels, feat, min_size):
     Returns labels contiguous from 0, ordered by the first voxel of the component they end in.
     """
     c_n, nz, ny, nx = feat.shape
-    comp, k_n = _components(labels)
+    comp, k_n = components(labels)
     size = np.zeros(k_n, dtype=np.int64)
     colour_sum = np.zeros((k_n, c_n))
     for z in range(nz):
@@ -465,7 +506,7 @@ def _merge_small_fragments(labels, feat, min_size):
         new_size = np.empty_like(size)
         new_sum = np.empty_like(colour_sum)
         step = np.empty(k_n, dtype=np.int64)
-        for _ in range(8):
+        for _ in range(MERGE_ROUNDS):
             for q in range(k_n):
                 for c in range(c_n):
                     mean[q, c] = colour_sum[q, c] / max(size[q], 1)
