@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from monai_hsmix.backends.slic_plan import MERGE_ROUNDS, SAMPLED_MIN_STEP, SeedGrid, scaled_colour
+from monai_hsmix.core.labels import relabel_contiguous
 
 __all__ = ["cluster", "components", "image_plan", "kmeans", "plan_for", "slic_labels"]
 
@@ -42,7 +43,8 @@ def cluster(images: torch.Tensor, counts: torch.Tensor, compactness: float, spac
     full = tuple(images.shape[2:])
     colour = scaled_colour(images, compactness, factors, lab)
     plans = [plan_for(full, int(n), spacing, factors) for n in counts.tolist()]
-    return torch.from_numpy(slic_labels(colour.contiguous().numpy(), plans, max_num_iter, factors, full))
+    labels = torch.from_numpy(slic_labels(colour.contiguous().numpy(), plans, max_num_iter, factors, full))
+    return relabel_contiguous(labels.reshape(labels.shape[0], -1)).reshape(labels.shape)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -77,7 +79,8 @@ def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, f
     Returns
     -------
     numpy.ndarray
-        ``(B, *full)`` int64 labels, contiguous from 0 in every image.
+        ``(B, *full)`` int64 labels in ``[0, voxels)``, ordered by the first voxel of their
+        superpixel but with gaps (:func:`cluster` relabels them contiguously).
     """
     b, c_n = colour.shape[:2]
     nd = colour.ndim - 2
@@ -482,7 +485,8 @@ def _merge_small_fragments(labels, feat, min_size):
     """Connected components; those under ``min_size`` voxels join the adjacent component that
     ranks higher by (size, number) and has the closest mean colour, in rounds (as the torch path).
 
-    Returns labels contiguous from 0, ordered by the first voxel of the component they end in.
+    Returns, per voxel, the number of the component it ends in (components numbered in raster
+    order of their first voxel; merged ones leave gaps, which the caller's relabelling closes).
     """
     c_n, nz, ny, nx = feat.shape
     comp, k_n = components(labels)
@@ -560,14 +564,9 @@ def _merge_small_fragments(labels, feat, min_size):
                 any_small = any_small or small[q]
             if not any_small:
                 break
-    # contiguous numbers in the order of the components the voxels end in
-    present = np.zeros(k_n, dtype=np.int64)
-    for q in range(k_n):
-        present[target[q]] = 1
-    rank = np.cumsum(present) - 1
     out = np.empty_like(comp)
     flat_in = comp.reshape(-1)
     flat_out = out.reshape(-1)
     for i in range(flat_in.shape[0]):
-        flat_out[i] = rank[target[flat_in[i]]]
+        flat_out[i] = target[flat_in[i]]
     return out

@@ -32,6 +32,7 @@ __all__ = [
     "HALF_RESOLUTION_STEP",
     "MAX_TILE",
     "SeedGrid",
+    "cells_met",
     "check_arguments",
     "configuration",
     "pool_by_two",

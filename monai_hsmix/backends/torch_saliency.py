@@ -34,8 +34,9 @@ from monai_hsmix.backends.precision import full_precision
 from monai_hsmix.backends.intensity import channels_to_uint8_range
 from monai_hsmix.backends.validation import check_image_batch
 
-__all__ = ["torch_fine_grained_saliency"]
+__all__ = ["SCALES", "torch_fine_grained_saliency"]
 
+#: surround half-widths of the centre-surround differences (both engines use these)
 SCALES = (12, 24, 48, 28, 56, 112)
 _GROUP_VOXELS = 1 << 18  # voxels of the maps processed together: their arrays stay in the CPU caches
 # on a GPU a group is ~60 kernel launches, which cost more there than the work itself

@@ -6,38 +6,73 @@ a zero fill and two scatters per row, and a segment mean a scatter-add, a bincou
 these kernels write every output value once, reading the partner's row in place, with the same
 formulas (``(1 - m) [Y1 = k] + m [Y2 = k]``, exact at ``m`` = 0 or 1; float64 sums for the means).
 Image blends stay with ``torch.lerp``: one pass already, bound by writing the output.
+
+Which one runs is the ``engine`` argument of those functions (:func:`use_kernels`), the same switch
+:class:`~monai_hsmix.transforms.RandHSMix` passes to the SLIC and saliency backends: no global state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Iterator, Optional
 
 import numba
 import numpy as np
 import torch
 
-__all__ = ["can_run", "kernels_enabled", "blend_index_rows", "segment_mean_rows"]
+__all__ = ["ENGINES", "can_run", "check_engine", "use_kernels", "kernels_enabled", "blend_index_rows", "segment_mean_rows"]
 
+#: the implementations a backend or blend function can be asked for: ``"auto"`` (numba kernels for
+#: CPU tensors, torch operations elsewhere), ``"torch"`` (torch operations on any device) or ``"numba"``
+ENGINES = ("auto", "torch", "numba")
 _FLOATS = (torch.float32, torch.float64)
-_enabled = True
+_auto_uses_kernels = True  # only kernels_enabled (deprecated) changes it
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` itself if it is one of :data:`ENGINES`, else a ``ValueError`` naming the choices."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return engine
+
+
+def use_kernels(engine: str, *tensors: torch.Tensor) -> bool:
+    """Whether a core function given ``engine`` runs these kernels on ``tensors``.
+
+    ``"torch"``: never. ``"auto"``: when they take the tensors (:func:`can_run`). ``"numba"``: the
+    same, and a ``ValueError`` for tensors that are not on the CPU (as the backends do); tensors
+    the kernels do not take on a CPU (autograd, half precision) go through the torch operations,
+    which give the same values.
+    """
+    check_engine(engine)
+    if engine == "torch" or (engine == "auto" and not _auto_uses_kernels):
+        return False
+    if engine == "numba" and any(t.device.type != "cpu" for t in tensors):
+        devices = sorted({str(t.device) for t in tensors})
+        raise ValueError(f"engine='numba' runs on CPU tensors only, got tensors on {devices}; use 'auto' or 'torch'")
+    return can_run(*tensors)
 
 
 @contextlib.contextmanager
 def kernels_enabled(enabled: bool) -> Iterator[None]:
-    """Within the block, use (``True``) or bypass (``False``) these kernels: benchmarks and tests
-    compare them with the torch operations on the same CPU."""
-    global _enabled
-    before, _enabled = _enabled, bool(enabled)
+    """Deprecated: pass ``engine="torch"`` (or ``"numba"``) to the functions instead.
+
+    Within the block, ``engine="auto"`` uses (``True``) or bypasses (``False``) these kernels.
+    """
+    warnings.warn("numba_mixing.kernels_enabled is deprecated: pass engine='torch' or engine='numba' to "
+                  "mix_with_masks, segment_mean, hsmix_masks or the transforms", DeprecationWarning, stacklevel=3)
+    global _auto_uses_kernels
+    before, _auto_uses_kernels = _auto_uses_kernels, bool(enabled)
     try:
         yield
     finally:
-        _enabled = before
+        _auto_uses_kernels = before
 
 
 def can_run(*tensors: torch.Tensor) -> bool:
     """Whether the kernels take these tensors: CPU, no autograd, floats in float32 or float64."""
-    return _enabled and all(t.device.type == "cpu" and not t.requires_grad and (not t.is_floating_point() or t.dtype in _FLOATS)
+    return all(t.device.type == "cpu" and not t.requires_grad and (not t.is_floating_point() or t.dtype in _FLOATS)
                for t in tensors)
 
 
