@@ -108,6 +108,11 @@ class RandHSMix(RandomizableTransform):
         Where superpixels and saliency come from: ``"reference"`` is scikit-image SLIC + OpenCV
         saliency on the CPU, ``"torch"`` the batched torch implementation on the batch's device,
         ``"auto"`` torch when available.
+    engine : {"auto", "torch", "numba"}
+        The torch backend's implementation, passed to SLIC, saliency and the blends: ``"auto"``
+        compiled numba kernels for CPU batches and torch operations on a GPU, ``"torch"`` torch
+        operations everywhere, ``"numba"`` the kernels (CPU batches only). The reference backend
+        takes ``"auto"`` only.
     hard_region : {"superpixel", "grid"}
         Table 7 ablation: select the cells of a regular ``grid_size`` grid instead of superpixels.
     grid_size : int or sequence of int
@@ -154,6 +159,7 @@ class RandHSMix(RandomizableTransform):
         beta_alpha: float = 1.0,
         spacing: Optional[Sequence[float]] = None,
         max_num_iter: int = 10,
+        engine: str = "auto",
     ) -> None:
         if not 0.0 <= float(prob) <= 1.0:
             raise ValueError(f"prob must be in [0, 1], got {prob}")
@@ -189,7 +195,8 @@ class RandHSMix(RandomizableTransform):
             raise ValueError(f"max_num_iter must be at least 1, got {max_num_iter}")
         self.max_num_iter = int(max_num_iter)
         self.compute_backend = backend
-        self._superpixel_fn, self._saliency_fn = resolve_backend(backend)
+        self._superpixel_fn, self._saliency_fn = resolve_backend(backend, engine=engine)
+        self.engine = engine
         self._warned_single = False
         self._partner = np.zeros(0, dtype=np.int64)
         self._counts = np.zeros(0, dtype=np.int64)
@@ -310,7 +317,8 @@ class RandHSMix(RandomizableTransform):
                 if self.soft_ratio == "pixel":
                     soft_mask = relative_saliency(saliency, saliency[partner])
                     saliency = None
-        return hsmix_masks(partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency, keep_maps=keep_maps)
+        return hsmix_masks(partner, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency, keep_maps=keep_maps,
+                           engine=self.engine)
 
     @full_precision
     def apply(self, tensor: torch.Tensor, masks: HSMixMasks, num_classes: Optional[int] = None,
@@ -330,9 +338,9 @@ class RandHSMix(RandomizableTransform):
         if num_classes is None and magnitude is not None and magnitude > torch.finfo(tensor.dtype).max / 2:
             # halving and doubling are exact; the blend lies between its two inputs up to rounding
             top = torch.finfo(tensor.dtype).max
-            mixed, rows = mix_with_masks(tensor * 0.5, masks.partner, parts, self.include_original)
+            mixed, rows = mix_with_masks(tensor * 0.5, masks.partner, parts, self.include_original, engine=self.engine)
             return mixed.mul_(2).clamp_(-top, top), rows
-        return mix_with_masks(tensor, masks.partner, parts, self.include_original, num_classes)
+        return mix_with_masks(tensor, masks.partner, parts, self.include_original, num_classes, engine=self.engine)
 
     def unmixed(self, tensor: torch.Tensor, num_classes: Optional[int] = None) -> torch.Tensor:
         """What a batch that is not mixed returns for ``tensor``: images as floats, index labels
