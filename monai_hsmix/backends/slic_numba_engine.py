@@ -26,6 +26,7 @@ import torch
 
 from monai_hsmix.backends.slic_plan import MERGE_ROUNDS, SAMPLED_MIN_STEP, SeedGrid, scaled_colour
 from monai_hsmix.core.labels import relabel_contiguous
+from monai_hsmix.core.numba_mixing import first_compile_lock
 
 __all__ = ["cluster", "components", "image_plan", "kmeans", "plan_for", "slic_labels"]
 
@@ -95,8 +96,9 @@ def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, f
     f = np.array(lead + tuple(factors), dtype=np.int64)
     for i in range(b):
         feat = colour[i].reshape((c_n,) + lead + colour.shape[2:])
-        labels = _slic_one(feat, *plans[i], max_num_iter)
-        _repeat_into(labels, out[i].reshape(lead + tuple(full)), f)
+        with first_compile_lock("slic"):
+            labels = _slic_one(feat, *plans[i], max_num_iter)
+            _repeat_into(labels, out[i].reshape(lead + tuple(full)), f)
     return out
 
 
@@ -201,18 +203,26 @@ def kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, firs
     # they form a smaller image of their own, whose voxels sit at twice their index
     stride = 2 if sampled else 1
     sub = np.ascontiguousarray(feat[:, ::stride, ::stride, ::stride])
-    sub_z, sub_y, sub_x = cell_z[::stride], cell_y[::stride], cell_x[::stride]
+    # contiguous copies, as the full-size cells are: one compiled version of _assign, not two
+    sub_z = np.ascontiguousarray(cell_z[::stride])
+    sub_y = np.ascontiguousarray(cell_y[::stride])
+    sub_x = np.ascontiguousarray(cell_x[::stride])
     pos_z = _positions(sub.shape[1], stride * scale[0])
     pos_y = _positions(sub.shape[2], stride * scale[1])
     pos_x = _positions(sub.shape[3], stride * scale[2])
     labels = np.full(sub.shape[1:], -1, dtype=np.int64)
-    previous = labels.copy()
+    # flat views for whole-array copies and comparisons: array-to-array slice assignment and
+    # np.array_equal compile numba's shape-mismatch error formatting (strings), seconds of a
+    # fresh install's first call for two lines
+    flat_labels = labels.reshape(-1)
+    previous = np.empty_like(flat_labels)
     best = np.empty(sub.shape[1:], dtype=np.float32)
     sums = np.empty((k_n, c_n + 4))
     iterations = 0
     for _ in range(max_num_iter - 1):
         iterations += 1
-        previous[:] = labels
+        for i in range(flat_labels.shape[0]):
+            previous[i] = flat_labels[i]
         _assign(sub, pos_z, pos_y, pos_x, best, labels, cen_col, cen_pos, sub_z, sub_y, sub_x, per_axis, reach)
         # means of the voxels just assigned; a centre that lost every voxel stays (scikit-image)
         sums[:] = 0.0
@@ -233,8 +243,14 @@ def kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, firs
                     cen_col[k, c] = sums[k, c] / n
                 for a in range(3):
                     cen_pos[k, a] = sums[k, c_n + a] / n
-        if stop_at_fixed_point and np.array_equal(labels, previous):
-            break  # a fixed point: further iterations would repeat this assignment
+        if stop_at_fixed_point:
+            same = True
+            for i in range(flat_labels.shape[0]):
+                if flat_labels[i] != previous[i]:
+                    same = False
+                    break
+            if same:
+                break  # a fixed point: further iterations would repeat this assignment
     labels = np.empty((nz, ny, nx), dtype=np.int64)
     best = np.empty((nz, ny, nx), dtype=np.float32)
     _assign(feat, _positions(nz, scale[0]), _positions(ny, scale[1]), _positions(nx, scale[2]), best, labels, cen_col,
@@ -554,8 +570,10 @@ def _merge_small_fragments(labels, feat, min_size):
                 new_size[step[q]] += size[q]
                 for c in range(c_n):
                     new_sum[step[q], c] += colour_sum[q, c]
-            size[:] = new_size
-            colour_sum[:] = new_sum
+            for q in range(k_n):  # element by element (see kmeans: no array-to-array slice assignment)
+                size[q] = new_size[q]
+                for c in range(c_n):
+                    colour_sum[q, c] = new_sum[q, c]
             for q in range(k_n):
                 target[q] = step[target[q]]
             any_small = False

@@ -14,14 +14,20 @@ Which one runs is the ``engine`` argument of those functions (:func:`use_kernels
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import tempfile
+import threading
 import warnings
+from pathlib import Path
 from typing import Iterator, Optional
 
 import numba
 import numpy as np
 import torch
 
-__all__ = ["ENGINES", "can_run", "check_engine", "use_kernels", "kernels_enabled", "blend_index_rows", "segment_mean_rows"]
+__all__ = ["ENGINES", "can_run", "check_engine", "compile_lock_path", "first_compile_lock", "use_kernels", "kernels_enabled", "blend_index_rows",
+           "segment_mean_rows"]
 
 #: the implementations a backend or blend function can be asked for: ``"auto"`` (numba kernels for
 #: CPU tensors, torch operations elsewhere), ``"torch"`` (torch operations on any device) or ``"numba"``
@@ -70,6 +76,50 @@ def kernels_enabled(enabled: bool) -> Iterator[None]:
         _auto_uses_kernels = before
 
 
+def compile_lock_path() -> str:
+    """The lock file of :func:`first_compile_lock`: one per numba cache folder (processes sharing a
+    cache wait for each other, others do not), in the temporary folder."""
+    cache = numba.config.CACHE_DIR or str(Path(__file__).resolve().parents[1])
+    return os.path.join(tempfile.gettempdir(), f"monai_hsmix-numba-{hashlib.sha1(cache.encode()).hexdigest()[:16]}.lock")
+
+
+_held = threading.local()
+_compiled = set()  # kernel groups whose first call completed in this process
+
+
+@contextlib.contextmanager
+def first_compile_lock(group: str) -> Iterator[None]:
+    """Around a process's calls of a group of kernels until one has completed: one process at a time compiles.
+
+    numba compiles a kernel on its first call and writes it to its on-disk cache, where other
+    processes find it. DataLoader workers of a fresh install would otherwise all compile the same
+    kernels at once (each taking a core for tens of seconds); under this file lock the first
+    compiles and the others wait, then load the cached kernels. Once a call of ``group`` has
+    completed in this process the lock is skipped for it (it costs nothing after the first batch);
+    nested use does not take it twice. Without ``fcntl`` (Windows) it does nothing.
+    """
+    if group in _compiled or getattr(_held, "depth", 0):
+        _held.depth = getattr(_held, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None
+    with open(compile_lock_path(), "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        _held.depth = 1
+        try:
+            yield
+            _compiled.add(group)
+        finally:
+            _held.depth = 0
+
+
 def can_run(*tensors: torch.Tensor) -> bool:
     """Whether the kernels take these tensors: CPU, no autograd, floats in float32 or float64."""
     return all(t.device.type == "cpu" and not t.requires_grad and (not t.is_floating_point() or t.dtype in _FLOATS)
@@ -90,9 +140,13 @@ def blend_index_rows(indices: torch.Tensor, partner: torch.Tensor, mask: torch.T
         raise ValueError(f"indices {tuple(indices.shape)}, mask {tuple(mask.shape)} and partner {tuple(partner.shape)} "
                          f"do not fit an output of {tuple(out.shape)}")
     _check_range(partner, b, "partner")
-    if not out.is_contiguous():  # the kernel writes through a view of out's memory: it needs one
-        return out.copy_(blend_index_rows(indices, partner, mask, torch.empty(out.shape, dtype=out.dtype)))
-    _blend_index_rows(_rows(indices, b, 1)[:, 0], partner.cpu().numpy(), _rows(mask.to(out.dtype), b, 1)[:, 0], _rows(out, b, k))
+    if not out.is_contiguous() or out.dtype != torch.float32:
+        # the kernel writes through a view of out's memory, in float32 (one compiled version: what
+        # mix_with_masks's label channels are)
+        return out.copy_(blend_index_rows(indices, partner, mask, torch.empty(out.shape, dtype=torch.float32)))
+    with first_compile_lock("blend_index_rows"):
+        _blend_index_rows(_rows(indices.long(), b, 1)[:, 0], partner.cpu().long().numpy(),
+                          _rows(mask.to(torch.float32), b, 1)[:, 0], _rows(out, b, k))
     return out
 
 
@@ -106,10 +160,13 @@ def segment_mean_rows(values: torch.Tensor, segments: torch.Tensor, num: Optiona
         raise ValueError(f"values {tuple(values.shape)} and segments {tuple(segments.shape)} must have the same shape")
     num = _check_range(segments, num, "segment labels")
     b = values.shape[0]
-    # row-major, whatever values' layout: the kernel writes through a view of this memory
-    out = torch.empty(values.shape, dtype=values.dtype)
-    _segment_means(_rows(values, b, 1)[:, 0], _rows(segments.long(), b, 1)[:, 0], num, _rows(out, b, 1)[:, 0])
-    return out
+    # float64 in and out (the sums are float64 anyway; rounding the means to the input's dtype
+    # afterwards gives the same values) so the kernel is compiled once. Row-major, whatever the
+    # values' layout: the kernel writes through a view of this memory
+    out = torch.empty(values.shape, dtype=torch.float64)
+    with first_compile_lock("segment_means"):
+        _segment_means(_rows(values.double(), b, 1)[:, 0], _rows(segments.long(), b, 1)[:, 0], num, _rows(out, b, 1)[:, 0])
+    return out.to(values.dtype)
 
 
 def _check_range(labels: torch.Tensor, stop: Optional[int], name: str) -> int:

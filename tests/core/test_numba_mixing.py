@@ -113,3 +113,33 @@ def test_the_engine_is_an_argument_and_the_old_flag_still_works_with_a_warning()
             assert not numba_mixing.use_kernels("auto", values)
             assert numba_mixing.use_kernels("numba", values)
     assert numba_mixing.use_kernels("auto", values)
+
+
+def test_a_process_waits_while_another_holds_the_compile_lock(tmp_path):
+    # DataLoader workers of a fresh install: the first compiles, the others wait for its cache
+    import subprocess
+    import sys
+    import time
+
+    if sys.platform == "win32":
+        pytest.skip("the lock uses fcntl")
+    ready = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, pathlib, sys, time\n"
+        f"h = open({numba_mixing.compile_lock_path()!r}, 'a'); fcntl.flock(h, fcntl.LOCK_EX)\n"
+        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(1.5)\n")])
+    try:
+        while not ready.exists():
+            time.sleep(0.02)
+        start = time.perf_counter()
+        with numba_mixing.first_compile_lock("test-group"):
+            waited = time.perf_counter() - start
+            with numba_mixing.first_compile_lock("test-group"):  # nested: not taken twice
+                pass
+    finally:
+        holder.wait()
+    assert waited > 0.5
+    start = time.perf_counter()
+    with numba_mixing.first_compile_lock("test-group"):  # done once in this process: no lock
+        pass
+    assert time.perf_counter() - start < 0.1
