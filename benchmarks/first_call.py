@@ -30,17 +30,20 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_common import host_note  # noqa: E402
 
 FIRST_CALL = r"""
-import time
+import resource, time
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 t0 = time.perf_counter()
 import torch
 from monai_hsmix.transforms import RandHSMixd
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), cpu()
 g = torch.Generator().manual_seed(0)
 batch = {"image": torch.rand(4, 1, 224, 224, generator=g), "label": torch.randint(0, 4, (4, 1, 224, 224), generator=g)}
 mix = RandHSMixd.from_preset("synapse", keys=["image", "label"], label_keys="label", num_classes=4).set_random_state(0)
 mix(batch)
-t2 = time.perf_counter()
-print(f"{t1 - t0:.2f} {t2 - t1:.2f}")
+t2, c2 = time.perf_counter(), cpu()
+print(f"{t1 - t0:.2f} {t2 - t1:.2f} {c2 - c1:.2f}")
 """
 
 WORKERS = r"""
@@ -85,10 +88,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         if args.only in (None, "cold", "warm"):
             cache = os.path.join(root, "cold")
-            imp, call = run(FIRST_CALL, cache).split()
-            print(f"cold cache: import {imp} s, first RandHSMixd call {call} s")
-            imp, call = run(FIRST_CALL, cache).split()
-            print(f"warm cache (second process): import {imp} s, first call {call} s")
+            imp, call, cpu = run(FIRST_CALL, cache).split()
+            print(f"cold cache: import {imp} s, first RandHSMixd call {call} s ({cpu} s of CPU)")
+            imp, call, cpu = run(FIRST_CALL, cache).split()
+            print(f"warm cache (second process): import {imp} s, first call {call} s ({cpu} s of CPU)")
         if args.only in (None, "workers"):
             times = run(WORKERS, os.path.join(root, "workers")).split()
             print(f"2 DataLoader workers, cold cache: first batch after {times[0]} s, second after {times[1]} s (from import)")
@@ -98,8 +101,8 @@ def main() -> None:
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "monai_hsmix.warmup"], env=env, check=True, capture_output=True)
             warm = time.perf_counter() - start
-            imp, call = run(FIRST_CALL, cache).split()
-            print(f"python -m monai_hsmix.warmup: {warm:.1f} s; then import {imp} s, first call {call} s")
+            imp, call, cpu = run(FIRST_CALL, cache).split()
+            print(f"python -m monai_hsmix.warmup: {warm:.1f} s; then import {imp} s, first call {call} s ({cpu} s of CPU)")
     print(host_note().split("; ")[-1])
 
 

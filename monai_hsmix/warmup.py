@@ -7,9 +7,10 @@ runs this module; after a plain ``pip install`` run it once::
 
     python -m monai_hsmix.warmup
 
-It mixes a small 2D batch with every CPU kernel (``engine="numba"``): the kernels take one dtype
-each at their boundary (float32 features and label blends, float64 segment means, int64 labels),
-so this compiles the versions every later call uses, 2D or 3D, whatever the input dtype. It
+It mixes a small 2D batch with every CPU kernel (``engine="numba"``), in float32 and float64: the
+kernels take one dtype each at their boundary (float32 features, saliency levels and label blends,
+int64 labels; the segment means take float32 or float64), so this compiles the versions every later
+call uses, 2D or 3D, whatever the input dtype (half precision goes through torch operations). It
 compiles into the cache the running process would use: set ``NUMBA_CACHE_DIR`` the same way as for
 training if you set it at all.
 """
@@ -31,12 +32,14 @@ def warm_up() -> float:
 
     start = time.perf_counter()
     g = torch.Generator().manual_seed(0)
-    images = torch.rand(2, 1, 24, 24, generator=g)
     labels = torch.randint(0, 3, (2, 1, 24, 24), generator=g)
-    mix = RandHSMix(num_classes=3, n_segments=(4, 6), compactness=0.1, mode="both", engine="numba").set_random_state(0)
-    images_out, labels_out = mix(images, labels)
-    if images_out.shape[0] != 4 or not bool(torch.isfinite(images_out).all()) or labels_out.shape[1] != 3:
-        raise RuntimeError("the warm-up batch did not mix as expected")
+    # float64 images add only the float64 segment means (saliency is float32 whatever the input)
+    for dtype in (torch.float32, torch.float64):
+        images = torch.rand(2, 1, 24, 24, generator=g, dtype=dtype)
+        mix = RandHSMix(num_classes=3, n_segments=(4, 6), compactness=0.1, mode="both", engine="numba").set_random_state(0)
+        images_out, labels_out = mix(images, labels)
+        if images_out.shape[0] != 4 or not bool(torch.isfinite(images_out).all()) or labels_out.shape[1] != 3:
+            raise RuntimeError("the warm-up batch did not mix as expected")
     return time.perf_counter() - start
 
 

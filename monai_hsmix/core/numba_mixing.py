@@ -160,13 +160,13 @@ def segment_mean_rows(values: torch.Tensor, segments: torch.Tensor, num: Optiona
         raise ValueError(f"values {tuple(values.shape)} and segments {tuple(segments.shape)} must have the same shape")
     num = _check_range(segments, num, "segment labels")
     b = values.shape[0]
-    # float64 in and out (the sums are float64 anyway; rounding the means to the input's dtype
-    # afterwards gives the same values) so the kernel is compiled once. Row-major, whatever the
-    # values' layout: the kernel writes through a view of this memory
-    out = torch.empty(values.shape, dtype=torch.float64)
+    # in the values' own dtype (float32 or float64: two compiled versions, both made by
+    # monai_hsmix.warmup; a float64 copy of float32 values cost 16 bytes a voxel of extra peak).
+    # Row-major, whatever the values' layout: the kernel writes through a view of this memory
+    out = torch.empty(values.shape, dtype=values.dtype)
     with first_compile_lock("segment_means"):
-        _segment_means(_rows(values.double(), b, 1)[:, 0], _rows(segments.long(), b, 1)[:, 0], num, _rows(out, b, 1)[:, 0])
-    return out.to(values.dtype)
+        _segment_means(_rows(values, b, 1)[:, 0], _rows(segments.long(), b, 1)[:, 0], num, _rows(out, b, 1)[:, 0])
+    return out
 
 
 def _check_range(labels: torch.Tensor, stop: Optional[int], name: str) -> int:
