@@ -26,7 +26,9 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@echo "installed .[all,test] $(if $(CONSTRAINTS),pinned by $(CONSTRAINTS),from setup.cfg's ranges (no lock for Python $(PY_MINOR)))"
 	touch $(STAMP)
 
+# numba compiles HSMix's CPU kernels on first use (tens of seconds): compile them into its cache now
 install: $(STAMP)
+	$(BIN)/python -m monai_hsmix.warmup
 
 test: $(STAMP) lint docs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -11,7 +11,6 @@ thread, and prints milliseconds and the ratio. Best of 3 rounds.
 
 from __future__ import annotations
 
-import functools
 import sys
 
 import torch
@@ -28,13 +27,10 @@ SETTINGS = dict(n_segments=(200, 400), compactness=0.1, p=0.3)
 
 
 def _engine_call(engine: str, fn, args, kwargs):
-    """``fn`` run with ``engine``: the backends take it as an argument, the core kernels as a switch."""
-    takes_engine = fn in (torch_slic, torch_fine_grained_saliency)
-    extra = {"engine": engine} if takes_engine else {}
+    """``fn`` run with ``engine`` (every stage takes it as an argument)."""
 
     def call():
-        with numba_mixing.kernels_enabled(engine == "numba"):
-            return fn(*args, **kwargs, **extra)
+        return fn(*args, **kwargs, engine=engine)
 
     return call
 
@@ -69,14 +65,11 @@ def main(argv=None) -> int:
         print(f"  {name:26s} {1000 * t['numba']:8.2f}  {1000 * t['torch']:9.2f}  {t['torch'] / t['numba']:6.1f}x")
 
     def whole(engine):
-        m = RandHSMix(num_classes=4, mode="both", backend="torch", **SETTINGS)
-        m._superpixel_fn = functools.partial(torch_slic, engine=engine)
-        m._saliency_fn = functools.partial(torch_fine_grained_saliency, engine=engine)
+        m = RandHSMix(num_classes=4, mode="both", backend="torch", engine=engine, **SETTINGS)
 
         def call():
-            with numba_mixing.kernels_enabled(engine == "numba"):
-                m.set_random_state(seed=0)
-                return m(images, labels)
+            m.set_random_state(seed=0)
+            return m(images, labels)
 
         return call
 

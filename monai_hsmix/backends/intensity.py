@@ -6,6 +6,8 @@ from typing import Tuple
 
 import torch
 
+__all__ = ["all_finite", "channels_to_uint8_range", "finite_magnitude", "float32_maps"]
+
 # float32 arithmetic on a map whose values stay within 2**100 in magnitude, and whose range is 0 or at
 # least 2**-100, cannot overflow: sums of 8 voxels (pooling), the range itself and 255 / range stay finite
 _SAFE_MAGNITUDE = 2.0**100

@@ -25,10 +25,12 @@ import numpy as np
 import torch
 
 from monai_hsmix.backends.intensity import float32_maps
+from monai_hsmix.backends.torch_saliency import SCALES as _SCALES
+from monai_hsmix.core.numba_mixing import first_compile_lock
 
 __all__ = ["numba_fine_grained_saliency"]
 
-SCALES = np.array([12, 24, 48, 28, 56, 112], dtype=np.int64)  # as torch_saliency.SCALES
+SCALES = np.array(_SCALES, dtype=np.int64)  # the kernels take the torch form's scales as an array
 _TINY = np.float32(np.finfo(np.float32).tiny)
 
 
@@ -52,7 +54,8 @@ def numba_fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     pad = min(int(SCALES.max()), volume[-1]) + 1
     integral = np.empty((volume[0] + 1, volume[1] + 1, pad + volume[2] + pad), dtype=np.int64 if wide else np.int32)
     out = np.zeros((b,) + volume, dtype=np.float32)
-    _saliency_maps(x, lo.numpy(), hi.numpy(), c, integral, pad, SCALES, out)
+    with first_compile_lock("saliency"):
+        _saliency_maps(x, lo.numpy(), hi.numpy(), c, integral, pad, SCALES, out)
     return torch.from_numpy(out.reshape((b,) + spatial))
 
 

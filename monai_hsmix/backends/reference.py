@@ -18,6 +18,8 @@ from monai_hsmix.backends.intensity import channels_to_uint8_range, float32_maps
 from monai_hsmix.backends.validation import check_image_batch
 from monai_hsmix.core.labels import relabel_contiguous
 
+__all__ = ["opencv_saliency", "skimage_slic"]
+
 
 def skimage_slic(
     images: torch.Tensor,

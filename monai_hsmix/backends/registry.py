@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Dict, Tuple
 
 from monai_hsmix.backends import reference
+from monai_hsmix.core.numba_mixing import check_engine
+
+__all__ = ["available_backends", "resolve_backend"]
 
 SuperpixelFn = Callable[..., "torch.Tensor"]  # noqa: F821
 SaliencyFn = Callable[..., "torch.Tensor"]  # noqa: F821
@@ -40,7 +44,7 @@ def available_backends() -> Tuple[str, ...]:
     return tuple(sorted(_BACKENDS))
 
 
-def resolve_backend(name: str) -> Tuple[SuperpixelFn, SaliencyFn]:
+def resolve_backend(name: str, engine: str = "auto") -> Tuple[SuperpixelFn, SaliencyFn]:
     """Return ``(superpixel_fn, saliency_fn)`` for a backend name.
 
     Parameters
@@ -48,10 +52,20 @@ def resolve_backend(name: str) -> Tuple[SuperpixelFn, SaliencyFn]:
     name : str
         ``"reference"`` (scikit-image SLIC + OpenCV saliency, CPU, image by image), ``"torch"``
         (batched, on the batch's device) or ``"auto"`` (torch when available, else reference).
+    engine : {"auto", "torch", "numba"}
+        The torch backend's implementation (see :func:`monai_hsmix.backends.dispatch.resolve_engine`),
+        bound into both functions. The reference backend has one implementation: only ``"auto"``.
     """
+    check_engine(engine)
     key = name.lower()
     if key == "auto":
         key = "torch" if "torch" in _BACKENDS else "reference"
     if key not in _BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected 'auto' or one of {available_backends()}")
-    return _BACKENDS[key]()
+    superpixel_fn, saliency_fn = _BACKENDS[key]()
+    if key == "reference" and engine != "auto":
+        raise ValueError(f"engine={engine!r} applies to the torch backend only; the reference backend "
+                         "(scikit-image, OpenCV) has one implementation: use engine='auto'")
+    if engine == "auto":  # the functions' own default
+        return superpixel_fn, saliency_fn
+    return functools.partial(superpixel_fn, engine=engine), functools.partial(saliency_fn, engine=engine)

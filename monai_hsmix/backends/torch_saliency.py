@@ -29,13 +29,14 @@ from typing import List, Optional
 
 import torch
 
-from monai_hsmix.backends.engine import resolve_engine
+from monai_hsmix.backends.dispatch import resolve_engine
 from monai_hsmix.backends.precision import full_precision
 from monai_hsmix.backends.intensity import channels_to_uint8_range
 from monai_hsmix.backends.validation import check_image_batch
 
-__all__ = ["torch_fine_grained_saliency"]
+__all__ = ["SCALES", "torch_fine_grained_saliency"]
 
+#: surround half-widths of the centre-surround differences (both engines use these)
 SCALES = (12, 24, 48, 28, 56, 112)
 _GROUP_VOXELS = 1 << 18  # voxels of the maps processed together: their arrays stay in the CPU caches
 # on a GPU a group is ~60 kernel launches, which cost more there than the work itself
@@ -58,7 +59,7 @@ def torch_fine_grained_saliency(images: torch.Tensor, engine: str = "auto", vali
     engine : {"auto", "torch", "numba"}
         ``"numba"``: one fused CPU kernel (:mod:`~monai_hsmix.backends.numba_saliency`), equal bit
         for bit to the torch operations; ``"torch"``: the torch operations, on any device;
-        ``"auto"`` (default): numba for CPU tensors (see :func:`~monai_hsmix.backends.engine.resolve_engine`).
+        ``"auto"`` (default): numba for CPU tensors (see :func:`~monai_hsmix.backends.dispatch.resolve_engine`).
     validate : bool
         Check ``images`` (:func:`~monai_hsmix.backends.validation.check_image_batch`); callers that
         have checked the batch already (the transforms) pass ``False``.

@@ -90,11 +90,13 @@ def relative_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor) -> torch
     return torch.where(total > 0, saliency2 / total, EQUAL_SALIENCY_RATIO)
 
 
-def soft_mask_from_saliency(
-    saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor
-) -> torch.Tensor:
-    """Eq. 5-6: the relative saliency (Eq. 3) averaged inside every superpixel of ``SPm`` (``Ms``)."""
-    return segment_mean(relative_saliency(saliency1, saliency2), mixed_segments)
+def soft_mask_from_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor,
+                            engine: str = "auto") -> torch.Tensor:
+    """Eq. 5-6: the relative saliency (Eq. 3) averaged inside every superpixel of ``SPm`` (``Ms``).
+
+    ``engine`` chooses the implementation of the means (see :func:`~monai_hsmix.core.segment_mean`).
+    """
+    return segment_mean(relative_saliency(saliency1, saliency2), mixed_segments, engine=engine)
 
 
 def blend(
@@ -194,6 +196,7 @@ def hsmix_masks(
     soft_mask: Optional[torch.Tensor] = None,
     saliency: Optional[torch.Tensor] = None,
     keep_maps: bool = True,
+    engine: str = "auto",
 ) -> HSMixMasks:
     """Eq. 1 and 3-6 for a batch: ``Mh``, ``SPm`` and ``Ms``.
 
@@ -218,6 +221,8 @@ def hsmix_masks(
         only the hard mask is built.
     keep_maps : bool
         Return the superpixel maps too; ``False`` frees them as soon as the masks exist.
+    engine : {"auto", "torch", "numba"}
+        Implementation of Eq. 5's means (see :func:`~monai_hsmix.core.segment_mean`).
 
     Returns
     -------
@@ -229,7 +234,7 @@ def hsmix_masks(
     soft_from_saliency = soft_mask is None and saliency is not None
     mixed = mixed_segment_grid(segments, segments2, hard) if keep_maps or soft_from_saliency else None
     if soft_from_saliency:
-        soft_mask = soft_mask_from_saliency(saliency, saliency[partner], mixed)
+        soft_mask = soft_mask_from_saliency(saliency, saliency[partner], mixed, engine=engine)
     if not keep_maps:
         segments = segments2 = mixed = None
     return HSMixMasks(hard_mask=hard, soft_mask=soft_mask, segments=segments, partner_segments=segments2,
@@ -242,6 +247,7 @@ def mix_with_masks(
     parts: Sequence[Tuple[torch.Tensor, bool]],
     include_original: bool = False,
     num_classes: Optional[int] = None,
+    engine: str = "auto",
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Eq. 2 and 7 for any tensor of the batch: every part's blend, stacked along the batch axis.
 
@@ -263,6 +269,10 @@ def mix_with_masks(
         Put the unmixed rows (one-hot for class indices) in front.
     num_classes : int, optional
         Number of classes of index labels.
+    engine : {"auto", "torch", "numba"}
+        How index labels are blended on a CPU: one compiled pass per part (``"auto"``, ``"numba"``;
+        :func:`monai_hsmix.core.numba_mixing.use_kernels`) or the torch scatters (``"torch"``, what
+        other devices run); the same values either way. Image blends are ``torch.lerp`` always.
 
     Returns
     -------
@@ -271,6 +281,7 @@ def mix_with_masks(
         ``include_original``; ``C' = num_classes`` for index labels, which come back ``float32``)
         and, for each output row, the input row it derives from (its ``X1``).
     """
+    numba_mixing.check_engine(engine)
     bsz = tensor.shape[0]
     first = 1 if include_original else 0
     if partner.shape != (bsz,) or (bsz and (int(partner.min()) < 0 or int(partner.max()) >= bsz)):
@@ -292,7 +303,7 @@ def mix_with_masks(
     partners = partner.tolist()
     for k, (mask, binary) in enumerate(parts, start=first):
         part = out[k * bsz : (k + 1) * bsz]
-        if num_classes is not None and numba_mixing.can_run(tensor, mask, out):
+        if num_classes is not None and numba_mixing.use_kernels(engine, tensor, mask, out):
             # CPU: one compiled pass writes the blended one-hot channels instead of a zero fill and two
             # scatters (docs/performance.md); image blends are bound by writing the output, and
             # torch.lerp already is one pass

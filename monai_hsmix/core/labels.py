@@ -162,8 +162,8 @@ def check_label_channels(
 def relabel_contiguous(labels: torch.Tensor) -> torch.Tensor:
     """Relabel every map of a batch to ``0..k-1`` (``k`` its number of distinct labels), keeping their order.
 
-    The one relabelling of segment or instance maps: the reference SLIC backend and the superpixel
-    quality measures use it.
+    The one relabelling of segment or instance maps: both SLIC backends (scikit-image's labels and
+    both engines of the torch backend) and the superpixel quality measures use it.
 
     Parameters
     ----------

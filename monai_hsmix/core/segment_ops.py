@@ -21,7 +21,7 @@ def _flat_ids(segments: torch.Tensor) -> "tuple[torch.Tensor, int]":
     return flat + offsets, num
 
 
-def segment_mean(values: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+def segment_mean(values: torch.Tensor, segments: torch.Tensor, engine: str = "auto") -> torch.Tensor:
     """Replace every pixel by the mean of ``values`` over the pixels of its own segment.
 
     This is the paper's Eq. 5: the mean is taken over the superpixel's pixels (not over the whole
@@ -36,6 +36,9 @@ def segment_mean(values: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
         ``(B, *spatial)`` floating tensor.
     segments : torch.Tensor
         ``(B, *spatial)`` non-negative integer labels (need not be contiguous).
+    engine : {"auto", "torch", "numba"}
+        Torch operations or, for CPU tensors, one compiled pass
+        (:func:`monai_hsmix.core.numba_mixing.use_kernels`); the same means either way.
 
     Returns
     -------
@@ -44,7 +47,7 @@ def segment_mean(values: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
     """
     if values.shape != segments.shape:
         raise ValueError(f"values {tuple(values.shape)} and segments {tuple(segments.shape)} must have the same shape")
-    if values.is_floating_point() and numba_mixing.can_run(values, segments) and values.numel():
+    if values.is_floating_point() and numba_mixing.use_kernels(engine, values, segments) and values.numel():
         # the kernel's wrapper checks the labels' range (negative labels included)
         return numba_mixing.segment_mean_rows(values, segments)
     if segments.numel() and int(segments.min()) < 0:

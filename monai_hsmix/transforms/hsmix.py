@@ -150,6 +150,11 @@ class RandHSMix(RandomizableTransform):
         Where superpixels and saliency come from: ``"reference"`` is scikit-image SLIC + OpenCV
         saliency on the CPU, ``"torch"`` the batched torch implementation on the batch's device,
         ``"auto"`` torch when available.
+    engine : {"auto", "torch", "numba"}
+        The torch backend's implementation, passed to SLIC, saliency and the blends: ``"auto"``
+        compiled numba kernels for CPU batches and torch operations on a GPU, ``"torch"`` torch
+        operations everywhere, ``"numba"`` the kernels (CPU batches only). The reference backend
+        takes ``"auto"`` only.
     hard_region : {"superpixel", "grid"}
         Table 7 ablation: select the cells of a regular ``grid_size`` grid instead of superpixels.
     grid_size : int or sequence of int
@@ -201,6 +206,7 @@ class RandHSMix(RandomizableTransform):
         beta_alpha: float = 1.0,
         spacing: Optional[Sequence[float]] = None,
         max_num_iter: int = 10,
+        engine: str = "auto",
     ) -> None:
         if not 0.0 <= float(prob) <= 1.0:
             raise ValueError(f"prob must be in [0, 1], got {prob}")
@@ -230,7 +236,8 @@ class RandHSMix(RandomizableTransform):
             raise ValueError(f"max_num_iter must be at least 1, got {max_num_iter}")
         self.max_num_iter = int(max_num_iter)
         self.compute_backend = backend
-        self._superpixel_fn, self._saliency_fn = resolve_backend(backend)
+        self._superpixel_fn, self._saliency_fn = resolve_backend(backend, engine=engine)
+        self.engine = engine
         self._warned_single = False
         self._draw: Optional[_Draw] = None
 
@@ -334,10 +341,10 @@ class RandHSMix(RandomizableTransform):
             # beyond half the dtype's largest value the difference of two images can overflow:
             # halving and doubling are exact, and the blend lies between its two inputs up to rounding
             top = torch.finfo(images.dtype).max
-            mixed, rows = mix_with_masks(images * 0.5, draw.masks.partner, parts, self.include_original)
+            mixed, rows = mix_with_masks(images * 0.5, draw.masks.partner, parts, self.include_original, engine=self.engine)
             mixed = mixed.mul_(2).clamp_(-top, top)
         else:
-            mixed, rows = mix_with_masks(images, draw.masks.partner, parts, self.include_original)
+            mixed, rows = mix_with_masks(images, draw.masks.partner, parts, self.include_original, engine=self.engine)
         return _restore(mixed, data, rows)
 
     @full_precision
@@ -367,7 +374,7 @@ class RandHSMix(RandomizableTransform):
             out = one_hot(labels, classes, dim=1) if classes is not None else labels
             return _restore(out, data, torch.arange(labels.shape[0]))
         mixed, rows = mix_with_masks(labels, draw.masks.partner, draw.masks.parts(draw.hard, draw.soft),
-                                     self.include_original, classes)
+                                     self.include_original, classes, engine=self.engine)
         return _restore(mixed, data, rows)
 
     def __call__(self, img: Any, label: Any = None, randomize: bool = True, return_masks: bool = False):  # type: ignore[override]
@@ -466,7 +473,7 @@ class RandHSMix(RandomizableTransform):
                     soft_mask = relative_saliency(saliency, saliency[partner_t])
                     saliency = None
         return hsmix_masks(partner_t, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency,
-                           keep_maps=keep_maps)
+                           keep_maps=keep_maps, engine=self.engine)
 
 
 class RandHSMixd(RandomizableTransform, MapTransform):
@@ -489,7 +496,7 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         ``keys`` that is not a label key). Every image key is mixed with the same masks.
     num_classes, multilabel, n_segments, compactness, p, slic_space, mode, include_original
         As in :class:`RandHSMix`.
-    prob, backend, hard_region, grid_size, soft_ratio, beta_alpha, spacing, max_num_iter
+    prob, backend, hard_region, grid_size, soft_ratio, beta_alpha, spacing, max_num_iter, engine
         As in :class:`RandHSMix`.
     return_masks : bool
         Add ``{mask_key_prefix}hard_mask``, ``soft_mask``, ``segments``, ``partner_segments``,
@@ -532,6 +539,7 @@ class RandHSMixd(RandomizableTransform, MapTransform):
         beta_alpha: float = 1.0,
         spacing: Optional[Sequence[float]] = None,
         max_num_iter: int = 10,
+        engine: str = "auto",
         return_masks: bool = False,
         mask_key_prefix: str = "hsmix_",
         allow_missing_keys: bool = False,
@@ -541,7 +549,7 @@ class RandHSMixd(RandomizableTransform, MapTransform):
             num_classes=num_classes, multilabel=multilabel, n_segments=n_segments, compactness=compactness, p=p,
             slic_space=slic_space, mode=mode, include_original=include_original, prob=prob, backend=backend,
             hard_region=hard_region, grid_size=grid_size, soft_ratio=soft_ratio, beta_alpha=beta_alpha,
-            spacing=spacing, max_num_iter=max_num_iter,
+            spacing=spacing, max_num_iter=max_num_iter, engine=engine,
         )
         RandomizableTransform.__init__(self, self.mixer.prob)
         labels = ensure_tuple(label_keys)

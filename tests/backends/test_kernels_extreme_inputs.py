@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from extreme_inputs import F32_DENORMAL, F32_MAX, image_batches, with_layout
-from monai_hsmix.backends import numba_slic
+from monai_hsmix.backends import slic_numba_engine
 from monai_hsmix.backends.intensity import float32_maps
 from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
-from monai_hsmix.backends.torch_slic import _numba_plan, torch_slic
+from monai_hsmix.backends.torch_slic import torch_slic
 
 pytestmark = pytest.mark.skipif(not numba.config.BOUNDSCHECK,
                                 reason="runs with NUMBA_BOUNDSCHECK=1, from tests/test_numba_boundscheck.py")
@@ -151,7 +151,9 @@ def test_slic_kernels_label_every_voxel_whatever_the_features(fill, fraction, sh
     colour = rng.random((1, 2) + shape).astype(np.float32)
     colour[rng.random(colour.shape) < fraction] = fill
     factors = (1,) * len(shape)
-    plan = _numba_plan(shape, n, (1.0,) * len(shape), factors)
-    labels = numba_slic.slic_labels(colour, [plan], 10, factors, shape)[0]
-    ids = np.unique(labels)
-    assert np.array_equal(ids, np.arange(len(ids)))
+    plan = slic_numba_engine.plan_for(shape, n, (1.0,) * len(shape), factors)
+    labels = slic_numba_engine.slic_labels(colour, [plan], 10, factors, shape)[0]
+    # component numbers in raster order of their first voxel: each superpixel's number is the
+    # number of components before its first voxel, so the numbers rise with first appearance
+    ids, first = np.unique(labels, return_index=True)
+    assert ids.min() >= 0 and ids.max() < labels.size and np.array_equal(np.argsort(first, kind="stable"), np.arange(len(ids)))

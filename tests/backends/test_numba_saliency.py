@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monai_hsmix.backends import numba_saliency
-from monai_hsmix.backends.engine import resolve_engine
+from monai_hsmix.backends.dispatch import resolve_engine
 from monai_hsmix.backends.intensity import channels_to_uint8_range
 from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
 

@@ -1,4 +1,4 @@
-"""The numba SLIC kernels: what the torch path's tests cannot see from outside.
+"""The numba SLIC engine: what the torch path's tests cannot see from outside.
 
 The behaviour both engines share (quality on ACDC and MoNuSeg, batch mates, 3D, errors) is tested
 once per engine in test_torch_slic.py.
@@ -10,19 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from monai_hsmix.backends import numba_slic
-from monai_hsmix.backends.engine import resolve_engine
-from monai_hsmix.backends.torch_slic import _numba_plan, _scaled_colour, torch_slic
+from monai_hsmix.backends import slic_numba_engine
+from monai_hsmix.backends.dispatch import resolve_engine
+from monai_hsmix.backends.slic_numba_engine import plan_for
+from monai_hsmix.backends.slic_plan import scaled_colour
+from monai_hsmix.backends.torch_slic import torch_slic
 
 
 def _kmeans(x: torch.Tensor, count: int, compactness: float, max_num_iter: int, stop: bool):
     full = tuple(x.shape[2:])
     factors = (1,) * len(full)
-    colour = _scaled_colour(x, compactness, factors).numpy()[0]
-    plan = _numba_plan(full, count, (1.0,) * len(full), factors)
+    colour = scaled_colour(x, compactness, factors).numpy()[0]
+    plan = plan_for(full, count, (1.0,) * len(full), factors)
     feat = colour.reshape((colour.shape[0],) + (1,) * (3 - len(full)) + full)
-    scale, cz, cy, cx, per_axis, sz, sy, sx, reach, sampled, _ = plan
-    return numba_slic._kmeans(np.ascontiguousarray(feat), scale, cz, cy, cx, per_axis, sz, sy, sx, reach, sampled,
+    scale, cz, cy, cx, per_axis, fz, fy, fx, reach, sampled, _ = plan
+    return slic_numba_engine.kmeans(np.ascontiguousarray(feat), scale, cz, cy, cx, per_axis, fz, fy, fx, reach, sampled,
                               max_num_iter, stop)
 
 
@@ -42,7 +44,7 @@ def test_every_voxel_takes_a_centre_seeded_next_to_its_cell():
     g = torch.Generator().manual_seed(1)
     x = torch.rand(1, 3, 48, 40, generator=g)
     labels, _, _, _ = _kmeans(x, 30, 0.05, 10, True)
-    plan = _numba_plan((48, 40), 30, (1.0, 1.0), (1, 1))
+    plan = plan_for((48, 40), 30, (1.0, 1.0), (1, 1))
     _, _, cy, cx, per_axis, _, _, _, reach, _, _ = plan
     gy, gx = int(per_axis[1]), int(per_axis[2])
     ky, kx = np.divmod(labels[0], gx)
@@ -75,13 +77,14 @@ def test_engine_choice():
 def test_a_seed_grid_that_does_not_fit_the_image_is_refused():
     # the kernels index with the plan's seeds and cells unchecked: the glue checks them first
     colour = np.zeros((1, 1, 16, 12), dtype=np.float32)
-    good = _numba_plan((16, 12), 6, (1.0, 1.0), (1, 1))
-    assert numba_slic.slic_labels(colour, [good], 5, (1, 1), (16, 12)).shape == (1, 16, 12)
-    scale, cz, cy, cx, per_axis, sz, sy, sx, reach, sampled, min_size = good
-    bad_seed = (scale, cz, cy, cx, per_axis, sz, sy + 16, sx, reach, sampled, min_size)
-    bad_cell = (scale, cz, cy, cx + int(per_axis[2]), per_axis, sz, sy, sx, reach, sampled, min_size)
-    for plan in (bad_seed, bad_cell):
+    good = plan_for((16, 12), 6, (1.0, 1.0), (1, 1))
+    assert slic_numba_engine.slic_labels(colour, [good], 5, (1, 1), (16, 12)).shape == (1, 16, 12)
+    scale, cz, cy, cx, per_axis, fz, fy, fx, reach, sampled, min_size = good
+    bad_first = (scale, cz, cy, cx, per_axis, fz, fy + int(per_axis[1]), fx, reach, sampled, min_size)
+    bad_cell = (scale, cz, cy, cx + int(per_axis[2]), per_axis, fz, fy, fx, reach, sampled, min_size)
+    short_first = (scale, cz, cy, cx, per_axis, fz, fy[:-1], fx, reach, sampled, min_size)
+    for plan in (bad_first, bad_cell, short_first):
         with pytest.raises(ValueError, match="seed grid of axis"):
-            numba_slic.slic_labels(colour, [plan], 5, (1, 1), (16, 12))
+            slic_numba_engine.slic_labels(colour, [plan], 5, (1, 1), (16, 12))
     with pytest.raises(ValueError, match="pooled size"):
-        numba_slic.slic_labels(colour, [good], 5, (2, 2), (16, 12))
+        slic_numba_engine.slic_labels(colour, [good], 5, (2, 2), (16, 12))

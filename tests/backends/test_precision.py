@@ -45,15 +45,15 @@ def test_gpu_sized_chunks_and_groups_give_the_same_maps(monkeypatch):
     """A GPU runs each pass in one chunk and the batch's saliency in one group (fewer launches); chunking
     is only a loop over independent slices, so the CPU's small chunks must give the same labels and maps."""
     import monai_hsmix.backends.torch_saliency as saliency_module
-    import monai_hsmix.backends.torch_slic as slic_module
+    import monai_hsmix.backends.slic_torch_engine as slic_engine
 
     g = torch.Generator().manual_seed(1)
     images = torch.nn.functional.avg_pool2d(torch.rand(4, 2, 192, 192, generator=g), 5, 1, 2)  # 2 saliency groups on a CPU
     n = torch.tensor([30, 60, 90, 120])
     seg = torch_slic(images, n, 0.1, engine="torch")
     sal = torch_fine_grained_saliency(images, engine="torch")
-    monkeypatch.setattr(slic_module._Layout, "chunk_elements", slic_module._Layout.device_elements)
-    monkeypatch.setattr(slic_module._Layout, "candidate_group_elements", slic_module._Layout.device_elements)
+    monkeypatch.setattr(slic_engine, "CHUNK_ELEMENTS", slic_engine.DEVICE_ELEMENTS)
+    monkeypatch.setattr(slic_engine, "CANDIDATE_GROUP_ELEMENTS", slic_engine.DEVICE_ELEMENTS)
     monkeypatch.setattr(saliency_module, "_GROUP_VOXELS", saliency_module._DEVICE_GROUP_VOXELS)
     assert torch.equal(torch_slic(images, n, 0.1, engine="torch"), seg)
     assert torch.equal(torch_fine_grained_saliency(images, engine="torch"), sal)

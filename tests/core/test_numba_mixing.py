@@ -55,8 +55,7 @@ def test_mix_with_masks_gives_the_same_labels_with_and_without_kernels():
     partner = torch.tensor([2, 0, 1])
     parts = [(hard, True), (soft, False)]
     fast, rows = mix_with_masks(labels, partner, parts, include_original=True, num_classes=3)
-    with numba_mixing.kernels_enabled(False):
-        slow, slow_rows = mix_with_masks(labels, partner, parts, include_original=True, num_classes=3)
+    slow, slow_rows = mix_with_masks(labels, partner, parts, include_original=True, num_classes=3, engine="torch")
     torch.testing.assert_close(fast, slow, rtol=0, atol=1e-6)
     assert torch.equal(rows, slow_rows) and torch.equal(fast[3:6], slow[3:6])  # hard part: exact one-hot copies
 
@@ -83,11 +82,64 @@ def test_outputs_in_any_layout_receive_the_kernels_results():
     g = torch.Generator().manual_seed(4)
     values = torch.rand(2, 3, 6, 5, generator=g).contiguous(memory_format=torch.channels_last)
     segments = torch.randint(0, 4, (2, 3, 6, 5), generator=g)
-    with numba_mixing.kernels_enabled(False):
-        expected = segment_mean(values.contiguous(), segments)
+    expected = segment_mean(values.contiguous(), segments, engine="torch")
     torch.testing.assert_close(segment_mean(values, segments), expected)
     labels = torch.randint(0, 3, (2, 1, 6, 5), generator=g)
     mask = torch.rand(2, 6, 5, generator=g)
     strided = torch.zeros(2, 3, 6, 10)[..., ::2]
     numba_mixing.blend_index_rows(labels, torch.tensor([1, 0]), mask, strided)
     torch.testing.assert_close(strided, numba_mixing.blend_index_rows(labels, torch.tensor([1, 0]), mask, torch.empty(2, 3, 6, 5)))
+
+
+def test_the_engine_is_an_argument_and_the_old_flag_still_works_with_a_warning():
+    g = torch.Generator().manual_seed(7)
+    labels = torch.randint(0, 3, (2, 1, 5, 4), generator=g)
+    mask = torch.rand(2, 5, 4, generator=g)
+    parts = [(mask, False)]
+    kernel, _ = mix_with_masks(labels, torch.tensor([1, 0]), parts, num_classes=3, engine="numba")
+    torch_ops, _ = mix_with_masks(labels, torch.tensor([1, 0]), parts, num_classes=3, engine="torch")
+    torch.testing.assert_close(kernel, torch_ops, rtol=0, atol=1e-6)
+    values, segments = torch.rand(2, 5, 4, generator=g), torch.randint(0, 4, (2, 5, 4), generator=g)
+    torch.testing.assert_close(segment_mean(values, segments, engine="numba"), segment_mean(values, segments, engine="torch"))
+    assert numba_mixing.use_kernels("auto", values) and not numba_mixing.use_kernels("torch", values)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        segment_mean(values, segments, engine="cuda")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        mix_with_masks(labels, torch.tensor([1, 0]), parts, num_classes=3, engine="fast")
+    with pytest.raises(ValueError, match="CPU tensors only"):
+        numba_mixing.use_kernels("numba", torch.empty(2, device="meta"))
+    with pytest.warns(DeprecationWarning, match="engine="):
+        with numba_mixing.kernels_enabled(False):
+            assert not numba_mixing.use_kernels("auto", values)
+            assert numba_mixing.use_kernels("numba", values)
+    assert numba_mixing.use_kernels("auto", values)
+
+
+def test_a_process_waits_while_another_holds_the_compile_lock(tmp_path):
+    # DataLoader workers of a fresh install: the first compiles, the others wait for its cache
+    import subprocess
+    import sys
+    import time
+
+    if sys.platform == "win32":
+        pytest.skip("the lock uses fcntl")
+    ready = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, pathlib, sys, time\n"
+        f"h = open({numba_mixing.compile_lock_path()!r}, 'a'); fcntl.flock(h, fcntl.LOCK_EX)\n"
+        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(1.5)\n")])
+    try:
+        while not ready.exists():
+            time.sleep(0.02)
+        start = time.perf_counter()
+        with numba_mixing.first_compile_lock("test-group"):
+            waited = time.perf_counter() - start
+            with numba_mixing.first_compile_lock("test-group"):  # nested: not taken twice
+                pass
+    finally:
+        holder.wait()
+    assert waited > 0.5
+    start = time.perf_counter()
+    with numba_mixing.first_compile_lock("test-group"):  # done once in this process: no lock
+        pass
+    assert time.perf_counter() - start < 0.1

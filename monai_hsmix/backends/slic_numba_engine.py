@@ -1,8 +1,9 @@
-"""SLIC on CPU tensors as fused loops compiled by numba: the ``engine="numba"`` path of :func:`torch_slic`.
+"""The numba engine of SLIC: fused CPU loops, what a CPU runs (``engine="numba"``, the CPU default).
 
-The clustering is the one :mod:`monai_hsmix.backends.torch_slic` documents (scikit-image's seed
-grid and distance, the same pooling, sampled means, fixed-point stop, speck absorption and
-merging of small fragments by colour), written voxel by voxel. The torch operations pay for
+The clustering is the one :mod:`monai_hsmix.backends.torch_slic` documents, from the plan of
+:mod:`monai_hsmix.backends.slic_plan` (scikit-image's seed grid and distance, the colour-free first
+assignment, the same pooling, sampled means, fixed-point stop, speck absorption and merging of
+small fragments by colour), written voxel by voxel. The torch operations pay for
 every pass over memory and every dispatch; here one pass per iteration does the whole
 assignment, with each voxel's features loaded once and the candidate distances kept in
 registers, so a CPU spends its time on arithmetic.
@@ -16,15 +17,46 @@ tiles give 1 to 2; scikit-image searches two grid steps).
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence, Tuple
 
 import numba
 import numpy as np
+import torch
 
-__all__ = ["slic_labels"]
+from monai_hsmix.backends.slic_plan import MERGE_ROUNDS, SAMPLED_MIN_STEP, SeedGrid, scaled_colour
+from monai_hsmix.core.labels import relabel_contiguous
+from monai_hsmix.core.numba_mixing import first_compile_lock
 
-_SAMPLED_MIN_STEP = 4  # cells at least this wide estimate their centres from even coordinates
+__all__ = ["cluster", "components", "image_plan", "kmeans", "plan_for", "slic_labels"]
+
 _NARROW_CELL = 4  # narrower cells (voxels) look two cells away, not one
+
+
+def cluster(images: torch.Tensor, counts: torch.Tensor, compactness: float, spacing: Tuple[float, ...],
+            max_num_iter: int, config: tuple, lab: bool) -> torch.Tensor:
+    """SLIC of a CPU batch whose images share ``config`` (pooling factors; the tile size does not apply).
+
+    The engine's entry point for :func:`~monai_hsmix.backends.torch_slic.torch_slic`, which has
+    checked every argument.
+    """
+    factors, _ = config
+    full = tuple(images.shape[2:])
+    colour = scaled_colour(images, compactness, factors, lab)
+    plans = [plan_for(full, int(n), spacing, factors) for n in counts.tolist()]
+    labels = torch.from_numpy(slic_labels(colour.contiguous().numpy(), plans, max_num_iter, factors, full))
+    return relabel_contiguous(labels.reshape(labels.shape[0], -1)).reshape(labels.shape)
+
+
+@functools.lru_cache(maxsize=4096)
+def plan_for(full: Tuple[int, ...], count: int, spacing: Tuple[float, ...], factors: Tuple[int, ...]) -> tuple:
+    """The seed grid of one image as the kernels take it (cached: counts repeat)."""
+    spatial = tuple(-(-size // f) for size, f in zip(full, factors))
+    grid = SeedGrid(full, spatial, torch.tensor([count]), factors)
+    coord_scale = [s * f / float(grid.scalar_step[0]) for s, f in zip(spacing, factors)]
+    min_size = int(grid.min_fragment_size(spatial)[0])
+    return image_plan([c[0].numpy() for c in grid.cell_of], [c[0].numpy() for c in grid.first_cell],
+                      grid.per_axis[0].tolist(), coord_scale, grid.steps[0].tolist(), min_size)
 
 
 def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, factors: Sequence[int],
@@ -48,7 +80,8 @@ def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, f
     Returns
     -------
     numpy.ndarray
-        ``(B, *full)`` int64 labels, contiguous from 0 in every image.
+        ``(B, *full)`` int64 labels in ``[0, voxels)``, ordered by the first voxel of their
+        superpixel but with gaps (:func:`cluster` relabels them contiguously).
     """
     b, c_n = colour.shape[:2]
     nd = colour.ndim - 2
@@ -63,21 +96,25 @@ def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, f
     f = np.array(lead + tuple(factors), dtype=np.int64)
     for i in range(b):
         feat = colour[i].reshape((c_n,) + lead + colour.shape[2:])
-        labels = _slic_one(feat, *plans[i], max_num_iter)
-        _repeat_into(labels, out[i].reshape(lead + tuple(full)), f)
+        with first_compile_lock("slic"):
+            labels = _slic_one(feat, *plans[i], max_num_iter)
+            _repeat_into(labels, out[i].reshape(lead + tuple(full)), f)
     return out
 
 
-def image_plan(cell_of: Sequence[np.ndarray], seed_pos: Sequence[np.ndarray], coord_scale: Sequence[float],
-               steps: Sequence[float], min_size: int) -> tuple:
+def image_plan(cell_of: Sequence[np.ndarray], first_cell: Sequence[np.ndarray], per_axis: Sequence[int],
+               coord_scale: Sequence[float], steps: Sequence[float], min_size: int) -> tuple:
     """The per-image arguments of the kernels, for a 2D or 3D seed grid (2D gets a depth-1 axis).
 
     Parameters
     ----------
     cell_of : sequence of numpy.ndarray
-        Per axis, the index of each coordinate's nearest seed cell.
-    seed_pos : sequence of numpy.ndarray
-        Per axis, the seed coordinates.
+        Per axis, the index of each coordinate's nearest seed cell (the candidate window's centre).
+    first_cell : sequence of numpy.ndarray
+        Per axis, each coordinate's cell in the colour-free first assignment (see
+        :class:`~monai_hsmix.backends.slic_plan.SeedGrid`).
+    per_axis : sequence of int
+        Per axis, the number of seeds.
     coord_scale : sequence of float
         Per axis, the factor from a voxel coordinate to its scaled position.
     steps : sequence of float
@@ -88,27 +125,27 @@ def image_plan(cell_of: Sequence[np.ndarray], seed_pos: Sequence[np.ndarray], co
     lead = 3 - len(cell_of)
     zero = [np.zeros(1, dtype=np.int64)] * lead
     cells = zero + [np.ascontiguousarray(c, dtype=np.int64) for c in cell_of]
-    seeds = zero + [np.ascontiguousarray(p, dtype=np.int64) for p in seed_pos]
-    per_axis = np.array([len(p) for p in seeds], dtype=np.int64)
+    firsts = zero + [np.ascontiguousarray(c, dtype=np.int64) for c in first_cell]
+    counts = np.array([1] * lead + [int(n) for n in per_axis], dtype=np.int64)
     scale = np.array([0.0] * lead + [float(s) for s in coord_scale])
     reach = np.array([1] * lead + [1 if s >= _NARROW_CELL else 2 for s in steps], dtype=np.int64)
-    sampled = bool(min(steps) >= _SAMPLED_MIN_STEP)
-    return (scale, cells[0], cells[1], cells[2], per_axis, seeds[0], seeds[1], seeds[2], reach, sampled, int(min_size))
+    sampled = bool(min(steps) >= SAMPLED_MIN_STEP)
+    return (scale, cells[0], cells[1], cells[2], counts, firsts[0], firsts[1], firsts[2], reach, sampled, int(min_size))
 
 
 def _check_plan(plan: tuple, shape: Tuple[int, int, int]) -> None:
     """Raise unless every index the kernels take from ``plan`` lies inside its arrays for an image of
     ``shape`` (3 axes): the kernels index with these values unchecked.
 
-    Seeds must lie in the image, every voxel's cell in the seed grid, and the reach within the
-    grid's bounds checks (any reach is safe: candidates past the grid are skipped). A few
-    thousand values per image, not one per voxel.
+    Every voxel's cells (candidate window and first assignment) must lie in the seed grid, and the
+    reach within the grid's bounds checks (any reach is safe: candidates past the grid are
+    skipped). A few thousand values per image, not one per voxel.
     """
-    scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach, _, min_size = plan
-    for axis, (cells, seeds, size) in enumerate(zip((cell_z, cell_y, cell_x), (seed_z, seed_y, seed_x), shape)):
+    scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, _, min_size = plan
+    for axis, (cells, firsts, size) in enumerate(zip((cell_z, cell_y, cell_x), (first_z, first_y, first_x), shape)):
         count = int(per_axis[axis])
-        if (count != len(seeds) or count < 1 or len(cells) != size or int(seeds.min()) < 0 or int(seeds.max()) >= size
-                or int(cells.min()) < 0 or int(cells.max()) >= count):
+        if (count < 1 or len(cells) != size or len(firsts) != size or int(cells.min()) < 0 or int(cells.max()) >= count
+                or int(firsts.min()) < 0 or int(firsts.max()) >= count):
             raise ValueError(f"seed grid of axis {axis} does not fit an image of {size} voxels along it")
     if len(scale) != 3 or len(reach) != 3 or int(reach.min()) < 0 or not np.isfinite(scale).all():
         raise ValueError(f"invalid coordinate scale {scale} or reach {reach}")
@@ -126,49 +163,66 @@ def _repeat_into(labels, out, factors):
 
 
 @numba.njit(cache=True, nogil=True)
-def _slic_one(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach, sampled, min_size, max_num_iter):
-    labels, cen_col, cen_pos, _ = _kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach,
+def _slic_one(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, min_size,
+              max_num_iter):
+    labels, cen_col, cen_pos, _ = kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach,
                                           sampled, max_num_iter, True)
     labels = _absorb_specks(labels, feat, cen_col, cen_pos, scale)
     return _merge_small_fragments(labels, feat, min_size)
 
 
 @numba.njit(cache=True, nogil=True)
-def _kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_x, reach, sampled, max_num_iter,
+def kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, max_num_iter,
             stop_at_fixed_point):
-    """k-means from the seed grid: the final labels of every voxel, the centres they come from,
-    and how many iterations ran before the last assignment."""
+    """k-means from the means of the colour-free first assignment: the final labels of every voxel,
+    the centres they come from, and how many iterations ran before the last assignment."""
     c_n, nz, ny, nx = feat.shape
     gz, gy, gx = per_axis[0], per_axis[1], per_axis[2]
     k_n = gz * gy * gx
     cen_col = np.empty((k_n, c_n), dtype=np.float32)
     cen_pos = np.empty((k_n, 3), dtype=np.float32)
-    for iz in range(gz):
-        for iy in range(gy):
-            for ix in range(gx):
-                k = (iz * gy + iy) * gx + ix
-                z, y, x = seed_z[iz], seed_y[iy], seed_x[ix]
+    first = np.zeros((k_n, c_n + 4))
+    for z in range(nz):
+        for y in range(ny):
+            row = (first_z[z] * gy + first_y[y]) * gx
+            for x in range(nx):
+                k = row + first_x[x]
                 for c in range(c_n):
-                    cen_col[k, c] = feat[c, z, y, x]
-                cen_pos[k, 0] = z * scale[0]
-                cen_pos[k, 1] = y * scale[1]
-                cen_pos[k, 2] = x * scale[2]
+                    first[k, c] += feat[c, z, y, x]
+                first[k, c_n] += z
+                first[k, c_n + 1] += y
+                first[k, c_n + 2] += x
+                first[k, c_n + 3] += 1.0
+    for k in range(k_n):
+        n = max(first[k, c_n + 3], 1.0)  # every cell holds its own seed: never 0 for a checked plan
+        for c in range(c_n):
+            cen_col[k, c] = first[k, c] / n
+        for a in range(3):
+            cen_pos[k, a] = first[k, c_n + a] / n * scale[a]
     # iterations before the last assign the voxels with even coordinates only (when sampled):
     # they form a smaller image of their own, whose voxels sit at twice their index
     stride = 2 if sampled else 1
     sub = np.ascontiguousarray(feat[:, ::stride, ::stride, ::stride])
-    sub_z, sub_y, sub_x = cell_z[::stride], cell_y[::stride], cell_x[::stride]
+    # contiguous copies, as the full-size cells are: one compiled version of _assign, not two
+    sub_z = np.ascontiguousarray(cell_z[::stride])
+    sub_y = np.ascontiguousarray(cell_y[::stride])
+    sub_x = np.ascontiguousarray(cell_x[::stride])
     pos_z = _positions(sub.shape[1], stride * scale[0])
     pos_y = _positions(sub.shape[2], stride * scale[1])
     pos_x = _positions(sub.shape[3], stride * scale[2])
     labels = np.full(sub.shape[1:], -1, dtype=np.int64)
-    previous = labels.copy()
+    # flat views for whole-array copies and comparisons: array-to-array slice assignment and
+    # np.array_equal compile numba's shape-mismatch error formatting (strings), seconds of a
+    # fresh install's first call for two lines
+    flat_labels = labels.reshape(-1)
+    previous = np.empty_like(flat_labels)
     best = np.empty(sub.shape[1:], dtype=np.float32)
     sums = np.empty((k_n, c_n + 4))
     iterations = 0
     for _ in range(max_num_iter - 1):
         iterations += 1
-        previous[:] = labels
+        for i in range(flat_labels.shape[0]):
+            previous[i] = flat_labels[i]
         _assign(sub, pos_z, pos_y, pos_x, best, labels, cen_col, cen_pos, sub_z, sub_y, sub_x, per_axis, reach)
         # means of the voxels just assigned; a centre that lost every voxel stays (scikit-image)
         sums[:] = 0.0
@@ -189,8 +243,14 @@ def _kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, seed_z, seed_y, seed_
                     cen_col[k, c] = sums[k, c] / n
                 for a in range(3):
                     cen_pos[k, a] = sums[k, c_n + a] / n
-        if stop_at_fixed_point and np.array_equal(labels, previous):
-            break  # a fixed point: further iterations would repeat this assignment
+        if stop_at_fixed_point:
+            same = True
+            for i in range(flat_labels.shape[0]):
+                if flat_labels[i] != previous[i]:
+                    same = False
+                    break
+            if same:
+                break  # a fixed point: further iterations would repeat this assignment
     labels = np.empty((nz, ny, nx), dtype=np.int64)
     best = np.empty((nz, ny, nx), dtype=np.float32)
     _assign(feat, _positions(nz, scale[0]), _positions(ny, scale[1]), _positions(nx, scale[2]), best, labels, cen_col,
@@ -364,7 +424,7 @@ def _union(parent, i, j):
 
 
 @numba.njit(cache=True, nogil=True)
-def _components(labels):
+def components(labels):
     """Face-connected components of equal labels, numbered 0.. in raster order of their first voxel.
 
     Union-find in raster order; every root is the smallest voxel of its tree, so a component's
@@ -441,10 +501,11 @@ def _merge_small_fragments(labels, feat, min_size):
     """Connected components; those under ``min_size`` voxels join the adjacent component that
     ranks higher by (size, number) and has the closest mean colour, in rounds (as the torch path).
 
-    Returns labels contiguous from 0, ordered by the first voxel of the component they end in.
+    Returns, per voxel, the number of the component it ends in (components numbered in raster
+    order of their first voxel; merged ones leave gaps, which the caller's relabelling closes).
     """
     c_n, nz, ny, nx = feat.shape
-    comp, k_n = _components(labels)
+    comp, k_n = components(labels)
     size = np.zeros(k_n, dtype=np.int64)
     colour_sum = np.zeros((k_n, c_n))
     for z in range(nz):
@@ -465,7 +526,7 @@ def _merge_small_fragments(labels, feat, min_size):
         new_size = np.empty_like(size)
         new_sum = np.empty_like(colour_sum)
         step = np.empty(k_n, dtype=np.int64)
-        for _ in range(8):
+        for _ in range(MERGE_ROUNDS):
             for q in range(k_n):
                 for c in range(c_n):
                     mean[q, c] = colour_sum[q, c] / max(size[q], 1)
@@ -509,8 +570,10 @@ def _merge_small_fragments(labels, feat, min_size):
                 new_size[step[q]] += size[q]
                 for c in range(c_n):
                     new_sum[step[q], c] += colour_sum[q, c]
-            size[:] = new_size
-            colour_sum[:] = new_sum
+            for q in range(k_n):  # element by element (see kmeans: no array-to-array slice assignment)
+                size[q] = new_size[q]
+                for c in range(c_n):
+                    colour_sum[q, c] = new_sum[q, c]
             for q in range(k_n):
                 target[q] = step[target[q]]
             any_small = False
@@ -519,14 +582,9 @@ def _merge_small_fragments(labels, feat, min_size):
                 any_small = any_small or small[q]
             if not any_small:
                 break
-    # contiguous numbers in the order of the components the voxels end in
-    present = np.zeros(k_n, dtype=np.int64)
-    for q in range(k_n):
-        present[target[q]] = 1
-    rank = np.cumsum(present) - 1
     out = np.empty_like(comp)
     flat_in = comp.reshape(-1)
     flat_out = out.reshape(-1)
     for i in range(flat_in.shape[0]):
-        flat_out[i] = rank[target[flat_in[i]]]
+        flat_out[i] = target[flat_in[i]]
     return out

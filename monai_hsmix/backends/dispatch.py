@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["ENGINES", "resolve_engine"]
+from monai_hsmix.core.numba_mixing import ENGINES, check_engine
 
-ENGINES = ("auto", "torch", "numba")
+__all__ = ["ENGINES", "resolve_engine"]
 
 
 def resolve_engine(engine: str, device: torch.device) -> str:
@@ -31,8 +31,7 @@ def resolve_engine(engine: str, device: torch.device) -> str:
     ValueError
         For an unknown name, or ``"numba"`` with a tensor that is not on the CPU.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    check_engine(engine)
     on_cpu = torch.device(device).type == "cpu"
     if engine == "numba" and not on_cpu:
         raise ValueError(f"engine='numba' runs on CPU tensors only, got a tensor on {device}; use 'auto' or 'torch'")
