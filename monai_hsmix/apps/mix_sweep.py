@@ -93,6 +93,7 @@ def run_sweep(
         # pasting happens in the sampler, outside the runner's own mixing clock
         result["sampler_mix_seconds"] = float(getattr(sampler, "mix_seconds", 0.0))
         result["sampler_pastes"] = int(getattr(sampler, "pastes", 0))
+        result["sampler_skipped"] = int(getattr(sampler, "skipped", 0))
         result["steps"] = config.steps
         result.update({"arm": job.arm, "description": describe(job.arm), "runner_arm": runner_arm_of(job.arm),
                        "fold": job.fold, "settings": job.settings, "git_commit": commit})
