@@ -11,19 +11,20 @@ setting) with other settings, exactly as ``python -m monai_hsmix.apps.ablation``
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-# the HSMix ablation's resume rules: one implementation of "same settings or refuse, naming the difference"
-from monai_hsmix.apps.ablation.cli import SettingsMismatchError, _check_same_settings, _git_commit
+# the HSMix ablation's error type, difference listing and commit stamp, so the three apps refuse alike
+from monai_hsmix.apps.ablation.cli import SettingsMismatchError, _differences, _git_commit
 from monai_hsmix.apps.ablation.train2d import Evaluator, Sampler, TrainConfig, train_run
 from monai_hsmix.apps.ablation.arms import MixOptions
 from monai_hsmix.data.io import write_json_atomic
 
-__all__ = ["SettingsMismatchError", "SweepJob", "plan_sweep", "run_sweep", "run_name"]
+__all__ = ["SettingsMismatchError", "SweepJob", "check_same_settings", "plan_sweep", "run_sweep", "run_name", "train_settings"]
 
 logger = logging.getLogger("monai_hsmix.mix_sweep")
 
@@ -37,6 +38,22 @@ class SweepJob:
     fold: Optional[int]
     path: Path
     settings: Dict[str, Any]
+
+
+def train_settings(config: TrainConfig) -> Dict[str, Any]:
+    """The runner settings a result depends on, named one by one (a field added to ``TrainConfig`` later
+    does not invalidate finished runs)."""
+    names = ("image_size", "steps", "batch_size", "lr", "weight_decay", "channels", "mix_prob", "max_rotation")
+    return {k: list(getattr(config, k)) if isinstance(getattr(config, k), tuple) else getattr(config, k) for k in names}
+
+
+def check_same_settings(path: Path, settings: Dict[str, Any]) -> None:
+    """Raise :class:`SettingsMismatchError`, naming each differing setting, if ``path`` was made with other settings."""
+    stored = json.loads(Path(path).read_text()).get("settings")
+    if stored != settings:
+        changed = "; ".join(_differences(stored or {}, settings))
+        raise SettingsMismatchError(f"{path} was produced with other settings than this command ({changed}); "
+                                    "use another --out or the same options")
 
 
 def run_name(arm: str, seed: int, fold: Optional[int]) -> str:
@@ -63,7 +80,7 @@ def plan_sweep(
                 path = Path(runs_dir) / f"{run_name(arm, seed, fold)}.json"
                 settings = settings_of(arm, fold)
                 if path.exists():
-                    _check_same_settings(path, settings)
+                    check_same_settings(path, settings)
                     logger.info("skip %s: %s exists", path.stem, path)
                 else:
                     todo.append(SweepJob(arm, seed, fold, path, settings))

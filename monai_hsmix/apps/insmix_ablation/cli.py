@@ -30,7 +30,7 @@ import math
 import platform
 import shlex
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -50,7 +50,7 @@ from monai_hsmix.apps.insmix_ablation.data import (
     read_instance_pair,
 )
 from monai_hsmix.apps.insmix_ablation.report import write_instance_report
-from monai_hsmix.apps.mix_sweep import SettingsMismatchError, _git_commit, plan_sweep, run_sweep
+from monai_hsmix.apps.mix_sweep import SettingsMismatchError, _git_commit, plan_sweep, run_sweep, train_settings
 
 logger = logging.getLogger("monai_hsmix.insmix_ablation")
 
@@ -176,7 +176,7 @@ def run(args: InsMixAblationConfig) -> Path:
     if bad:
         raise ValueError(f"--only-folds {bad} outside [0, {args.folds - 1}]")
     base = {"data_dir": str(args.data_dir.resolve()), "split_seed": args.split_seed, "folds": args.folds,
-            "train": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+            "train": train_settings(config),
             "boundary_width": args.boundary_width, "colour_jitter": args.colour_jitter,
             "post": {"min_seed_size": args.min_seed_size, "min_size": args.min_size}}
 

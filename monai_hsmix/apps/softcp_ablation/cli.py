@@ -28,7 +28,7 @@ import math
 import platform
 import shlex
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -41,7 +41,7 @@ from monai_hsmix.apps.ablation.evaluate import evaluate
 from monai_hsmix.apps.ablation.report import write_report
 from monai_hsmix.apps.ablation.train2d import TrainConfig
 from monai_hsmix.apps.config import parse_config
-from monai_hsmix.apps.mix_sweep import SettingsMismatchError, _git_commit, plan_sweep, run_sweep
+from monai_hsmix.apps.mix_sweep import SettingsMismatchError, _git_commit, plan_sweep, run_sweep, train_settings
 from monai_hsmix.apps.softcp_ablation.data import (
     DEFAULT_BRAIN,
     DEFAULT_CHANNELS,
@@ -152,7 +152,7 @@ def run(args: SoftCPAblationConfig) -> Path:
     train_dirs, test_dirs = list_cases(args.data_dir, args.train_splits), list_cases(args.data_dir, args.test_splits)
     base = {"data_dir": str(args.data_dir.resolve()), "train_cases": [p.name for p in train_dirs], "test_cases": [p.name for p in test_dirs],
             "channels_files": list(args.channels_files), "label_file": args.label_file, "brain_file": args.brain_file,
-            "train": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}}
+            "train": train_settings(config)}
 
     def settings_of(arm: str, fold: Optional[int]) -> Dict[str, Any]:
         mode, offline, _ = SOFTCP_ARMS[arm]
