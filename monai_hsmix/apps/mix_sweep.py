@@ -11,20 +11,27 @@ setting) with other settings, exactly as ``python -m monai_hsmix.apps.ablation``
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import math
+import platform
+import shlex
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
 # the HSMix ablation's error type, difference listing and commit stamp, so the three apps refuse alike
 from monai_hsmix.apps.ablation.cli import SettingsMismatchError, _differences, _git_commit
 from monai_hsmix.apps.ablation.train2d import Evaluator, Sampler, TrainConfig, train_run
 from monai_hsmix.apps.ablation.arms import MixOptions
+from monai_hsmix.apps.config import parse_config
 from monai_hsmix.data.io import write_json_atomic
 
-__all__ = ["SettingsMismatchError", "SweepJob", "check_same_settings", "plan_sweep", "run_sweep", "run_name", "train_settings"]
+__all__ = ["SettingsMismatchError", "SweepConfig", "SweepJob", "add_training_arguments", "check_same_settings", "check_training_arguments",
+           "plan_sweep", "run_sweep", "run_name", "sweep_header", "sweep_main", "train_settings"]
 
 logger = logging.getLogger("monai_hsmix.mix_sweep")
 
@@ -38,6 +45,33 @@ class SweepJob:
     fold: Optional[int]
     path: Path
     settings: Dict[str, Any]
+
+
+@dataclass
+class SweepConfig:
+    """Options every sweep app has (each app's config adds its own and may change these defaults)."""
+
+    data_dir: Path
+    out: Path
+    arms: Sequence[str] = ()
+    seeds: Sequence[int] = (0, 1)
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 5e-3
+    weight_decay: float = 1e-4
+    channels: Sequence[int] = (16, 32, 64, 128)
+    mix_prob: float = 0.5
+    threads: int = 1
+    report_only: bool = False
+    argv: Sequence[str] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        self.data_dir, self.out = Path(self.data_dir), Path(self.out)
+
+    def train_config(self, image_size: int) -> TrainConfig:
+        """The runner's settings (``ValueError`` for a bad steps / batch / mix prob / size)."""
+        return TrainConfig(image_size=image_size, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, channels=tuple(self.channels), mix_prob=self.mix_prob)
 
 
 def train_settings(config: TrainConfig) -> Dict[str, Any]:
@@ -116,3 +150,76 @@ def run_sweep(
                        "fold": job.fold, "settings": job.settings, "git_commit": commit})
         write_json_atomic(job.path, result)
         logger.info("%s done in %.0f s", job.path.stem, time.perf_counter() - tick)
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, arms: Sequence[str]) -> None:
+    """The options every sweep app has: data, output, arms, seeds, the runner's schedule, threads, report only."""
+    parser.add_argument("--data-dir", type=Path, required=True, help="the dataset folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (runs/, report.md)")
+    parser.add_argument("--arms", nargs="+", choices=list(arms), help="arms to run (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--steps", type=int, help="optimiser steps (same in every arm)")
+    parser.add_argument("--batch-size", type=int, help="samples per step (even, >= 4)")
+    parser.add_argument("--lr", type=float, help="AdamW learning rate, poly(0.9) decay to 0")
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--channels", type=int, nargs="+", help="UNet channels per level")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
+
+
+def check_training_arguments(args: Any, arms: Sequence[str]) -> None:
+    """``ValueError`` for a bad shared option (arms, seeds, threads, learning rate, channels)."""
+    unknown = [a for a in args.arms if a not in arms]
+    if unknown:
+        raise ValueError(f"unknown arms {unknown}; expected some of {list(arms)}")
+    if not args.seeds:
+        raise ValueError("--seeds needs at least one seed")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr must be a positive number, got {args.lr}")
+    if len(args.channels) < 2 or any(c < 1 for c in args.channels):
+        raise ValueError(f"--channels needs at least 2 levels of >= 1 channels, got {args.channels}")
+
+
+C = TypeVar("C")
+
+
+def sweep_main(config_cls: Type[C], parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
+               check: Callable[[C], None], run: Callable[[C], Path]) -> int:
+    """Parse, check (usage error naming the option), run, print the report path; known failures exit 2 with their message."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_config(config_cls, parser, argv)
+    args.argv = argv  # type: ignore[attr-defined]
+    try:
+        check(args)
+    except ValueError as err:
+        parser.error(str(err))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        report = run(args)
+    except (SettingsMismatchError, ValueError, FileNotFoundError) as err:
+        parser.exit(2, f"error: {err}\n")
+    print(report)
+    return 0
+
+
+def sweep_header(prog: str, args: SweepConfig, config: TrainConfig, data: str, samples: str, extra: str) -> Dict[str, str]:
+    """The report's header lines: the command that trains the runs, the data, versions and the schedule."""
+    import monai
+    import numpy
+    import scipy
+    import skimage
+    import torch
+
+    shown = [a for a in args.argv if a != "--report-only"]  # the command that trains the runs, not the re-report
+    command = f"python -m {prog} " + " ".join(shlex.quote(a) for a in shown)
+    return {
+        "command": f"`{command}`",
+        "data": data,
+        "versions": f"python {platform.python_version()}, torch {torch.__version__}, monai {monai.__version__}, numpy "
+        f"{numpy.__version__}, scipy {scipy.__version__}, scikit-image {skimage.__version__}, git {_git_commit()} (report), "
+        f"{args.threads} CPU thread(s)",
+        "schedule": f"{config.steps} steps x {config.batch_size} {samples} of {config.image_size}x{config.image_size}, AdamW lr "
+        f"{config.lr} wd {config.weight_decay} poly(0.9), UNet channels {list(config.channels)}, {extra}",
+    }

@@ -26,22 +26,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import platform
-import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-import monai
-import numpy as np
 import torch
 
 from monai_hsmix.apps.ablation.arms import MixOptions
 from monai_hsmix.apps.ablation.image_folder import kfold_by_image
 from monai_hsmix.apps.ablation.train2d import TrainConfig
-from monai_hsmix.apps.config import parse_config
 from monai_hsmix.apps.insmix_ablation.data import (
     InstanceCropSampler,
     evaluate_instances,
@@ -50,7 +43,16 @@ from monai_hsmix.apps.insmix_ablation.data import (
     read_instance_pair,
 )
 from monai_hsmix.apps.insmix_ablation.report import write_instance_report
-from monai_hsmix.apps.mix_sweep import SettingsMismatchError, _git_commit, plan_sweep, run_sweep, train_settings
+from monai_hsmix.apps.mix_sweep import (
+    SweepConfig,
+    add_training_arguments,
+    check_training_arguments,
+    plan_sweep,
+    run_sweep,
+    sweep_header,
+    sweep_main,
+    train_settings,
+)
 
 logger = logging.getLogger("monai_hsmix.insmix_ablation")
 
@@ -66,52 +68,31 @@ NUM_CLASSES = 3  # background, interior, boundary
 
 
 @dataclass
-class InsMixAblationConfig:
+class InsMixAblationConfig(SweepConfig):
     """One sweep; the command-line options have the same names (``--data-dir`` is ``data_dir``)."""
 
-    data_dir: Path
-    out: Path
     arms: Sequence[str] = tuple(INSMIX_ARMS)
     seeds: Sequence[int] = (0, 1)
     folds: int = 3
     only_folds: Optional[Sequence[int]] = None
     split_seed: int = 0
     crop_size: int = 96
-    steps: int = 300
-    batch_size: int = 8
-    lr: float = 5e-3
     weight_decay: float = 5e-4
-    channels: Sequence[int] = (16, 32, 64, 128)
-    mix_prob: float = 0.5
     max_paste_ratio: float = 0.5
     boundary_width: int = 1
     colour_jitter: float = 0.1
     cutmix_alpha: float = 1.0
     min_seed_size: int = 4
     min_size: int = 10
-    threads: int = 1
-    report_only: bool = False
-    argv: Sequence[str] = ()
-
-    def __post_init__(self) -> None:
-        self.data_dir, self.out = Path(self.data_dir), Path(self.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.insmix_ablation", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="folder with images/ and instances/")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (runs/, report.md)")
-    parser.add_argument("--arms", nargs="+", choices=list(INSMIX_ARMS), help="arms to run (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int)
+    add_training_arguments(parser, INSMIX_ARMS)
     parser.add_argument("--folds", type=int, help="k of the k-fold cross-validation by image")
     parser.add_argument("--only-folds", type=int, nargs="+", help="run only these folds (0-based)")
     parser.add_argument("--split-seed", type=int, help="seed of the fold split (same for every arm and seed)")
     parser.add_argument("--crop-size", type=int, help="training crop side (stored resolution) and sliding-window size")
-    parser.add_argument("--steps", type=int, help="optimiser steps (same in every arm)")
-    parser.add_argument("--batch-size", type=int, help="crops per step (even, >= 4)")
-    parser.add_argument("--lr", type=float, help="AdamW learning rate, poly(0.9) decay to 0")
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--channels", type=int, nargs="+", help="UNet channels per level")
     parser.add_argument("--mix-prob", type=float, help="probability that a crop is pasted into (InsMix arms) or a batch is mixed (cutmix)")
     parser.add_argument("--max-paste-ratio", type=float, help="InsMix: up to this share of a crop's nuclei get a template")
     parser.add_argument("--boundary-width", type=int, help="boundary class width in pixels")
@@ -119,34 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cutmix-alpha", type=float)
     parser.add_argument("--min-seed-size", type=int, help="post-processing: smallest interior seed (pixels)")
     parser.add_argument("--min-size", type=int, help="post-processing: smallest nucleus kept (pixels)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
     return parser
-
-
-def _train_config(args: InsMixAblationConfig) -> TrainConfig:
-    return TrainConfig(image_size=args.crop_size, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                       weight_decay=args.weight_decay, channels=tuple(args.channels), mix_prob=args.mix_prob)
 
 
 def check_arguments(args: InsMixAblationConfig) -> None:
     """Raise ``ValueError`` for a bad option before anything loads or trains."""
-    unknown = [a for a in args.arms if a not in INSMIX_ARMS]
-    if unknown:
-        raise ValueError(f"unknown arms {unknown}; expected some of {list(INSMIX_ARMS)}")
-    if not args.seeds:
-        raise ValueError("--seeds needs at least one seed")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise ValueError(f"--lr must be a positive number, got {args.lr}")
-    if len(args.channels) < 2 or any(c < 1 for c in args.channels):
-        raise ValueError(f"--channels needs at least 2 levels of >= 1 channels, got {args.channels}")
+    check_training_arguments(args, INSMIX_ARMS)
     if not 0 <= args.colour_jitter < 1:
         raise ValueError(f"--colour-jitter must be in [0, 1), got {args.colour_jitter}")
     if args.boundary_width < 1 or args.min_seed_size < 1 or args.min_size < 1:
         raise ValueError("--boundary-width, --min-seed-size and --min-size must be >= 1")
-    _train_config(args)  # steps, batch size, mix prob, crop size vs channels
+    args.train_config(args.crop_size)  # steps, batch size, mix prob, crop size vs channels
     for arm in args.arms:
         insmix_transform(INSMIX_ARMS[arm][0], args.crop_size, args.max_paste_ratio, 0)  # max_paste_ratio
 
@@ -168,7 +132,7 @@ def _arm_settings(args: InsMixAblationConfig, arm: str) -> Dict[str, Any]:
 def run(args: InsMixAblationConfig) -> Path:
     """Train the missing arm x seed x fold runs, then write the report; returns the report path."""
     torch.set_num_threads(args.threads)
-    config = _train_config(args)
+    config = args.train_config(args.crop_size)
     pairs = find_instance_pairs(args.data_dir)
     splits = kfold_by_image(list(pairs), args.folds, args.split_seed)
     folds = list(range(args.folds)) if args.only_folds is None else sorted(set(args.only_folds))
@@ -220,41 +184,16 @@ NOTES = (
 
 
 def _header(args: InsMixAblationConfig, n_images: int, folds: Sequence[int], config: TrainConfig) -> Dict[str, Any]:
-    import scipy
-    import skimage
-
-    shown = [a for a in args.argv if a != "--report-only"]
-    command = "python -m monai_hsmix.apps.insmix_ablation " + " ".join(shlex.quote(a) for a in shown)
-    return {
-        "command": f"`{command}`",
-        "data": f"{args.data_dir} — {n_images} tiles with instance maps, {args.folds}-fold cross-validation by image "
-        f"(split seed {args.split_seed}), folds run: {list(folds)}",
-        "versions": f"python {platform.python_version()}, torch {torch.__version__}, monai {monai.__version__}, numpy "
-        f"{np.__version__}, scipy {scipy.__version__}, scikit-image {skimage.__version__}, git {_git_commit()} (report), "
-        f"{args.threads} CPU thread(s)",
-        "schedule": f"{config.steps} steps x {config.batch_size} crops of {config.image_size}x{config.image_size}, AdamW lr "
-        f"{config.lr} wd {config.weight_decay} poly(0.9), UNet channels {list(config.channels)}, mix prob {config.mix_prob}, "
-        f"max paste ratio {args.max_paste_ratio}, boundary width {args.boundary_width}, colour jitter {args.colour_jitter}, "
-        f"CutMix alpha {args.cutmix_alpha}, post-processing min seed {args.min_seed_size} px, min nucleus {args.min_size} px",
-    }
+    data = (f"{args.data_dir} — {n_images} tiles with instance maps, {args.folds}-fold cross-validation by image "
+            f"(split seed {args.split_seed}), folds run: {list(folds)}")
+    extra = (f"mix prob {config.mix_prob}, max paste ratio {args.max_paste_ratio}, boundary width {args.boundary_width}, "
+             f"colour jitter {args.colour_jitter}, CutMix alpha {args.cutmix_alpha}, post-processing min seed "
+             f"{args.min_seed_size} px, min nucleus {args.min_size} px")
+    return sweep_header("monai_hsmix.apps.insmix_ablation", args, config, data, "crops", extra)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parse_config(InsMixAblationConfig, parser, argv)
-    args.argv = argv
-    try:
-        check_arguments(args)
-    except ValueError as err:
-        parser.error(str(err))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        report = run(args)
-    except (SettingsMismatchError, ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"error: {err}\n")
-    print(report)
-    return 0
+    return sweep_main(InsMixAblationConfig, build_parser(), argv, check_arguments, run)
 
 
 if __name__ == "__main__":

@@ -24,24 +24,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import platform
-import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-import monai
-import numpy as np
 import torch
 
 from monai_hsmix.apps.ablation.arms import MixOptions
 from monai_hsmix.apps.ablation.evaluate import evaluate
 from monai_hsmix.apps.ablation.report import write_report
 from monai_hsmix.apps.ablation.train2d import TrainConfig
-from monai_hsmix.apps.config import parse_config
-from monai_hsmix.apps.mix_sweep import SettingsMismatchError, _git_commit, plan_sweep, run_sweep, train_settings
+from monai_hsmix.apps.mix_sweep import (
+    SweepConfig,
+    add_training_arguments,
+    check_training_arguments,
+    plan_sweep,
+    run_sweep,
+    sweep_header,
+    sweep_main,
+    train_settings,
+)
 from monai_hsmix.apps.softcp_ablation.data import (
     DEFAULT_BRAIN,
     DEFAULT_CHANNELS,
@@ -64,11 +66,9 @@ SOFTCP_ARMS: Dict[str, tuple] = {
 
 
 @dataclass
-class SoftCPAblationConfig:
+class SoftCPAblationConfig(SweepConfig):
     """One sweep; the command-line options have the same names (``--data-dir`` is ``data_dir``)."""
 
-    data_dir: Path
-    out: Path
     arms: Sequence[str] = tuple(SOFTCP_ARMS)
     seeds: Sequence[int] = (0, 1, 2)
     train_splits: Sequence[str] = ("train",)
@@ -77,69 +77,32 @@ class SoftCPAblationConfig:
     label_file: str = DEFAULT_LABEL
     brain_file: str = DEFAULT_BRAIN
     image_size: int = 96
-    steps: int = 300
-    batch_size: int = 8
-    lr: float = 5e-3
-    weight_decay: float = 1e-4
-    channels: Sequence[int] = (16, 32, 64, 128)
-    mix_prob: float = 0.5
     alpha: float = 0.7
     num_rings: int = 5
-    threads: int = 1
-    report_only: bool = False
-    argv: Sequence[str] = ()
-
-    def __post_init__(self) -> None:
-        self.data_dir, self.out = Path(self.data_dir), Path(self.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.softcp_ablation", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="folder with SPLIT/CASE/ NIfTI files")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (runs/, report.md, plots)")
-    parser.add_argument("--arms", nargs="+", choices=list(SOFTCP_ARMS), help="arms to run (default: all)")
-    parser.add_argument("--seeds", nargs="+", type=int)
+    add_training_arguments(parser, SOFTCP_ARMS)
     parser.add_argument("--train-splits", nargs="+", help="split folders whose cases train (default: train)")
     parser.add_argument("--test-splits", nargs="+", help="split folders whose cases are scored (default: validation test)")
     parser.add_argument("--channels-files", nargs="+", help="one NIfTI file name per input channel in each case folder")
     parser.add_argument("--label-file", help="tumour label file (non-zero = whole tumour)")
     parser.add_argument("--brain-file", help="brain mask file (pastes stay inside it)")
     parser.add_argument("--image-size", type=int, help="training slices are resized to it")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--batch-size", type=int, help="slices per step (even, >= 4)")
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--channels", type=int, nargs="+", help="UNet channels per level")
     parser.add_argument("--mix-prob", type=float, help="share of drawn slices that get a pasted tumour (pasting arms)")
     parser.add_argument("--alpha", type=float, help="Soft-CP: weight alpha**k of the k-th ring")
     parser.add_argument("--num-rings", type=int, help="Soft-CP: rings of the soft mask")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
     return parser
-
-
-def _train_config(args: SoftCPAblationConfig) -> TrainConfig:
-    return TrainConfig(image_size=args.image_size, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                       weight_decay=args.weight_decay, channels=tuple(args.channels), mix_prob=args.mix_prob)
 
 
 def check_arguments(args: SoftCPAblationConfig) -> None:
     """Raise ``ValueError`` for a bad option before anything loads or trains."""
-    unknown = [a for a in args.arms if a not in SOFTCP_ARMS]
-    if unknown:
-        raise ValueError(f"unknown arms {unknown}; expected some of {list(SOFTCP_ARMS)}")
-    if not args.seeds:
-        raise ValueError("--seeds needs at least one seed")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise ValueError(f"--lr must be a positive number, got {args.lr}")
-    if len(args.channels) < 2 or any(c < 1 for c in args.channels):
-        raise ValueError(f"--channels needs at least 2 levels of >= 1 channels, got {args.channels}")
+    check_training_arguments(args, SOFTCP_ARMS)
     shared = sorted(set(args.train_splits) & set(args.test_splits))
     if shared:
         raise ValueError(f"splits {shared} are both training and test splits")
-    _train_config(args)
+    args.train_config(args.image_size)
     from monai_hsmix.apps.softcp_ablation.data import make_paster
 
     make_paster("soft", 0, args.alpha, args.num_rings)  # alpha, num_rings
@@ -148,7 +111,7 @@ def check_arguments(args: SoftCPAblationConfig) -> None:
 def run(args: SoftCPAblationConfig) -> Path:
     """Train the missing arm x seed runs, then write the report; returns the report path."""
     torch.set_num_threads(args.threads)
-    config = _train_config(args)
+    config = args.train_config(args.image_size)
     train_dirs, test_dirs = list_cases(args.data_dir, args.train_splits), list_cases(args.data_dir, args.test_splits)
     base = {"data_dir": str(args.data_dir.resolve()), "train_cases": [p.name for p in train_dirs], "test_cases": [p.name for p in test_dirs],
             "channels_files": list(args.channels_files), "label_file": args.label_file, "brain_file": args.brain_file,
@@ -196,36 +159,14 @@ NOTES = (
 
 
 def _header(args: SoftCPAblationConfig, config: TrainConfig, train_dirs, test_dirs) -> Dict[str, Any]:
-    shown = [a for a in args.argv if a != "--report-only"]
-    command = "python -m monai_hsmix.apps.softcp_ablation " + " ".join(shlex.quote(a) for a in shown)
-    return {
-        "command": f"`{command}`",
-        "data": f"{args.data_dir} — training cases {[p.name for p in train_dirs]} (splits {list(args.train_splits)}), "
-        f"test cases {[p.name for p in test_dirs]} (splits {list(args.test_splits)}); channels {list(args.channels_files)}",
-        "versions": f"python {platform.python_version()}, torch {torch.__version__}, monai {monai.__version__}, numpy "
-        f"{np.__version__}, git {_git_commit()} (report), {args.threads} CPU thread(s)",
-        "schedule": f"{config.steps} steps x {config.batch_size} slices of {config.image_size}x{config.image_size}, AdamW lr "
-        f"{config.lr} wd {config.weight_decay} poly(0.9), UNet channels {list(config.channels)}, paste prob {config.mix_prob}, "
-        f"Soft-CP alpha {args.alpha}, {args.num_rings} rings",
-    }
+    data = (f"{args.data_dir} — training cases {[p.name for p in train_dirs]} (splits {list(args.train_splits)}), "
+            f"test cases {[p.name for p in test_dirs]} (splits {list(args.test_splits)}); channels {list(args.channels_files)}")
+    extra = f"paste prob {config.mix_prob}, Soft-CP alpha {args.alpha}, {args.num_rings} rings"
+    return sweep_header("monai_hsmix.apps.softcp_ablation", args, config, data, "slices", extra)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parse_config(SoftCPAblationConfig, parser, argv)
-    args.argv = argv
-    try:
-        check_arguments(args)
-    except ValueError as err:
-        parser.error(str(err))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        report = run(args)
-    except (SettingsMismatchError, ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"error: {err}\n")
-    print(report)
-    return 0
+    return sweep_main(SoftCPAblationConfig, build_parser(), argv, check_arguments, run)
 
 
 if __name__ == "__main__":
