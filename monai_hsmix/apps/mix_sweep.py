@@ -31,7 +31,7 @@ from monai_hsmix.apps.config import parse_config
 from monai_hsmix.data.io import write_json_atomic
 
 __all__ = ["SettingsMismatchError", "SweepConfig", "SweepJob", "add_training_arguments", "check_same_settings", "check_training_arguments",
-           "plan_sweep", "run_sweep", "run_name", "sweep_header", "sweep_main", "train_settings"]
+           "pairwise_table", "plan_sweep", "run_sweep", "run_name", "sweep_header", "sweep_main", "train_settings"]
 
 logger = logging.getLogger("monai_hsmix.mix_sweep")
 
@@ -223,3 +223,21 @@ def sweep_header(prog: str, args: SweepConfig, config: TrainConfig, data: str, s
         "schedule": f"{config.steps} steps x {config.batch_size} {samples} of {config.image_size}x{config.image_size}, AdamW lr "
         f"{config.lr} wd {config.weight_decay} poly(0.9), UNet channels {list(config.channels)}, {extra}",
     }
+
+
+def pairwise_table(scores: Dict[str, Dict[Any, float]], scale: float = 100.0) -> str:
+    """Markdown table of paired differences row arm - column arm (mean [95% CI] (pairs up)) for every pair of arms.
+
+    ``scores`` maps an arm to ``{pairing key (seed, or seed and fold): score}``; runs pair on equal keys.
+    """
+    from monai_hsmix.apps.ablation.stats import pair
+
+    arms = list(scores)
+    lines = ["| row − column | " + " | ".join(arms) + " |", "|" + "---|" * (len(arms) + 1)]
+    for row in arms:
+        cells = []
+        for col in arms:
+            diff = None if row == col else pair(scores[row], scores[col])
+            cells.append("—" if diff is None else diff.format(scale))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

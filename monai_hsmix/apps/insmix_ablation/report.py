@@ -16,6 +16,7 @@ import numpy as np
 
 from monai_hsmix.apps.ablation.report import load_runs, run_key
 from monai_hsmix.apps.ablation.stats import pair
+from monai_hsmix.data.io import write_bytes_atomic
 
 SCORES = (("aji", "AJI"), ("object_dice", "object Dice"), ("pixel_dice", "pixel DSC"))
 
@@ -98,7 +99,5 @@ def write_instance_report(out_dir: Path, arms: Sequence[str], header: Mapping[st
     if runs:
         lines += ["", "## Cost per arm (means over runs)", "", cost_table(runs, arms)]
     path = out_dir / "report.md"
-    tmp = path.with_name(".report.md.partial")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
     return path

@@ -28,22 +28,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+import numpy as np
 import torch
 
 from monai_hsmix.apps.ablation.arms import MixOptions
 from monai_hsmix.apps.ablation.evaluate import evaluate
-from monai_hsmix.apps.ablation.report import write_report
+from monai_hsmix.apps.ablation.report import load_runs, run_key, run_means, write_report
 from monai_hsmix.apps.ablation.train2d import TrainConfig
 from monai_hsmix.apps.mix_sweep import (
     SweepConfig,
     add_training_arguments,
     check_training_arguments,
+    pairwise_table,
     plan_sweep,
     run_sweep,
     sweep_header,
     sweep_main,
     train_settings,
 )
+from monai_hsmix.data.io import write_bytes_atomic
 from monai_hsmix.apps.softcp_ablation.data import (
     DEFAULT_BRAIN,
     DEFAULT_CHANNELS,
@@ -141,9 +144,26 @@ def run(args: SoftCPAblationConfig) -> Path:
                   lambda a: SOFTCP_ARMS[a][2], 2, config, MixOptions(num_classes=2))
     report = write_report(args.out, args.arms, ["whole tumour"], expected_runs=len(planned), header=_header(args, config, train_dirs, test_dirs),
                           notes=NOTES, planned=planned)
-    # the shared report writer titles itself for HSMix
-    report.write_text(report.read_text().replace("# HSMix ablation report", "# Soft-CP ablation report", 1))
+    # the shared report writer titles itself for HSMix and compares arms only with none and MONAI's mixers
+    text = report.read_text().replace("# HSMix ablation report", "# Soft-CP ablation report", 1)
+    write_bytes_atomic(report, (text + _extra_tables(args.out, planned)).encode())
     return report
+
+
+def _extra_tables(out: Path, planned) -> str:
+    """Every arm against every other (hard vs soft, online vs offline), and the runs that found no tumour at all."""
+    wanted = set(planned)
+    runs = [r for r in load_runs(out / "runs") if (r["arm"], r["seed"], r.get("fold")) in wanted]
+    if not runs:
+        return ""
+    arms = [a for a in SOFTCP_ARMS if any(r["arm"] == a for r in runs)]
+    scores = {a: {run_key(r): float(np.nanmean(run_means(r, "dice"))) for r in runs if r["arm"] == a} for a in arms}
+    lines = ["", "## Every pair of arms: paired Δ whole-tumour DSC (points), row − column, 95% CI over seeds", "",
+             pairwise_table(scores), "", "## Runs that predicted no tumour in any test case", ""]
+    for arm in arms:
+        empty = sorted(r["seed"] for r in runs if r["arm"] == arm and all(v["dice"][0] == 0 for v in r["volumes"]))
+        lines.append(f"- `{arm}`: {len(empty)} of {len(scores[arm])} runs" + (f" (seeds {empty})" if empty else ""))
+    return "\n".join(lines) + "\n"
 
 
 NOTES = (

@@ -97,6 +97,7 @@ def test_sweep_report_resume_and_settings_check(cases, tmp_path):
     assert run_json["sampler_pastes"] > 0 and [r["volume"] for r in run_json["volumes"]] == ["c", "d"]
     text = report.read_text()
     assert text.startswith("# Soft-CP ablation report") and "Finished runs: 3 of 3." in text and "whole tumour" in text
+    assert "| row − column | none | softcp_online | softcp_offline |" in text and "## Runs that predicted no tumour" in text
     stamps = [p.stat().st_mtime_ns for p in sorted((out / "runs").glob("*.json"))]
     run(_config(cases, out))
     assert [p.stat().st_mtime_ns for p in sorted((out / "runs").glob("*.json"))] == stamps
