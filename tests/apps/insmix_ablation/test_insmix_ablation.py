@@ -93,6 +93,7 @@ def test_sweep_report_resume_and_settings_check(tiles, tmp_path):
     assert json.loads(runs[0].read_text())["runner_arm"] == "cutmix"
     text = report.read_text()
     assert "Finished runs: 3 of 3." in text and "## Paired differences in AJI (points)" in text
+    assert "| row − column | none | ssd_bg | cutmix |" in text
     # a rerun with the same settings trains nothing
     stamps = [p.stat().st_mtime_ns for p in runs]
     run(_config(tiles, out))
