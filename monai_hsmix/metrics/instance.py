@@ -13,8 +13,8 @@
 * :func:`pixel_dice`: the Dice of the foreground masks (what a semantic segmentation scores).
 
 Everything is computed from one sparse contingency table of object overlaps
-(:func:`instance_overlaps`), built in a single pass over the pixels, so a 1000 x 1000 tile with a
-thousand nuclei costs a few tens of milliseconds. Ids need not be consecutive; 0 is background.
+(:func:`instance_overlaps`), built in a single pass over the pixels: :func:`score_instances` took 0.12-0.15 s
+on a 1000 x 1000 MoNuSeg tile with 398 nuclei (shared 2-core CPU). Ids need not be consecutive; 0 is background.
 
 Empty maps: two empty maps agree perfectly (every score 1); an empty map against a non-empty one scores 0.
 """
