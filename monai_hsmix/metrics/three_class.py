@@ -96,7 +96,8 @@ def instances_from_interior(
         watershed; foreground components that hold no seed become nuclei of their own. Without it the
         components themselves are returned.
     elevation
-        Watershed relief (low first), e.g. ``1 - p(interior)``; default the distance to the nearest seed.
+        Watershed relief (low first), e.g. ``1 - p(interior)``; default none: each foreground pixel goes to the
+        nearest seed it is connected to.
     min_size
         Final objects smaller than this are removed.
     """
@@ -106,11 +107,15 @@ def instances_from_interior(
     if foreground is None:
         return _relabel(_drop_small(seeds, int(min_size)))
     fg = _instance_map(foreground, "foreground").astype(bool) | (seeds > 0)
+    compactness = 0.0
     if elevation is None:
-        elevation = ndimage.distance_transform_edt(seeds == 0) if seeds.any() else np.zeros(fg.shape)
+        # a flat relief with a compact watershed gives each pixel to the nearest seed it is connected to; a
+        # distance-to-seed relief does not (two floods meeting at equal height split pixels by arrival order)
+        elevation, compactness = np.zeros(fg.shape), 1.0
     elif np.shape(elevation) != fg.shape or not np.isfinite(elevation).all():
         raise ValueError(f"elevation must be a finite (H, W) array like the masks {fg.shape}, got shape {np.shape(elevation)}")
-    grown = watershed(np.asarray(elevation, dtype=np.float64), markers=seeds, mask=fg) if seeds.any() else np.zeros(fg.shape, np.int64)
+    grown = (watershed(np.asarray(elevation, dtype=np.float64), markers=seeds, mask=fg, compactness=compactness)
+             if seeds.any() else np.zeros(fg.shape, np.int64))
     # foreground blobs that no seed reached (e.g. a small nucleus predicted as boundary only)
     orphans, count = ndimage.label(fg & (grown == 0), _CROSS)
     if count:
