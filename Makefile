@@ -36,6 +36,7 @@ test: $(STAMP) lint docs
 # ruff with pyproject.toml's [tool.ruff] (MONAI's flake8 rules, 120 characters); --no-cache leaves no .ruff_cache.
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 
 # The API reference and the project's markdown pages; warnings are errors, so a broken reference or an
 # autodoc import failure fails `make test` (and CI) too.

@@ -47,7 +47,10 @@ def run_config(name, maker, shape, segments, compactness, device, threads, repea
     calls = [(backend, what) for backend in ("reference", "torch") for what in ("slic", "saliency")]
     # every timing before any memory run: a memory run spawns a process, which must not share
     # the cores with a timing
-    fns = {(backend, what): backend_call(backend, what, maker, shape, segments, compactness, str(device), threads) for backend, what in calls}
+    fns = {
+        (backend, what): backend_call(backend, what, maker, shape, segments, compactness, str(device), threads)
+        for backend, what in calls
+    }
     results.update(best_times(fns, device, repeats))
     for backend, what in calls:
         args = (backend, what, maker, shape, segments, compactness, str(device), threads)
@@ -59,7 +62,10 @@ def run_config(name, maker, shape, segments, compactness, device, threads, repea
         print(f"  speed-up {what:8s} torch vs reference: {ratio:.1f}x")
     both_ref = results["reference", "slic"] + results["reference", "saliency"]
     both_torch = results["torch", "slic"] + results["torch", "saliency"]
-    print(f"  slic + saliency: reference {1000 * both_ref / b:.2f} ms/image, torch {1000 * both_torch / b:.2f} ms/image, {both_ref / both_torch:.1f}x")
+    print(
+        f"  slic + saliency: reference {1000 * both_ref / b:.2f} ms/image, "
+        f"torch {1000 * both_torch / b:.2f} ms/image, {both_ref / both_torch:.1f}x"
+    )
 
 
 def main(argv=None) -> int:

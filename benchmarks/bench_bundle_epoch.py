@@ -1,8 +1,8 @@
 """Epoch time of the BraTS2018 bundle without HSMix, with HSMix on the training device, and in the loader.
 
-Trains ``bundles/brats2018_hsmix/configs/train.yaml`` on generated demo data (8 cases, 224 x 224 x 48 by default) for a few epochs four
-ways, in one process, on the same data, and prints the median epoch time (first epoch left out: it
-pays cuDNN autotuning and kernel compilation) and the ratios:
+Trains ``bundles/brats2018_hsmix/configs/train.yaml`` on generated demo data (8 cases, 224 x 224 x 48 by
+default) for a few epochs four ways, in one process, on the same data, and prints the median epoch
+time (first epoch left out: it pays cuDNN autotuning and kernel compilation) and the ratios:
 
 - ``none``: ``use_hsmix False``;
 - ``none_2b``: ``use_hsmix False`` with twice the batch: as many samples per step as HSMix's hard + soft
@@ -42,12 +42,21 @@ def run_mode(mode: str, args, work: Path) -> list:
     parser.read_config(str(configs / "train.yaml"))
     parser.read_meta(str(configs / "metadata.json"))
     overrides = {
-        "bundle_root": str(bundle_dir("brats2018_hsmix")), "output_dir": str(work / mode),
-        "dataset_dir": str(work / "demo"), "prepared_dir": str(work / "prepared"), "img_size": args.img_size,
-        "max_epochs": args.epochs, "val_interval": args.epochs + 1,
+        "bundle_root": str(bundle_dir("brats2018_hsmix")),
+        "output_dir": str(work / mode),
+        "dataset_dir": str(work / "demo"),
+        "prepared_dir": str(work / "prepared"),
+        "img_size": args.img_size,
+        "max_epochs": args.epochs,
+        "val_interval": args.epochs + 1,
         "batch_size": args.batch_size * (2 if mode == "none_2b" else 1),
-        "num_workers": args.workers, "resume": False, "progress": False, "log_every": 0, "num_threads": 1,
-        "device": f"$torch.device('{args.device}')", "use_hsmix": not mode.startswith("none"),
+        "num_workers": args.workers,
+        "resume": False,
+        "progress": False,
+        "log_every": 0,
+        "num_threads": 1,
+        "device": f"$torch.device('{args.device}')",
+        "use_hsmix": not mode.startswith("none"),
     }
     if args.quick:
         overrides["network_kwargs"] = {"channels": [8, 16, 32, 64, 128], "num_res_units": 1}
@@ -94,9 +103,12 @@ def main(argv=None) -> int:
             epochs, steps = run_mode(mode, args, Path(tmp))
             steady = statistics.median(epochs[1:] or epochs)
             results[mode] = (steady, steady / steps)
-            print(f"{mode:8s} epochs (s): {', '.join(f'{e:.2f}' for e in epochs)}; median after the first "
-                  f"{steady:.2f} s, {steps} steps of {args.batch_size * (1 if mode == 'none' else 2)} samples "
-                  f"({load_note()})", flush=True)
+            print(
+                f"{mode:8s} epochs (s): {', '.join(f'{e:.2f}' for e in epochs)}; median after the first "
+                f"{steady:.2f} s, {steps} steps of {args.batch_size * (1 if mode == 'none' else 2)} samples "
+                f"({load_note()})",
+                flush=True,
+            )
     # per step: none_2b trains as many samples per step as HSMix (hard + soft), on half the steps per epoch
     print(f"\n  {'mode':8s} {'s/epoch':>8s} {'ms/step':>8s}  step vs none  step vs none_2b (the cost of mixing)")
     for mode, (epoch, step) in results.items():

@@ -57,7 +57,8 @@ def host_note() -> str:
     except AttributeError:  # torch < 2.1
         capability = "unknown"
     gpu = f"; GPU {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})" if torch.cuda.is_available() else ""
-    return f"host: {cpu}; {', '.join(caches) or 'caches unknown'}; torch {torch.__version__} CPU capability {capability}{gpu}; {load_note()}"
+    caches_note = ", ".join(caches) or "caches unknown"
+    return f"host: {cpu}; {caches_note}; torch {torch.__version__} CPU capability {capability}{gpu}; {load_note()}"
 
 
 class BusyProcess:
@@ -114,7 +115,9 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int, warm
     return best
 
 
-def best_times(fns: Dict[str, Callable[[], object]], device: torch.device, repeats: int, rounds: int = 3) -> Dict[str, float]:
+def best_times(
+    fns: Dict[str, Callable[[], object]], device: torch.device, repeats: int, rounds: int = 3
+) -> Dict[str, float]:
     """:func:`best_time` of several calls, interleaved: ``rounds`` rounds of ``repeats`` calls each.
 
     On a shared machine the speed drifts over seconds to minutes (by up to 20% here); timing every

@@ -18,7 +18,7 @@ import torch
 from bench_common import batch_2d, best_times, host_note, load_note, parse_args
 from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
 from monai_hsmix.backends.torch_slic import torch_slic
-from monai_hsmix.core import class_indices, numba_mixing
+from monai_hsmix.core import class_indices
 from monai_hsmix.core.hsmix_equations import mix_with_masks
 from monai_hsmix.core.segment_ops import segment_mean
 from monai_hsmix.transforms import RandHSMix
@@ -74,7 +74,10 @@ def main(argv=None) -> int:
         return call
 
     t = best_times({e: whole(e) for e in ("numba", "torch")}, cpu, repeats)
-    print(f"  {'whole RandHSMix, per pair':26s} {250 * t['numba']:8.2f}  {250 * t['torch']:9.2f}  {t['torch'] / t['numba']:6.1f}x")
+    print(
+        f"  {'whole RandHSMix, per pair':26s} {250 * t['numba']:8.2f}  {250 * t['torch']:9.2f}  "
+        f"{t['torch'] / t['numba']:6.1f}x"
+    )
     print(f"  ({load_note()} at the end)")
     return 0
 

@@ -77,8 +77,9 @@ def sync_sites(images, labels, settings, out, name):
             call()
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    sites = collections.Counter(f"{w.filename.split('monai_hsmix/')[-1]}:{w.lineno}" for w in caught
-                                if "synchroniz" in str(w.message))
+    sites = collections.Counter(
+        f"{w.filename.split('monai_hsmix/')[-1]}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)
+    )
     total = sum(sites.values())
     print(f"\n{name}: {total} host synchronisations in one call; top sites:")
     for site, n in sites.most_common(25):
@@ -106,8 +107,14 @@ def kernel_profile(images, labels, settings, out, name):
 def unet_step_time(device, repeats):
     from monai.networks.nets import UNet
 
-    net = UNet(spatial_dims=2, in_channels=4, out_channels=4, channels=(32, 64, 128, 256, 512), strides=(2, 2, 2, 2),
-               num_res_units=2).to(device)
+    net = UNet(
+        spatial_dims=2,
+        in_channels=4,
+        out_channels=4,
+        channels=(32, 64, 128, 256, 512),
+        strides=(2, 2, 2, 2),
+        num_res_units=2,
+    ).to(device)
     opt = torch.optim.AdamW(net.parameters(), 1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
     images, labels = batch_2d(8, 4, 224)
@@ -141,14 +148,18 @@ def main(argv=None) -> int:
     t3 = stage_times(f"3D B2 C4 {size3}^3", images3, labels3, SETTINGS_3D, device, max(1, repeats // 3), out)
     step = unet_step_time(device, repeats)
     share = t2 / step
-    print(f"\nUNet step (8, 4, {224}, {224}) on {device}: {1000 * step:.2f} ms; HSMix on (8, 4, {size2}, {size2}): "
-          f"{1000 * t2:.2f} ms = {100 * share:.1f}% of a step (target <= 5%)")
+    print(
+        f"\nUNet step (8, 4, {224}, {224}) on {device}: {1000 * step:.2f} ms; HSMix on (8, 4, {size2}, {size2}): "
+        f"{1000 * t2:.2f} ms = {100 * share:.1f}% of a step (target <= 5%)"
+    )
     print(f"3D pair: {1000 * t3 / 2:.1f} ms (target <= 50 ms)")
     out.update(unet_step_ms=1000 * step, hsmix_share_of_step=share, pair_3d_ms=1000 * t3 / 2)
     ref_images, ref_labels = images2.cpu(), labels2.cpu()
     t_ref = best_time(_whole(_mix("reference", SETTINGS_2D), ref_images, ref_labels), torch.device("cpu"), 1)
-    print(f"reference backend (CPU) on the 2D batch: {1000 * t_ref / 8:.2f} ms per pair; the {device} torch backend is "
-          f"{t_ref / t2:.1f}x faster")
+    print(
+        f"reference backend (CPU) on the 2D batch: {1000 * t_ref / 8:.2f} ms per pair; the {device} torch backend is "
+        f"{t_ref / t2:.1f}x faster"
+    )
     out["reference_2d_ms_per_pair"] = 1000 * t_ref / 8
     if device.type == "cuda":
         sync_sites(images2, labels2, SETTINGS_2D, out, "2D")

@@ -19,7 +19,18 @@ import sys
 import cv2
 import torch
 
-from bench_common import BusyProcess, parse_args, batch_2d, batch_3d, best_time, best_times, extra_peak_memory_fresh, host_note, load_note, mib
+from bench_common import (
+    BusyProcess,
+    parse_args,
+    batch_2d,
+    batch_3d,
+    best_time,
+    best_times,
+    extra_peak_memory_fresh,
+    host_note,
+    load_note,
+    mib,
+)
 from monai_hsmix.transforms import RandHSMix
 
 # paper presets: synapse-like slices (200-400 segments, compactness 0.1), brats2018 volumes
@@ -54,9 +65,13 @@ def time_hsmix(name, maker, shape, settings, device, threads, repeats, backends=
     print(f"\n{name}, {threads} thread(s), device {device}, {load_note()}")
     # every timing before any memory run: a memory run spawns a process, which must not share
     # the cores with a timing
-    seconds = best_times({b: hsmix_call(b, settings, maker, shape, str(device), threads) for b in backends}, device, repeats)
+    seconds = best_times(
+        {b: hsmix_call(b, settings, maker, shape, str(device), threads) for b in backends}, device, repeats
+    )
     for backend in backends:
-        extra = extra_peak_memory_fresh(hsmix_call, backend, settings, maker, shape, str(device), threads, device=device)
+        extra = extra_peak_memory_fresh(
+            hsmix_call, backend, settings, maker, shape, str(device), threads, device=device
+        )
         ratio = "" if extra is None else f" ({extra / input_bytes:.1f}x the input)"
         print(f"  {backend:9s} {1000 * seconds[backend] / pairs:9.2f} ms/pair   extra peak {mib(extra)}{ratio}")
     if len(seconds) == 2:
@@ -85,7 +100,14 @@ def unet_fraction(device: torch.device, repeats: int) -> None:
     """HSMix (torch backend) time as a fraction of one UNet forward + backward + step."""
     from monai.networks.nets import UNet
 
-    net = UNet(spatial_dims=2, in_channels=4, out_channels=4, channels=(32, 64, 128, 256, 512), strides=(2, 2, 2, 2), num_res_units=2).to(device)
+    net = UNet(
+        spatial_dims=2,
+        in_channels=4,
+        out_channels=4,
+        channels=(32, 64, 128, 256, 512),
+        strides=(2, 2, 2, 2),
+        num_res_units=2,
+    ).to(device)
     opt = torch.optim.Adam(net.parameters(), 1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
     images, labels = batch_2d(8, 4, 224)
@@ -104,7 +126,10 @@ def unet_fraction(device: torch.device, repeats: int) -> None:
 
     t_step = best_time(step, device, repeats)
     t_mix = best_time(hsmix, device, repeats)
-    print(f"\nUNet step (8, 4, 224, 224) on {device}: {1000 * t_step:.2f} ms; HSMix on the same batch: {1000 * t_mix:.2f} ms ({100 * t_mix / t_step:.1f}% of a step)")
+    print(
+        f"\nUNet step (8, 4, 224, 224) on {device}: {1000 * t_step:.2f} ms; "
+        f"HSMix on the same batch: {1000 * t_mix:.2f} ms ({100 * t_mix / t_step:.1f}% of a step)"
+    )
 
 
 def main(argv=None) -> int:

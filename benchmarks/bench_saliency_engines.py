@@ -32,7 +32,9 @@ def main(argv=None) -> None:
     for name, images, repeats in configs:
         maps = {engine: torch_fine_grained_saliency(images, engine=engine) for engine in ("torch", "numba")}
         same = torch.equal(maps["torch"], maps["numba"])
-        fns = {engine: (lambda e=engine: torch_fine_grained_saliency(images, engine=e)) for engine in ("torch", "numba")}
+        fns = {
+            engine: (lambda e=engine: torch_fine_grained_saliency(images, engine=e)) for engine in ("torch", "numba")
+        }
         best = best_times(fns, torch.device("cpu"), repeats)
         ratio = best["torch"] / best["numba"]
         print(

@@ -62,7 +62,9 @@ class Slices(torch.utils.data.Dataset):
         return {"image": torch.rand(1, 224, 224, generator=g), "label": torch.randint(0, 4, (1, 224, 224), generator=g)}
 
 mix = RandHSMixd.from_preset("synapse", keys=["image", "label"], label_keys="label", num_classes=4)
-loader = DataLoader(Slices(), batch_size=4, num_workers=2, collate_fn=Compose([list_data_collate, mix], map_items=False))
+loader = DataLoader(
+    Slices(), batch_size=4, num_workers=2, collate_fn=Compose([list_data_collate, mix], map_items=False)
+)
 firsts = []
 for i, batch in enumerate(loader):
     firsts.append(time.perf_counter() - t0)
@@ -73,7 +75,11 @@ print(" ".join(f"{t:.2f}" for t in firsts))
 
 
 def run(code: str, cache: str) -> str:
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        NUMBA_CACHE_DIR=cache,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"the timed process failed:\n{out.stderr}")
@@ -94,7 +100,10 @@ def main() -> None:
             print(f"warm cache (second process): import {imp} s, first call {call} s ({cpu} s of CPU)")
         if args.only in (None, "workers"):
             times = run(WORKERS, os.path.join(root, "workers")).split()
-            print(f"2 DataLoader workers, cold cache: first batch after {times[0]} s, second after {times[1]} s (from import)")
+            print(
+                f"2 DataLoader workers, cold cache: first batch after {times[0]} s, "
+                f"second after {times[1]} s (from import)"
+            )
         if args.only in (None, "warmup"):
             cache = os.path.join(root, "warmup")
             env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(REPO))
@@ -102,7 +111,9 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "monai_hsmix.warmup"], env=env, check=True, capture_output=True)
             warm = time.perf_counter() - start
             imp, call, cpu = run(FIRST_CALL, cache).split()
-            print(f"python -m monai_hsmix.warmup: {warm:.1f} s; then import {imp} s, first call {call} s ({cpu} s of CPU)")
+            print(
+                f"python -m monai_hsmix.warmup: {warm:.1f} s; then import {imp} s, first call {call} s ({cpu} s of CPU)"
+            )
     print(host_note().split("; ")[-1])
 
 

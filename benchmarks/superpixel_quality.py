@@ -75,7 +75,9 @@ def brats_slices(root: Path, n: int) -> Tuple[torch.Tensor, np.ndarray]:
     import nibabel as nib
 
     images, truths = [], []
-    cases = sorted(p for split in ("train", "validation", "test") for p in (root / "brats2015_subset" / split).iterdir())
+    cases = sorted(
+        p for split in ("train", "validation", "test") for p in (root / "brats2015_subset" / split).iterdir()
+    )
     per_case = max(1, -(-n // len(cases)))
     for case in cases:
         flair = np.asarray(nib.load(str(case / "Flair_subtrMeanDivStd.nii.gz")).dataobj, dtype=np.float32)
@@ -104,8 +106,12 @@ def evaluate(images: torch.Tensor, truths: np.ndarray, preset: str, seed: int) -
     maps = {
         "scikit-image (paper)": skimage_slic(images, counts, settings.compactness, slic_space=space).numpy(),
         # the CPU default (numba kernels) and the torch operations a GPU runs
-        "torch backend, numba engine": torch_slic(images, counts, settings.compactness, slic_space=space, engine="numba").numpy(),
-        "torch backend, torch engine": torch_slic(images, counts, settings.compactness, slic_space=space, engine="torch").numpy(),
+        "torch backend, numba engine": torch_slic(
+            images, counts, settings.compactness, slic_space=space, engine="numba"
+        ).numpy(),
+        "torch backend, torch engine": torch_slic(
+            images, counts, settings.compactness, slic_space=space, engine="torch"
+        ).numpy(),
         "square grid": np.stack([square_grid(truths.shape[1:], int(c)) for c in counts]),
     }
     if space == "lab":  # what this package did before the feature space was explicit
@@ -136,17 +142,27 @@ def main(argv=None) -> int:
         "acdc": acdc_slices(root, n),
         "brats": brats_slices(root, n),
     }
-    studies = [("glas", "monuseg"), ("monuseg", "monuseg"), ("isic2017", "monuseg"), ("synapse", "acdc"), ("brats2018", "brats")]
-    print(f"{n} crops of {CROP} x {CROP} per dataset; boundary recall with a 2-pixel tolerance; "
-          "regularity = area-weighted 4 pi A / P^2")
+    studies = [
+        ("glas", "monuseg"),
+        ("monuseg", "monuseg"),
+        ("isic2017", "monuseg"),
+        ("synapse", "acdc"),
+        ("brats2018", "brats"),
+    ]
+    print(
+        f"{n} crops of {CROP} x {CROP} per dataset; boundary recall with a 2-pixel tolerance; "
+        "regularity = area-weighted 4 pi A / P^2"
+    )
     print("| preset (space, compactness) | data | method | segments | boundary recall | regularity |")
     print("| --- | --- | --- | --- | --- | --- |")
     for preset, dataset in studies:
         settings = HSMIX_PRESETS[preset]
         images, truths = data[dataset]
         for method, (count, recall, regular) in evaluate(images, truths, preset, args.seed).items():
-            print(f"| {preset} ({settings.slic_space}, {settings.compactness:g}) | {dataset} | {method} | "
-                  f"{count:.0f} | {recall:.3f} | {regular:.3f} |")
+            print(
+                f"| {preset} ({settings.slic_space}, {settings.compactness:g}) | {dataset} | {method} | "
+                f"{count:.0f} | {recall:.3f} | {regular:.3f} |"
+            )
     return 0
 
 

@@ -52,7 +52,7 @@ def _readme_for_docs(text: str) -> str:
 
     def fix(m: re.Match) -> str:
         label, target = m.groups()
-        return f"{label}({target[len('docs/'):] if target.startswith('docs/') else '../' + target})"
+        return f"{label}({target[len('docs/') :] if target.startswith('docs/') else '../' + target})"
 
     return _LINK.sub(fix, text)
 

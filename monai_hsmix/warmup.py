@@ -36,7 +36,9 @@ def warm_up() -> float:
     # float64 images add only the float64 segment means (saliency is float32 whatever the input)
     for dtype in (torch.float32, torch.float64):
         images = torch.rand(2, 1, 24, 24, generator=g, dtype=dtype)
-        mix = RandHSMix(num_classes=3, n_segments=(4, 6), compactness=0.1, mode="both", engine="numba").set_random_state(0)
+        mix = RandHSMix(
+            num_classes=3, n_segments=(4, 6), compactness=0.1, mode="both", engine="numba"
+        ).set_random_state(0)
         images_out, labels_out = mix(images, labels)
         if images_out.shape[0] != 4 or not bool(torch.isfinite(images_out).all()) or labels_out.shape[1] != 3:
             raise RuntimeError("the warm-up batch did not mix as expected")

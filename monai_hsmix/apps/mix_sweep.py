@@ -30,8 +30,21 @@ from monai_hsmix.apps.ablation.arms import MixOptions
 from monai_hsmix.apps.config import parse_config
 from monai_hsmix.data.io import write_json_atomic
 
-__all__ = ["SettingsMismatchError", "SweepConfig", "SweepJob", "add_training_arguments", "check_same_settings", "check_training_arguments",
-           "pairwise_table", "plan_sweep", "run_sweep", "run_name", "sweep_header", "sweep_main", "train_settings"]
+__all__ = [
+    "SettingsMismatchError",
+    "SweepConfig",
+    "SweepJob",
+    "add_training_arguments",
+    "check_same_settings",
+    "check_training_arguments",
+    "pairwise_table",
+    "plan_sweep",
+    "run_sweep",
+    "run_name",
+    "sweep_header",
+    "sweep_main",
+    "train_settings",
+]
 
 logger = logging.getLogger("monai_hsmix.mix_sweep")
 
@@ -70,8 +83,15 @@ class SweepConfig:
 
     def train_config(self, image_size: int) -> TrainConfig:
         """The runner's settings (``ValueError`` for a bad steps / batch / mix prob / size)."""
-        return TrainConfig(image_size=image_size, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, channels=tuple(self.channels), mix_prob=self.mix_prob)
+        return TrainConfig(
+            image_size=image_size,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            channels=tuple(self.channels),
+            mix_prob=self.mix_prob,
+        )
 
 
 def train_settings(config: TrainConfig) -> Dict[str, Any]:
@@ -86,8 +106,10 @@ def check_same_settings(path: Path, settings: Dict[str, Any]) -> None:
     stored = json.loads(Path(path).read_text()).get("settings")
     if stored != settings:
         changed = "; ".join(_differences(stored or {}, settings))
-        raise SettingsMismatchError(f"{path} was produced with other settings than this command ({changed}); "
-                                    "use another --out or the same options")
+        raise SettingsMismatchError(
+            f"{path} was produced with other settings than this command ({changed}); "
+            "use another --out or the same options"
+        )
 
 
 def run_name(arm: str, seed: int, fold: Optional[int]) -> str:
@@ -146,8 +168,16 @@ def run_sweep(
         result["sampler_pastes"] = int(getattr(sampler, "pastes", 0))
         result["sampler_skipped"] = int(getattr(sampler, "skipped", 0))
         result["steps"] = config.steps
-        result.update({"arm": job.arm, "description": describe(job.arm), "runner_arm": runner_arm_of(job.arm),
-                       "fold": job.fold, "settings": job.settings, "git_commit": commit})
+        result.update(
+            {
+                "arm": job.arm,
+                "description": describe(job.arm),
+                "runner_arm": runner_arm_of(job.arm),
+                "fold": job.fold,
+                "settings": job.settings,
+                "git_commit": commit,
+            }
+        )
         write_json_atomic(job.path, result)
         logger.info("%s done in %.0f s", job.path.stem, time.perf_counter() - tick)
 
@@ -185,9 +215,15 @@ def check_training_arguments(args: Any, arms: Sequence[str]) -> None:
 C = TypeVar("C")
 
 
-def sweep_main(config_cls: Type[C], parser: argparse.ArgumentParser, argv: Optional[Sequence[str]],
-               check: Callable[[C], None], run: Callable[[C], Path]) -> int:
-    """Parse, check (usage error naming the option), run, print the report path; known failures exit 2 with their message."""
+def sweep_main(
+    config_cls: Type[C],
+    parser: argparse.ArgumentParser,
+    argv: Optional[Sequence[str]],
+    check: Callable[[C], None],
+    run: Callable[[C], Path],
+) -> int:
+    """Parse, check (usage error naming the option), run, print the report path; known failures exit 2
+    with their message."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_config(config_cls, parser, argv)
     args.argv = argv  # type: ignore[attr-defined]
@@ -204,7 +240,9 @@ def sweep_main(config_cls: Type[C], parser: argparse.ArgumentParser, argv: Optio
     return 0
 
 
-def sweep_header(prog: str, args: SweepConfig, config: TrainConfig, data: str, samples: str, extra: str) -> Dict[str, str]:
+def sweep_header(
+    prog: str, args: SweepConfig, config: TrainConfig, data: str, samples: str, extra: str
+) -> Dict[str, str]:
     """The report's header lines: the command that trains the runs, the data, versions and the schedule."""
     import monai
     import numpy
@@ -218,9 +256,11 @@ def sweep_header(prog: str, args: SweepConfig, config: TrainConfig, data: str, s
         "command": f"`{command}`",
         "data": data,
         "versions": f"python {platform.python_version()}, torch {torch.__version__}, monai {monai.__version__}, numpy "
-        f"{numpy.__version__}, scipy {scipy.__version__}, scikit-image {skimage.__version__}, git {_git_commit()} (report), "
+        f"{numpy.__version__}, scipy {scipy.__version__}, scikit-image {skimage.__version__}, "
+        f"git {_git_commit()} (report), "
         f"{args.threads} CPU thread(s)",
-        "schedule": f"{config.steps} steps x {config.batch_size} {samples} of {config.image_size}x{config.image_size}, AdamW lr "
+        "schedule": f"{config.steps} steps x {config.batch_size} {samples} of "
+        f"{config.image_size}x{config.image_size}, AdamW lr "
         f"{config.lr} wd {config.weight_decay} poly(0.9), UNet channels {list(config.channels)}, {extra}",
     }
 

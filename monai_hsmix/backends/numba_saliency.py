@@ -198,7 +198,8 @@ def _integral(gray, integral, pad):
 
 @numba.njit(cache=True, nogil=True)
 def _box_bounds(size, scales):
-    """Per scale and index of an axis: the clipped box ``[i - n + 1, i + n]`` as integral indices ``lo, hi`` and its length."""
+    """Per scale and index of an axis: the clipped box ``[i - n + 1, i + n]`` as integral indices ``lo, hi``
+    and its length."""
     lo = np.empty((scales.size, size), dtype=np.int64)
     hi = np.empty((scales.size, size), dtype=np.int64)
     count = np.empty((scales.size, size), dtype=np.float32)  # exact integers, as in the torch form

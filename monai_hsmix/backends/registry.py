@@ -64,8 +64,10 @@ def resolve_backend(name: str, engine: str = "auto") -> Tuple[SuperpixelFn, Sali
         raise ValueError(f"unknown backend {name!r}; expected 'auto' or one of {available_backends()}")
     superpixel_fn, saliency_fn = _BACKENDS[key]()
     if key == "reference" and engine != "auto":
-        raise ValueError(f"engine={engine!r} applies to the torch backend only; the reference backend "
-                         "(scikit-image, OpenCV) has one implementation: use engine='auto'")
+        raise ValueError(
+            f"engine={engine!r} applies to the torch backend only; the reference backend "
+            "(scikit-image, OpenCV) has one implementation: use engine='auto'"
+        )
     if engine == "auto":  # the functions' own default
         return superpixel_fn, saliency_fn
     return functools.partial(superpixel_fn, engine=engine), functools.partial(saliency_fn, engine=engine)

@@ -33,8 +33,15 @@ __all__ = ["cluster", "components", "image_plan", "kmeans", "plan_for", "slic_la
 _NARROW_CELL = 4  # narrower cells (voxels) look two cells away, not one
 
 
-def cluster(images: torch.Tensor, counts: torch.Tensor, compactness: float, spacing: Tuple[float, ...],
-            max_num_iter: int, config: tuple, lab: bool) -> torch.Tensor:
+def cluster(
+    images: torch.Tensor,
+    counts: torch.Tensor,
+    compactness: float,
+    spacing: Tuple[float, ...],
+    max_num_iter: int,
+    config: tuple,
+    lab: bool,
+) -> torch.Tensor:
     """SLIC of a CPU batch whose images share ``config`` (pooling factors; the tile size does not apply).
 
     The engine's entry point for :func:`~monai_hsmix.backends.torch_slic.torch_slic`, which has
@@ -55,12 +62,19 @@ def plan_for(full: Tuple[int, ...], count: int, spacing: Tuple[float, ...], fact
     grid = SeedGrid(full, spatial, torch.tensor([count]), factors)
     coord_scale = [s * f / float(grid.scalar_step[0]) for s, f in zip(spacing, factors)]
     min_size = int(grid.min_fragment_size(spatial)[0])
-    return image_plan([c[0].numpy() for c in grid.cell_of], [c[0].numpy() for c in grid.first_cell],
-                      grid.per_axis[0].tolist(), coord_scale, grid.steps[0].tolist(), min_size)
+    return image_plan(
+        [c[0].numpy() for c in grid.cell_of],
+        [c[0].numpy() for c in grid.first_cell],
+        grid.per_axis[0].tolist(),
+        coord_scale,
+        grid.steps[0].tolist(),
+        min_size,
+    )
 
 
-def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, factors: Sequence[int],
-                full: Sequence[int]) -> np.ndarray:
+def slic_labels(
+    colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, factors: Sequence[int], full: Sequence[int]
+) -> np.ndarray:
     """Superpixel labels of a batch of (pooled, scaled) feature images, at full size.
 
     Parameters
@@ -89,7 +103,9 @@ def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, f
     if len(plans) != b or len(factors) != nd or len(full) != nd:
         raise ValueError(f"{len(plans)} plans, {len(factors)} factors and {len(full)}-D size for {b} {nd}-D images")
     if tuple(colour.shape[2:]) != tuple(-(-n // f) for n, f in zip(full, factors)):
-        raise ValueError(f"pooled size {tuple(colour.shape[2:])} does not match {tuple(full)} pooled by {tuple(factors)}")
+        raise ValueError(
+            f"pooled size {tuple(colour.shape[2:])} does not match {tuple(full)} pooled by {tuple(factors)}"
+        )
     for plan in plans:
         _check_plan(plan, lead + tuple(colour.shape[2:]))
     out = np.empty((b,) + tuple(full), dtype=np.int64)
@@ -102,8 +118,14 @@ def slic_labels(colour: np.ndarray, plans: Sequence[tuple], max_num_iter: int, f
     return out
 
 
-def image_plan(cell_of: Sequence[np.ndarray], first_cell: Sequence[np.ndarray], per_axis: Sequence[int],
-               coord_scale: Sequence[float], steps: Sequence[float], min_size: int) -> tuple:
+def image_plan(
+    cell_of: Sequence[np.ndarray],
+    first_cell: Sequence[np.ndarray],
+    per_axis: Sequence[int],
+    coord_scale: Sequence[float],
+    steps: Sequence[float],
+    min_size: int,
+) -> tuple:
     """The per-image arguments of the kernels, for a 2D or 3D seed grid (2D gets a depth-1 axis).
 
     Parameters
@@ -144,8 +166,15 @@ def _check_plan(plan: tuple, shape: Tuple[int, int, int]) -> None:
     scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, _, min_size = plan
     for axis, (cells, firsts, size) in enumerate(zip((cell_z, cell_y, cell_x), (first_z, first_y, first_x), shape)):
         count = int(per_axis[axis])
-        if (count < 1 or len(cells) != size or len(firsts) != size or int(cells.min()) < 0 or int(cells.max()) >= count
-                or int(firsts.min()) < 0 or int(firsts.max()) >= count):
+        if (
+            count < 1
+            or len(cells) != size
+            or len(firsts) != size
+            or int(cells.min()) < 0
+            or int(cells.max()) >= count
+            or int(firsts.min()) < 0
+            or int(firsts.max()) >= count
+        ):
             raise ValueError(f"seed grid of axis {axis} does not fit an image of {size} voxels along it")
     if len(scale) != 3 or len(reach) != 3 or int(reach.min()) < 0 or not np.isfinite(scale).all():
         raise ValueError(f"invalid coordinate scale {scale} or reach {reach}")
@@ -163,17 +192,32 @@ def _repeat_into(labels, out, factors):
 
 
 @numba.njit(cache=True, nogil=True)
-def _slic_one(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, min_size,
-              max_num_iter):
-    labels, cen_col, cen_pos, _ = kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach,
-                                          sampled, max_num_iter, True)
+def _slic_one(
+    feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, min_size, max_num_iter
+):
+    labels, cen_col, cen_pos, _ = kmeans(
+        feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, max_num_iter, True
+    )
     labels = _absorb_specks(labels, feat, cen_col, cen_pos, scale)
     return _merge_small_fragments(labels, feat, min_size)
 
 
 @numba.njit(cache=True, nogil=True)
-def kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, max_num_iter,
-            stop_at_fixed_point):
+def kmeans(
+    feat,
+    scale,
+    cell_z,
+    cell_y,
+    cell_x,
+    per_axis,
+    first_z,
+    first_y,
+    first_x,
+    reach,
+    sampled,
+    max_num_iter,
+    stop_at_fixed_point,
+):
     """k-means from the means of the colour-free first assignment: the final labels of every voxel,
     the centres they come from, and how many iterations ran before the last assignment."""
     c_n, nz, ny, nx = feat.shape
@@ -253,8 +297,21 @@ def kmeans(feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, firs
                 break  # a fixed point: further iterations would repeat this assignment
     labels = np.empty((nz, ny, nx), dtype=np.int64)
     best = np.empty((nz, ny, nx), dtype=np.float32)
-    _assign(feat, _positions(nz, scale[0]), _positions(ny, scale[1]), _positions(nx, scale[2]), best, labels, cen_col,
-            cen_pos, cell_z, cell_y, cell_x, per_axis, reach)
+    _assign(
+        feat,
+        _positions(nz, scale[0]),
+        _positions(ny, scale[1]),
+        _positions(nx, scale[2]),
+        best,
+        labels,
+        cen_col,
+        cen_pos,
+        cell_z,
+        cell_y,
+        cell_x,
+        per_axis,
+        reach,
+    )
     return labels, cen_col, cen_pos, iterations
 
 
@@ -367,9 +424,14 @@ def _absorb_specks(labels, feat, cen_col, cen_pos, scale):
         for y in range(ny):
             for x in range(nx):
                 own = labels[z, y, x]
-                if ((x > 0 and labels[z, y, x - 1] == own) or (x + 1 < nx and labels[z, y, x + 1] == own)
-                        or (y > 0 and labels[z, y - 1, x] == own) or (y + 1 < ny and labels[z, y + 1, x] == own)
-                        or (z > 0 and labels[z - 1, y, x] == own) or (z + 1 < nz and labels[z + 1, y, x] == own)):
+                if (
+                    (x > 0 and labels[z, y, x - 1] == own)
+                    or (x + 1 < nx and labels[z, y, x + 1] == own)
+                    or (y > 0 and labels[z, y - 1, x] == own)
+                    or (y + 1 < ny and labels[z, y + 1, x] == own)
+                    or (z > 0 and labels[z - 1, y, x] == own)
+                    or (z + 1 < nz and labels[z + 1, y, x] == own)
+                ):
                     continue
                 best = np.inf
                 choice = own

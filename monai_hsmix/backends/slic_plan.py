@@ -76,8 +76,9 @@ def regular_grid(shape: Tuple[int, ...], n_segments: int) -> Tuple[Tuple[int, ..
     return starts, steps, scalar_step
 
 
-def check_arguments(images: torch.Tensor, n_segments, compactness, spacing,
-                    max_num_iter) -> Tuple[torch.Tensor, Tuple[float, ...]]:
+def check_arguments(
+    images: torch.Tensor, n_segments, compactness, spacing, max_num_iter
+) -> Tuple[torch.Tensor, Tuple[float, ...]]:
     """Validated ``(counts (B,) int64 on the CPU, spacing tuple)`` for a checked batch ``images``;
     raises ``ValueError`` naming what is wrong."""
     counts = torch.as_tensor(n_segments).reshape(-1)

@@ -34,8 +34,16 @@ from typing import Tuple
 
 import torch
 
-from monai_hsmix.backends.slic_plan import (MAX_TILE, MERGE_ROUNDS, SAMPLED_MIN_STEP, SeedGrid, cells_met,
-                                            repeat_to_full_size, scaled_colour, tile_size)
+from monai_hsmix.backends.slic_plan import (
+    MAX_TILE,
+    MERGE_ROUNDS,
+    SAMPLED_MIN_STEP,
+    SeedGrid,
+    cells_met,
+    repeat_to_full_size,
+    scaled_colour,
+    tile_size,
+)
 from monai_hsmix.core.labels import relabel_contiguous
 
 __all__ = ["CANDIDATE_GROUP_ELEMENTS", "CHUNK_ELEMENTS", "DEVICE_ELEMENTS", "cluster", "connected_components"]
@@ -292,13 +300,23 @@ class _Layout:
             shape[1 + d] = -1
             first = self.grid.first_cell[d] + 1  # padded-grid index: 0 is the invalid centre before the grid
             ids = ids + (first * self.grid_strides[d]).to(dev).reshape(shape)
-            count = torch.zeros(b, self.padded[d], dtype=torch.float64).scatter_add_(1, first, torch.ones(first.shape, dtype=torch.float64))
+            count = torch.zeros(b, self.padded[d], dtype=torch.float64).scatter_add_(
+                1, first, torch.ones(first.shape, dtype=torch.float64)
+            )
             total = torch.zeros(b, self.padded[d], dtype=torch.float64).scatter_add_(
-                1, first, torch.arange(self.spatial[d], dtype=torch.float64).expand(first.shape))
+                1, first, torch.arange(self.spatial[d], dtype=torch.float64).expand(first.shape)
+            )
             size = size * count.reshape(shape)
-            pos.append((total / count.clamp_min(1) * self.coord_scale[:, d : d + 1]).reshape(shape).expand((b,) + tuple(self.padded)))
+            pos.append(
+                (total / count.clamp_min(1) * self.coord_scale[:, d : d + 1])
+                .reshape(shape)
+                .expand((b,) + tuple(self.padded))
+            )
         flat = ids.expand((b,) + tuple(self.spatial)).reshape(-1)
-        col = [torch.zeros(b * self.k, dtype=dt, device=dev).scatter_add_(0, flat, colour[:, ch].reshape(-1)) for ch in range(c)]
+        col = [
+            torch.zeros(b * self.k, dtype=dt, device=dev).scatter_add_(0, flat, colour[:, ch].reshape(-1))
+            for ch in range(c)
+        ]
         col = torch.stack(col, dim=1) / size.reshape(-1, 1).clamp_min(1).to(device=dev, dtype=dt)
         pos = torch.stack(pos, dim=-1).reshape(b * self.k, nd).to(device=dev, dtype=dt)
         return torch.cat([col, pos], dim=1) * self.valid[:, None]
@@ -372,7 +390,9 @@ class _Layout:
         return labels[(slice(None),) + tuple(slice(0, s) for s in self.spatial)]
 
 
-def _absorb_specks(labels: torch.Tensor, colour: torch.Tensor, centres: torch.Tensor, layout: "_Layout") -> torch.Tensor:
+def _absorb_specks(
+    labels: torch.Tensor, colour: torch.Tensor, centres: torch.Tensor, layout: "_Layout"
+) -> torch.Tensor:
     """Give every one-voxel fragment the label of its nearest adjacent superpixel.
 
     On noisy images with a small compactness most fragments k-means leaves are single voxels
@@ -590,5 +610,3 @@ def _merge_targets(comp, colour, size, small, limit) -> torch.Tensor:
         live = (a != c) & (small[a] | small[c])
         first, second = first[live], second[live]
     return target
-
-

@@ -137,7 +137,9 @@ def torch_slic(
     # image's own seed grid, so that an image gets the same superpixels whatever its batch mates
     if max_segments is not None:
         if isinstance(max_segments, bool) or not isinstance(max_segments, int) or max_segments < int(counts.max()):
-            raise ValueError(f"max_segments must be an int >= every requested count ({int(counts.max())}), got {max_segments!r}")
+            raise ValueError(
+                f"max_segments must be an int >= every requested count ({int(counts.max())}), got {max_segments!r}"
+            )
         configs = [configuration(full, max_segments, spacing, half_resolution)] * b
     else:
         configs = [configuration(full, int(n), spacing, half_resolution) for n in counts.tolist()]
@@ -147,11 +149,16 @@ def torch_slic(
         if len(members) == b:
             return cluster(images, counts, float(compactness), spacing, max_num_iter, config, slic_space == "lab")
         index = torch.tensor(members, device=images.device)
-        labels = cluster(images.index_select(0, index), counts[members], float(compactness), spacing, max_num_iter,
-                          config, slic_space == "lab")
+        labels = cluster(
+            images.index_select(0, index),
+            counts[members],
+            float(compactness),
+            spacing,
+            max_num_iter,
+            config,
+            slic_space == "lab",
+        )
         if out is None:
             out = torch.empty((b,) + full, dtype=torch.long, device=images.device)
         out.index_copy_(0, index, labels)
     return out
-
-

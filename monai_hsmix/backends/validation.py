@@ -85,8 +85,9 @@ def check_image_batch(images: torch.Tensor, name: str = "images", allow_empty_ba
     return magnitude
 
 
-def check_slic_scales(compactness: float, spacing: Sequence[float], spatial: Sequence[int], channels: int,
-                      lab: bool = False) -> None:
+def check_slic_scales(
+    compactness: float, spacing: Sequence[float], spatial: Sequence[int], channels: int, lab: bool = False
+) -> None:
     """Raise a ``ValueError`` naming the argument when SLIC's features would overflow float32.
 
     Colours are min-max scaled to ``[0, 1]`` (CIELAB: up to 100) and divided by ``compactness``;
@@ -114,14 +115,16 @@ def check_slic_scales(compactness: float, spacing: Sequence[float], spatial: Seq
         raise ValueError(
             f"compactness={compactness!r} is too small for {channels}-channel images"
             f"{' in CIELAB' if lab else ''}: colour / compactness reaches {math.sqrt(colour_norm2) / compactness:.3g}, "
-            f"whose squares overflow SLIC's float32 distances; use compactness >= {smallest:.3g}")
+            f"whose squares overflow SLIC's float32 distances; use compactness >= {smallest:.3g}"
+        )
     position_norm2 = sum((float(n) * float(s)) ** 2 for n, s in zip(spatial, spacing))
     if position_norm2 > budget:
         largest = math.sqrt(budget / len(spatial))
         raise ValueError(
             f"spacing={tuple(spacing)!r} is too large for images of {tuple(spatial)} voxels: positions reach "
             f"{math.sqrt(position_norm2):.3g}, whose squares overflow SLIC's float32 distances; keep spacing x size "
-            f"below {largest:.3g} along every axis")
+            f"below {largest:.3g} along every axis"
+        )
 
 
 def _is_real_number(value: Any) -> bool:
@@ -160,8 +163,13 @@ def check_spacing(spacing: Optional[Sequence[float]], ndim: Optional[int] = None
         return None
     count = f"{ndim} " if ndim is not None else ""
     values = tuple(spacing) if isinstance(spacing, (tuple, list, np.ndarray, torch.Tensor)) else None
-    if (values is None or not values or not all(_is_real_number(v) for v in values)
-            or not all(math.isfinite(v) and v > 0 for v in values) or (ndim is not None and len(values) != ndim)):
+    if (
+        values is None
+        or not values
+        or not all(_is_real_number(v) for v in values)
+        or not all(math.isfinite(v) and v > 0 for v in values)
+        or (ndim is not None and len(values) != ndim)
+    ):
         raise ValueError(f"spacing must be {count}finite positive numbers, got {spacing!r}")
     return tuple(float(v) for v in values)
 
@@ -179,8 +187,12 @@ def check_grid_size(grid_size: Any, ndim: Optional[int] = None) -> Union[int, Tu
     """
     if _is_positive_int(grid_size):
         return int(grid_size)
-    if (isinstance(grid_size, (tuple, list)) and grid_size and all(_is_positive_int(v) for v in grid_size)
-            and (ndim is None or len(grid_size) == ndim)):
+    if (
+        isinstance(grid_size, (tuple, list))
+        and grid_size
+        and all(_is_positive_int(v) for v in grid_size)
+        and (ndim is None or len(grid_size) == ndim)
+    ):
         return tuple(int(v) for v in grid_size)
     wanted = f"{ndim} positive ints" if ndim is not None else "a sequence of positive ints"
     raise ValueError(f"grid_size must be a positive int or {wanted}, got {grid_size!r}")

@@ -90,8 +90,9 @@ def relative_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor) -> torch
     return torch.where(total > 0, saliency2 / total, EQUAL_SALIENCY_RATIO)
 
 
-def soft_mask_from_saliency(saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor,
-                            engine: str = "auto") -> torch.Tensor:
+def soft_mask_from_saliency(
+    saliency1: torch.Tensor, saliency2: torch.Tensor, mixed_segments: torch.Tensor, engine: str = "auto"
+) -> torch.Tensor:
     """Eq. 5-6: the relative saliency (Eq. 3) averaged inside every superpixel of ``SPm`` (``Ms``).
 
     ``engine`` chooses the implementation of the means (see :func:`~monai_hsmix.core.segment_mean`).
@@ -176,8 +177,6 @@ class HSMixMasks:
     mixed_segments: Optional[torch.Tensor]
     partner: torch.Tensor
 
-
-
     def parts(self, hard: bool = True, soft: bool = True) -> List[Tuple[torch.Tensor, bool]]:
         """``(mask, binary)`` for the hard and/or soft part, in the paper's order (hard first)."""
         chosen = [(self.hard_mask, True)] if hard else []
@@ -237,8 +236,14 @@ def hsmix_masks(
         soft_mask = soft_mask_from_saliency(saliency, saliency[partner], mixed, engine=engine)
     if not keep_maps:
         segments = segments2 = mixed = None
-    return HSMixMasks(hard_mask=hard, soft_mask=soft_mask, segments=segments, partner_segments=segments2,
-                      mixed_segments=mixed, partner=partner)
+    return HSMixMasks(
+        hard_mask=hard,
+        soft_mask=soft_mask,
+        segments=segments,
+        partner_segments=segments2,
+        mixed_segments=mixed,
+        partner=partner,
+    )
 
 
 def mix_with_masks(
@@ -330,8 +335,14 @@ def identity_masks(
     """
     zeros = torch.zeros((bsz,) + tuple(spatial), dtype=dtype, device=device)
     segments = torch.zeros((bsz,) + tuple(spatial), dtype=torch.long, device=device)
-    return HSMixMasks(hard_mask=zeros, soft_mask=zeros.clone(), segments=segments, partner_segments=segments.clone(),
-                      mixed_segments=segments.clone(), partner=torch.arange(bsz, device=device))
+    return HSMixMasks(
+        hard_mask=zeros,
+        soft_mask=zeros.clone(),
+        segments=segments,
+        partner_segments=segments.clone(),
+        mixed_segments=segments.clone(),
+        partner=torch.arange(bsz, device=device),
+    )
 
 
 def _one_hot_into(indices: torch.Tensor, num_classes: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -56,8 +56,12 @@ def labels_to_channels(
         return lab.float()
     if num_classes is not None and channels != num_classes:
         raise ValueError(f"labels have {channels} channels but num_classes={num_classes}")
-    check_label_channels(lab, "one-hot channels", sums_to_one=True,
-                         hint="for overlapping channels (e.g. BraTS WT/TC/ET) pass multilabel=True")
+    check_label_channels(
+        lab,
+        "one-hot channels",
+        sums_to_one=True,
+        hint="for overlapping channels (e.g. BraTS WT/TC/ET) pass multilabel=True",
+    )
     return lab.float()
 
 

@@ -74,7 +74,7 @@ def lesion_instances(
 
 def _window(t: torch.Tensor, lo: np.ndarray, hi: np.ndarray) -> torch.Tensor:
     """``t[..., lo:hi]`` over the trailing ``len(lo)`` axes, zero-filled where the window leaves ``t``."""
-    region = paste_region(-lo, t.shape[t.ndim - len(lo):], hi - lo)
+    region = paste_region(-lo, t.shape[t.ndim - len(lo) :], hi - lo)
     out = torch.zeros((*t.shape[: t.ndim - len(lo)], *(int(v) for v in hi - lo)), dtype=t.dtype, device=t.device)
     if region is not None:
         dst, src = region
@@ -114,5 +114,10 @@ def reframe_lesion_object(obj: LesionObject, margin: int) -> LesionObject:
     if len(coords) == 0:
         raise ValueError("the lesion object has an empty hard mask")
     lo, hi = coords.min(0) - margin, coords.max(0) + margin + 1
-    return LesionObject(_window(obj.image, lo, hi), _window(obj.label, lo, hi), _window(obj.hard, lo, hi),
-                        _window(obj.valid, lo, hi), obj.origin)
+    return LesionObject(
+        _window(obj.image, lo, hi),
+        _window(obj.label, lo, hi),
+        _window(obj.hard, lo, hi),
+        _window(obj.valid, lo, hi),
+        obj.origin,
+    )

@@ -26,8 +26,17 @@ import numba
 import numpy as np
 import torch
 
-__all__ = ["ENGINES", "can_run", "check_engine", "compile_lock_path", "first_compile_lock", "use_kernels", "kernels_enabled", "blend_index_rows",
-           "segment_mean_rows"]
+__all__ = [
+    "ENGINES",
+    "can_run",
+    "check_engine",
+    "compile_lock_path",
+    "first_compile_lock",
+    "use_kernels",
+    "kernels_enabled",
+    "blend_index_rows",
+    "segment_mean_rows",
+]
 
 #: the implementations a backend or blend function can be asked for: ``"auto"`` (numba kernels for
 #: CPU tensors, torch operations elsewhere), ``"torch"`` (torch operations on any device) or ``"numba"``
@@ -66,8 +75,12 @@ def kernels_enabled(enabled: bool) -> Iterator[None]:
 
     Within the block, ``engine="auto"`` uses (``True``) or bypasses (``False``) these kernels.
     """
-    warnings.warn("numba_mixing.kernels_enabled is deprecated: pass engine='torch' or engine='numba' to "
-                  "mix_with_masks, segment_mean, hsmix_masks or the transforms", DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        "numba_mixing.kernels_enabled is deprecated: pass engine='torch' or engine='numba' to "
+        "mix_with_masks, segment_mean, hsmix_masks or the transforms",
+        DeprecationWarning,
+        stacklevel=3,
+    )
     global _auto_uses_kernels
     before, _auto_uses_kernels = _auto_uses_kernels, bool(enabled)
     try:
@@ -80,7 +93,9 @@ def compile_lock_path() -> str:
     """The lock file of :func:`first_compile_lock`: one per numba cache folder (processes sharing a
     cache wait for each other, others do not), in the temporary folder."""
     cache = numba.config.CACHE_DIR or str(Path(__file__).resolve().parents[1])
-    return os.path.join(tempfile.gettempdir(), f"monai_hsmix-numba-{hashlib.sha1(cache.encode()).hexdigest()[:16]}.lock")
+    return os.path.join(
+        tempfile.gettempdir(), f"monai_hsmix-numba-{hashlib.sha1(cache.encode()).hexdigest()[:16]}.lock"
+    )
 
 
 _held = threading.local()
@@ -122,11 +137,15 @@ def first_compile_lock(group: str) -> Iterator[None]:
 
 def can_run(*tensors: torch.Tensor) -> bool:
     """Whether the kernels take these tensors: CPU, no autograd, floats in float32 or float64."""
-    return all(t.device.type == "cpu" and not t.requires_grad and (not t.is_floating_point() or t.dtype in _FLOATS)
-               for t in tensors)
+    return all(
+        t.device.type == "cpu" and not t.requires_grad and (not t.is_floating_point() or t.dtype in _FLOATS)
+        for t in tensors
+    )
 
 
-def blend_index_rows(indices: torch.Tensor, partner: torch.Tensor, mask: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def blend_index_rows(
+    indices: torch.Tensor, partner: torch.Tensor, mask: torch.Tensor, out: torch.Tensor
+) -> torch.Tensor:
     """One-hot channels of ``indices[b]`` and ``indices[partner[b]]`` blended by ``mask[b]`` into ``out``.
 
     ``indices`` is ``(B, 1, *spatial)``, ``mask`` ``(B, *spatial)``, ``out`` ``(B, K, *spatial)`` and
@@ -135,18 +154,23 @@ def blend_index_rows(indices: torch.Tensor, partner: torch.Tensor, mask: torch.T
     """
     b, k = out.shape[:2]
     spatial = tuple(out.shape[2:])
-    if (tuple(indices.shape) != (b, 1) + spatial or tuple(mask.shape) != (b,) + spatial
-            or tuple(partner.shape) != (b,)):
-        raise ValueError(f"indices {tuple(indices.shape)}, mask {tuple(mask.shape)} and partner {tuple(partner.shape)} "
-                         f"do not fit an output of {tuple(out.shape)}")
+    if tuple(indices.shape) != (b, 1) + spatial or tuple(mask.shape) != (b,) + spatial or tuple(partner.shape) != (b,):
+        raise ValueError(
+            f"indices {tuple(indices.shape)}, mask {tuple(mask.shape)} and partner {tuple(partner.shape)} "
+            f"do not fit an output of {tuple(out.shape)}"
+        )
     _check_range(partner, b, "partner")
     if not out.is_contiguous() or out.dtype != torch.float32:
         # the kernel writes through a view of out's memory, in float32 (one compiled version: what
         # mix_with_masks's label channels are)
         return out.copy_(blend_index_rows(indices, partner, mask, torch.empty(out.shape, dtype=torch.float32)))
     with first_compile_lock("blend_index_rows"):
-        _blend_index_rows(_rows(indices.long(), b, 1)[:, 0], partner.cpu().long().numpy(),
-                          _rows(mask.to(torch.float32), b, 1)[:, 0], _rows(out, b, k))
+        _blend_index_rows(
+            _rows(indices.long(), b, 1)[:, 0],
+            partner.cpu().long().numpy(),
+            _rows(mask.to(torch.float32), b, 1)[:, 0],
+            _rows(out, b, k),
+        )
     return out
 
 

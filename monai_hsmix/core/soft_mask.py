@@ -205,10 +205,23 @@ class SoftMask:
     >>> weights = make(lesion_mask)  # doctest: +SKIP
     """
 
-    def __init__(self, alpha: float = 0.7, num_rings: int = 5, ring_width: int = 1, connectivity: str = "full",
-                 spatial_dims: Optional[int] = None, backend: str = "auto") -> None:
-        self.kwargs = dict(alpha=alpha, num_rings=num_rings, ring_width=ring_width, connectivity=connectivity,
-                           spatial_dims=spatial_dims, backend=backend)
+    def __init__(
+        self,
+        alpha: float = 0.7,
+        num_rings: int = 5,
+        ring_width: int = 1,
+        connectivity: str = "full",
+        spatial_dims: Optional[int] = None,
+        backend: str = "auto",
+    ) -> None:
+        self.kwargs = dict(
+            alpha=alpha,
+            num_rings=num_rings,
+            ring_width=ring_width,
+            connectivity=connectivity,
+            spatial_dims=spatial_dims,
+            backend=backend,
+        )
         # fail where a bad configuration is written, not at the first call
         soft_mask(np.zeros((1, 1), dtype=np.uint8), **dict(self.kwargs, spatial_dims=None))
 

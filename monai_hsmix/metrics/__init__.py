@@ -8,7 +8,14 @@ from monai_hsmix.metrics.instance import (
     pixel_dice,
     score_instances,
 )
-from monai_hsmix.metrics.three_class import BACKGROUND, BOUNDARY, INTERIOR, instances_from_probabilities, instances_from_interior, instances_to_three_class
+from monai_hsmix.metrics.three_class import (
+    BACKGROUND,
+    BOUNDARY,
+    INTERIOR,
+    instances_from_probabilities,
+    instances_from_interior,
+    instances_to_three_class,
+)
 
 __all__ = [
     "BACKGROUND",

@@ -27,7 +27,15 @@ from typing import Dict
 import numpy as np
 from scipy import sparse
 
-__all__ = ["InstanceOverlaps", "InstanceScores", "instance_overlaps", "aggregated_jaccard_index", "object_dice", "pixel_dice", "score_instances"]
+__all__ = [
+    "InstanceOverlaps",
+    "InstanceScores",
+    "instance_overlaps",
+    "aggregated_jaccard_index",
+    "object_dice",
+    "pixel_dice",
+    "score_instances",
+]
 
 
 def _as_instance_map(x, name: str) -> np.ndarray:
@@ -35,7 +43,9 @@ def _as_instance_map(x, name: str) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim < 2:
-        raise ValueError(f"{name} must be a 2D or 3D instance map (optionally with a leading channel of 1), got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a 2D or 3D instance map (optionally with a leading channel of 1), got shape {arr.shape}"
+        )
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
         if arr.dtype != bool and not (np.isfinite(arr).all() and np.array_equal(arr, np.round(arr))):
             raise ValueError(f"{name} must hold integer instance ids, got non-integer values of dtype {arr.dtype}")
@@ -160,7 +170,9 @@ def object_dice(true, pred) -> float:
         dice[rows] = 2.0 * shared / (own[rows] + other[best[matched]])
         return float((own * dice).sum() / own.sum())
 
-    return 0.5 * (side(o.intersection, o.true_area, o.pred_area) + side(o.intersection.T.tocsr(), o.pred_area, o.true_area))
+    return 0.5 * (
+        side(o.intersection, o.true_area, o.pred_area) + side(o.intersection.T.tocsr(), o.pred_area, o.true_area)
+    )
 
 
 def pixel_dice(true, pred) -> float:

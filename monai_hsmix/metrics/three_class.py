@@ -18,7 +18,14 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import find_boundaries, watershed
 
-__all__ = ["BACKGROUND", "INTERIOR", "BOUNDARY", "instances_to_three_class", "instances_from_interior", "instances_from_probabilities"]
+__all__ = [
+    "BACKGROUND",
+    "INTERIOR",
+    "BOUNDARY",
+    "instances_to_three_class",
+    "instances_from_interior",
+    "instances_from_probabilities",
+]
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 
@@ -113,9 +120,14 @@ def instances_from_interior(
         # distance-to-seed relief does not (two floods meeting at equal height split pixels by arrival order)
         elevation, compactness = np.zeros(fg.shape), 1.0
     elif np.shape(elevation) != fg.shape or not np.isfinite(elevation).all():
-        raise ValueError(f"elevation must be a finite (H, W) array like the masks {fg.shape}, got shape {np.shape(elevation)}")
-    grown = (watershed(np.asarray(elevation, dtype=np.float64), markers=seeds, mask=fg, compactness=compactness)
-             if seeds.any() else np.zeros(fg.shape, np.int64))
+        raise ValueError(
+            f"elevation must be a finite (H, W) array like the masks {fg.shape}, got shape {np.shape(elevation)}"
+        )
+    grown = (
+        watershed(np.asarray(elevation, dtype=np.float64), markers=seeds, mask=fg, compactness=compactness)
+        if seeds.any()
+        else np.zeros(fg.shape, np.int64)
+    )
     # foreground blobs that no seed reached (e.g. a small nucleus predicted as boundary only)
     orphans, count = ndimage.label(fg & (grown == 0), _CROSS)
     if count:
@@ -130,10 +142,14 @@ def instances_from_probabilities(probabilities, min_seed_size: int = 4, min_size
     most likely background; the watershed relief is ``1 - p(interior)``, so boundary pixels join the
     seed they are least boundary-like towards.
     """
-    probs = np.asarray(probabilities.detach().cpu() if hasattr(probabilities, "detach") else probabilities, dtype=np.float64)
+    probs = np.asarray(
+        probabilities.detach().cpu() if hasattr(probabilities, "detach") else probabilities, dtype=np.float64
+    )
     if probs.ndim != 3 or probs.shape[0] != 3:
         raise ValueError(f"probabilities must be (3, H, W) (background, interior, boundary), got shape {probs.shape}")
     if not np.isfinite(probs).all():
         raise ValueError("probabilities contain NaN or infinite values")
     label = probs.argmax(0)
-    return instances_from_interior(label == INTERIOR, label != BACKGROUND, 1.0 - probs[INTERIOR], min_seed_size, min_size)
+    return instances_from_interior(
+        label == INTERIOR, label != BACKGROUND, 1.0 - probs[INTERIOR], min_seed_size, min_size
+    )

@@ -220,8 +220,12 @@ class RandHSMix(RandomizableTransform):
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
         self.p = float(p)
-        choices = (("mode", mode, MODES), ("hard_region", hard_region, HARD_REGIONS),
-                   ("soft_ratio", soft_ratio, SOFT_RATIOS), ("slic_space", slic_space, SLIC_SPACES))
+        choices = (
+            ("mode", mode, MODES),
+            ("hard_region", hard_region, HARD_REGIONS),
+            ("soft_ratio", soft_ratio, SOFT_RATIOS),
+            ("slic_space", slic_space, SLIC_SPACES),
+        )
         for name, value, allowed in choices:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -280,8 +284,11 @@ class RandHSMix(RandomizableTransform):
             use_hard = bool(self.R.rand() < 0.5)
             # Bernoulli draws need the superpixel count, known only after SLIC: seed a torch generator now
             seed = int(self.R.randint(0, 2**31 - 1))
-            hard, soft = (use_hard, not use_hard) if self.mode == "random" else \
-                (self.mode in ("both", "hard"), self.mode in ("both", "soft"))
+            hard, soft = (
+                (use_hard, not use_hard)
+                if self.mode == "random"
+                else (self.mode in ("both", "hard"), self.mode in ("both", "soft"))
+            )
             masks: Optional[HSMixMasks] = self._masks(
                 _as_floating(images), partner, counts, ratios, seed, soft, keep_maps
             )
@@ -341,7 +348,9 @@ class RandHSMix(RandomizableTransform):
             # beyond half the dtype's largest value the difference of two images can overflow:
             # halving and doubling are exact, and the blend lies between its two inputs up to rounding
             top = torch.finfo(images.dtype).max
-            mixed, rows = mix_with_masks(images * 0.5, draw.masks.partner, parts, self.include_original, engine=self.engine)
+            mixed, rows = mix_with_masks(
+                images * 0.5, draw.masks.partner, parts, self.include_original, engine=self.engine
+            )
             mixed = mixed.mul_(2).clamp_(-top, top)
         else:
             mixed, rows = mix_with_masks(images, draw.masks.partner, parts, self.include_original, engine=self.engine)
@@ -373,8 +382,14 @@ class RandHSMix(RandomizableTransform):
         if draw.masks is None:
             out = one_hot(labels, classes, dim=1) if classes is not None else labels
             return _restore(out, data, torch.arange(labels.shape[0]))
-        mixed, rows = mix_with_masks(labels, draw.masks.partner, draw.masks.parts(draw.hard, draw.soft),
-                                     self.include_original, classes, engine=self.engine)
+        mixed, rows = mix_with_masks(
+            labels,
+            draw.masks.partner,
+            draw.masks.parts(draw.hard, draw.soft),
+            self.include_original,
+            classes,
+            engine=self.engine,
+        )
         return _restore(mixed, data, rows)
 
     def __call__(self, img: Any, label: Any = None, randomize: bool = True, return_masks: bool = False):  # type: ignore[override]
@@ -448,8 +463,16 @@ class RandHSMix(RandomizableTransform):
             )
 
     @full_precision
-    def _masks(self, images: torch.Tensor, partner: np.ndarray, counts: np.ndarray, ratios: np.ndarray, seed: int,
-               want_soft: bool, keep_maps: bool) -> HSMixMasks:
+    def _masks(
+        self,
+        images: torch.Tensor,
+        partner: np.ndarray,
+        counts: np.ndarray,
+        ratios: np.ndarray,
+        seed: int,
+        want_soft: bool,
+        keep_maps: bool,
+    ) -> HSMixMasks:
         """Eq. 1 and 3-6 for a checked floating batch with ``B >= 2`` (the backends do not check it again)."""
         bsz, spatial, device = images.shape[0], tuple(images.shape[2:]), images.device
         images = images.detach()  # the masks are not differentiated; the blends of apply() are
@@ -457,9 +480,16 @@ class RandHSMix(RandomizableTransform):
         if self.hard_region == "grid":
             segments = grid_cells(bsz, spatial, self.grid_size, device=device)
         else:
-            segments = self._superpixel_fn(images, torch.as_tensor(counts, device=device), self.compactness,
-                                           spacing=self.spacing, max_num_iter=self.max_num_iter,
-                                           slic_space=self.slic_space, max_segments=self.n_segments[1], validate=False)
+            segments = self._superpixel_fn(
+                images,
+                torch.as_tensor(counts, device=device),
+                self.compactness,
+                spacing=self.spacing,
+                max_num_iter=self.max_num_iter,
+                slic_space=self.slic_space,
+                max_segments=self.n_segments[1],
+                validate=False,
+            )
         num = int(segments.max().item()) + 1
         uniforms = torch.rand((bsz, num), generator=torch.Generator().manual_seed(seed), dtype=torch.float32).to(device)
         soft_mask = saliency = None
@@ -472,8 +502,16 @@ class RandHSMix(RandomizableTransform):
                 if self.soft_ratio == "pixel":
                     soft_mask = relative_saliency(saliency, saliency[partner_t])
                     saliency = None
-        return hsmix_masks(partner_t, segments, uniforms, self.p, soft_mask=soft_mask, saliency=saliency,
-                           keep_maps=keep_maps, engine=self.engine)
+        return hsmix_masks(
+            partner_t,
+            segments,
+            uniforms,
+            self.p,
+            soft_mask=soft_mask,
+            saliency=saliency,
+            keep_maps=keep_maps,
+            engine=self.engine,
+        )
 
 
 class RandHSMixd(RandomizableTransform, MapTransform):
@@ -546,10 +584,23 @@ class RandHSMixd(RandomizableTransform, MapTransform):
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         self.mixer = RandHSMix(
-            num_classes=num_classes, multilabel=multilabel, n_segments=n_segments, compactness=compactness, p=p,
-            slic_space=slic_space, mode=mode, include_original=include_original, prob=prob, backend=backend,
-            hard_region=hard_region, grid_size=grid_size, soft_ratio=soft_ratio, beta_alpha=beta_alpha,
-            spacing=spacing, max_num_iter=max_num_iter, engine=engine,
+            num_classes=num_classes,
+            multilabel=multilabel,
+            n_segments=n_segments,
+            compactness=compactness,
+            p=p,
+            slic_space=slic_space,
+            mode=mode,
+            include_original=include_original,
+            prob=prob,
+            backend=backend,
+            hard_region=hard_region,
+            grid_size=grid_size,
+            soft_ratio=soft_ratio,
+            beta_alpha=beta_alpha,
+            spacing=spacing,
+            max_num_iter=max_num_iter,
+            engine=engine,
         )
         RandomizableTransform.__init__(self, self.mixer.prob)
         labels = ensure_tuple(label_keys)

@@ -232,9 +232,17 @@ class RandInsMixd(RandomizableTransform, MapTransform):
         self.semantic_key = semantic_key
         self.pasted_key = pasted_key
         self.mixer = RandInsMix(
-            bank=bank, prob=prob, constraints=constraints, max_paste_ratio=max_paste_ratio, shuffle_prob=shuffle_prob,
-            patch_size=patch_size, shuffle_fraction=shuffle_fraction, harmonizer=harmonizer,
-            harmonizer_device=harmonizer_device, value_range=value_range, allow_empty=allow_empty,
+            bank=bank,
+            prob=prob,
+            constraints=constraints,
+            max_paste_ratio=max_paste_ratio,
+            shuffle_prob=shuffle_prob,
+            patch_size=patch_size,
+            shuffle_fraction=shuffle_fraction,
+            harmonizer=harmonizer,
+            harmonizer_device=harmonizer_device,
+            value_range=value_range,
+            allow_empty=allow_empty,
         )
 
     def set_random_state(

@@ -140,9 +140,17 @@ def object_augmentation(
     """
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
-    probs = {name: _check_prob(name, value) for name, value in (
-        ("flip_prob", flip_prob), ("rotate_prob", rotate_prob), ("scale_prob", scale_prob),
-        ("gamma_prob", gamma_prob), ("noise_prob", noise_prob), ("blur_prob", blur_prob))}
+    probs = {
+        name: _check_prob(name, value)
+        for name, value in (
+            ("flip_prob", flip_prob),
+            ("rotate_prob", rotate_prob),
+            ("scale_prob", scale_prob),
+            ("gamma_prob", gamma_prob),
+            ("noise_prob", noise_prob),
+            ("blur_prob", blur_prob),
+        )
+    }
     n_axes = 1 if spatial_dims == 2 else 3
     if np.asarray(rotate_range).size not in (1, n_axes):
         raise ValueError(f"rotate_range must be one angle, or (3D) three, one per rotation axis; got {rotate_range}")
@@ -154,18 +162,36 @@ def object_augmentation(
         raise ValueError(f"noise_std must be >= 0, got {noise_std}")
     image, keys = OBJECT_KEYS[0], OBJECT_KEYS
     modes = ("bilinear",) + ("nearest",) * (len(keys) - 1)
-    return Compose([
-        # intensities first, on the object as it was cut
-        RandAdjustContrastd(image, prob=probs["gamma_prob"], gamma=gamma, retain_stats=True),
-        RandGaussianNoised(image, prob=probs["noise_prob"], mean=0.0, std=float(noise_std), sample_std=False),
-        RandGaussianSmoothd(image, sigma_x=blur, sigma_y=blur, sigma_z=blur, prob=probs["blur_prob"]),
-        *(RandFlipd(keys, prob=probs["flip_prob"], spatial_axis=axis) for axis in range(spatial_dims)),
-        # keep_size=False: the canvas grows, so a rotated or enlarged lesion is never cropped
-        RandRotated(keys, range_x=angles[0], range_y=angles[1], range_z=angles[2], prob=probs["rotate_prob"],
-                    keep_size=False, mode=modes, padding_mode="zeros", align_corners=False),
-        RandZoomd(keys, prob=probs["scale_prob"], min_zoom=zoom[0], max_zoom=zoom[1], mode=modes, keep_size=False,
-                  align_corners=(False,) + (None,) * (len(keys) - 1)),
-    ])
+    return Compose(
+        [
+            # intensities first, on the object as it was cut
+            RandAdjustContrastd(image, prob=probs["gamma_prob"], gamma=gamma, retain_stats=True),
+            RandGaussianNoised(image, prob=probs["noise_prob"], mean=0.0, std=float(noise_std), sample_std=False),
+            RandGaussianSmoothd(image, sigma_x=blur, sigma_y=blur, sigma_z=blur, prob=probs["blur_prob"]),
+            *(RandFlipd(keys, prob=probs["flip_prob"], spatial_axis=axis) for axis in range(spatial_dims)),
+            # keep_size=False: the canvas grows, so a rotated or enlarged lesion is never cropped
+            RandRotated(
+                keys,
+                range_x=angles[0],
+                range_y=angles[1],
+                range_z=angles[2],
+                prob=probs["rotate_prob"],
+                keep_size=False,
+                mode=modes,
+                padding_mode="zeros",
+                align_corners=False,
+            ),
+            RandZoomd(
+                keys,
+                prob=probs["scale_prob"],
+                min_zoom=zoom[0],
+                max_zoom=zoom[1],
+                mode=modes,
+                keep_size=False,
+                align_corners=(False,) + (None,) * (len(keys) - 1),
+            ),
+        ]
+    )
 
 
 def _context_growth(transform: Any, spatial_dims: int) -> float:
@@ -324,8 +350,12 @@ class RandSoftCopyPaste(RandomizableTransform):
         transform = self._object_transform_for(spatial_dims)
         if transform is None:
             return
-        data = {"image": obj.image, "label": obj.label[None].float(), "mask": obj.hard[None].float(),
-                "valid": obj.valid[None].float()}
+        data = {
+            "image": obj.image,
+            "label": obj.label[None].float(),
+            "mask": obj.hard[None].float(),
+            "valid": obj.valid[None].float(),
+        }
         out = transform(data)
         missing = [k for k in OBJECT_KEYS if not isinstance(out, Mapping) or k not in out]
         if missing:
@@ -395,7 +425,12 @@ class RandSoftCopyPaste(RandomizableTransform):
         if randomize:
             self.randomize(None)
         info: Dict[str, Any] = {
-            "applied": False, "pasted": 0, "skipped": 0, "skip_reasons": [], "placements": [], "weights": []
+            "applied": False,
+            "pasted": 0,
+            "skipped": 0,
+            "skip_reasons": [],
+            "placements": [],
+            "weights": [],
         }
         self.last_info = info
         main = convert_to_tensor(img, track_meta=False)
@@ -447,22 +482,41 @@ class RandSoftCopyPaste(RandomizableTransform):
             # exactly the weight's support around the (possibly rotated or grown) lesion
             obj = reframe_lesion_object(obj, radius)
             hard, valid, obj_img, obj_lbl = obj.hard, obj.valid, obj.image, obj.label
-            weight = blend_weights(hard, self.mode, self.alpha, self.num_rings, self.ring_width, self.sigma,
-                                   self.connectivity, spatial_dims) * valid
+            weight = (
+                blend_weights(
+                    hard,
+                    self.mode,
+                    self.alpha,
+                    self.num_rings,
+                    self.ring_width,
+                    self.sigma,
+                    self.connectivity,
+                    spatial_dims,
+                )
+                * valid
+            )
             around, shift = None, None
             if self.max_shift is not None:
                 # the lesion's centroid lands within max_shift of where it was in the donor
                 around = np.floor(np.argwhere(components == instance).mean(0) + 0.5).astype(int)
                 shift = np.broadcast_to(np.asarray(self.max_shift, dtype=int), (spatial_dims,))
-            placement = find_lesion_placement(hard, spatial, self.R, ref, existing, self.s1, self.s2, self.max_tries,
-                                       around=around, max_shift=shift)
+            placement = find_lesion_placement(
+                hard, spatial, self.R, ref, existing, self.s1, self.s2, self.max_tries, around=around, max_shift=shift
+            )
             if placement is None:
                 self._skip(SKIP_NO_VALID_PLACE, info)
                 continue
             if ref is not None and self.confine_context:
                 weight = self._confine_to_reference(weight, hard, ref, placement.offset, spatial)
-            paste_object(out_img, out_lbl, obj_img.to(out_img.device), obj_lbl.to(out_lbl.device),
-                         hard.to(out_img.device), weight.to(out_img.device), placement.offset)
+            paste_object(
+                out_img,
+                out_lbl,
+                obj_img.to(out_img.device),
+                obj_lbl.to(out_lbl.device),
+                hard.to(out_img.device),
+                weight.to(out_img.device),
+                placement.offset,
+            )
             image_sl, patch_sl = paste_region(placement.offset, hard.shape, spatial)
             existing[image_sl] |= hard[patch_sl].to(existing.device)
             self.num_pasted += 1
@@ -562,9 +616,21 @@ class RandSoftCopyPasted(RandomizableTransform, MapTransform):
         # the dictionary draws prob (a sample without a paste gets its info entry); the array
         # transform always attempts the paste it is asked for
         self.paster = RandSoftCopyPaste(
-            label_values=label_values, prob=1.0, mode=mode, alpha=alpha, num_rings=num_rings, ring_width=ring_width,
-            connectivity=connectivity, sigma=sigma, s1=s1, s2=s2, max_tries=max_tries, confine_context=confine_context,
-            num_lesions=num_lesions, min_lesion_voxels=min_lesion_voxels, max_shift=max_shift,
+            label_values=label_values,
+            prob=1.0,
+            mode=mode,
+            alpha=alpha,
+            num_rings=num_rings,
+            ring_width=ring_width,
+            connectivity=connectivity,
+            sigma=sigma,
+            s1=s1,
+            s2=s2,
+            max_tries=max_tries,
+            confine_context=confine_context,
+            num_lesions=num_lesions,
+            min_lesion_voxels=min_lesion_voxels,
+            max_shift=max_shift,
             object_transform=object_transform,
         )
         self.paster.set_random_state(state=self.R)
@@ -616,14 +682,17 @@ class RandSoftCopyPasted(RandomizableTransform, MapTransform):
         reference = d.get(self.reference_key) if self.reference_key is not None else None
         if self.reference_key is not None and reference is None:
             raise KeyError(f"reference_key {self.reference_key!r} is missing from the sample")
-        img, lbl = self.paster(torch.cat(mains), d[self.label_key], torch.cat(donors), donor[self.label_key],
-                               reference)
+        img, lbl = self.paster(torch.cat(mains), d[self.label_key], torch.cat(donors), donor[self.label_key], reference)
         for k, part in zip(keys, torch.split(img, [m.shape[0] for m in mains])):
             d[k] = convert_to_dst_type(part, d[k])[0]
         d[self.label_key] = lbl
         last = self.paster.last_info
-        info.update(applied=True, pasted=last["pasted"], skipped=last["skipped"],
-                    skip_reason=last["skip_reasons"][0] if last["skip_reasons"] else "")
+        info.update(
+            applied=True,
+            pasted=last["pasted"],
+            skipped=last["skipped"],
+            skip_reason=last["skip_reasons"][0] if last["skip_reasons"] else "",
+        )
         d[self.info_key] = info
         return d
 

@@ -7,13 +7,27 @@ import json
 import pytest
 
 from monai_hsmix.apps.ablation.train2d import TrainConfig
-from monai_hsmix.apps.mix_sweep import SettingsMismatchError, check_same_settings, pairwise_table, plan_sweep, train_settings
+from monai_hsmix.apps.mix_sweep import (
+    SettingsMismatchError,
+    check_same_settings,
+    pairwise_table,
+    plan_sweep,
+    train_settings,
+)
 
 
 def test_train_settings_are_the_runner_fields():
     config = TrainConfig(image_size=32, steps=5, batch_size=4, channels=(4, 8))
-    assert train_settings(config) == {"image_size": 32, "steps": 5, "batch_size": 4, "lr": 5e-3, "weight_decay": 1e-4,
-                                      "channels": [4, 8], "mix_prob": 0.5, "max_rotation": 20.0}
+    assert train_settings(config) == {
+        "image_size": 32,
+        "steps": 5,
+        "batch_size": 4,
+        "lr": 5e-3,
+        "weight_decay": 1e-4,
+        "channels": [4, 8],
+        "mix_prob": 0.5,
+        "max_rotation": 20.0,
+    }
 
 
 def test_plan_skips_finished_runs_and_names_a_changed_setting(tmp_path):

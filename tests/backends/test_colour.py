@@ -18,7 +18,9 @@ def test_matches_scikit_image_including_the_dark_linear_segment(shape):
     x = rng.uniform(size=shape)
     x.reshape(shape[0], 3, -1)[0, :, :8] = np.linspace(0, 0.02, 8)  # below both breakpoints
     x.reshape(shape[0], 3, -1)[0, :, 8] = 1.0
-    expected = np.stack([np.moveaxis(rgb2lab(np.moveaxis(img.reshape(3, -1, 1), 0, -1)), -1, 0).reshape(img.shape) for img in x])
+    expected = np.stack(
+        [np.moveaxis(rgb2lab(np.moveaxis(img.reshape(3, -1, 1), 0, -1)), -1, 0).reshape(img.shape) for img in x]
+    )
     np.testing.assert_allclose(rgb_to_lab(torch.from_numpy(x)).numpy(), expected, atol=1e-9)
     ours32 = rgb_to_lab(torch.from_numpy(x).float())
     assert ours32.dtype == torch.float32
@@ -31,7 +33,9 @@ def test_primaries_land_on_the_textbook_lab_values():
     np.testing.assert_allclose(lab[1].numpy(), [0.0, 0.0, 0.0], atol=1e-9)
     np.testing.assert_allclose(lab[2, 0].item(), 100.0, atol=1e-3)
     assert abs(lab[2, 1].item()) < 0.01 and abs(lab[2, 2].item()) < 0.01  # white is neutral under D65
-    np.testing.assert_allclose(lab[0].numpy(), _skimage_lab(np.array([[[[1.0]], [[0.0]], [[0.0]]]]))[0, :, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(
+        lab[0].numpy(), _skimage_lab(np.array([[[[1.0]], [[0.0]], [[0.0]]]]))[0, :, 0, 0], atol=1e-6
+    )
 
 
 def test_feature_space_errors_say_what_is_wrong():

@@ -12,7 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CASES = ("compactness", "spacing", "huge")
 
-_CHILD = textwrap.dedent('''
+_CHILD = textwrap.dedent("""
     import json, sys
     import nibabel as nib, numpy as np, torch
     from monai_hsmix import RandHSMixd
@@ -56,17 +56,24 @@ _CHILD = textwrap.dedent('''
         except ValueError as err:
             result["transform"] = str(err)
         print(json.dumps(result), flush=True)
-''')
+""")
 
 
 def test_extreme_settings_and_intensities_on_brats_slices(brats2015_dir, subprocess_env):
     case_dir = brats2015_dir / "train" / "brats_2013_pat0005_1"
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(case_dir), *CASES], cwd=REPO, env=subprocess_env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(case_dir), *CASES],
+        cwd=REPO,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     lines = proc.stdout.strip().splitlines()
     started = [line.split()[1] for line in lines if line.startswith("starting ")]
-    assert proc.returncode == 0, (f"the child process ended with {proc.returncode} in case {started[-1:]}:\n"
-                                  f"{proc.stderr[-3000:]}")
+    assert proc.returncode == 0, (
+        f"the child process ended with {proc.returncode} in case {started[-1:]}:\n{proc.stderr[-3000:]}"
+    )
     results = {r["case"]: r for r in (json.loads(line) for line in lines if line.startswith("{"))}
     assert sorted(results) == sorted(CASES)
     for case in ("compactness", "spacing"):

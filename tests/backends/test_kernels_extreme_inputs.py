@@ -30,8 +30,9 @@ from monai_hsmix.backends.intensity import float32_maps
 from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
 from monai_hsmix.backends.torch_slic import torch_slic
 
-pytestmark = pytest.mark.skipif(not numba.config.BOUNDSCHECK,
-                                reason="runs with NUMBA_BOUNDSCHECK=1, from tests/test_numba_boundscheck.py")
+pytestmark = pytest.mark.skipif(
+    not numba.config.BOUNDSCHECK, reason="runs with NUMBA_BOUNDSCHECK=1, from tests/test_numba_boundscheck.py"
+)
 
 ENGINES = ("numba", "torch")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -41,8 +42,12 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(Heal
 # channels-last layout, a constant subnormal image, an image of two extreme values
 EDGE_CASES = [
     (torch.full((1, 1, 1, 1), 5.0), "constant", torch.float32, "contiguous"),
-    (with_layout(torch.tensor([-F32_MAX, F32_MAX]).repeat(40)[:40].reshape(1, 2, 5, 4, 1), "channels_last"), "huge",
-     torch.float32, "channels_last"),
+    (
+        with_layout(torch.tensor([-F32_MAX, F32_MAX]).repeat(40)[:40].reshape(1, 2, 5, 4, 1), "channels_last"),
+        "huge",
+        torch.float32,
+        "channels_last",
+    ),
     (torch.full((2, 1, 3, 3), F32_DENORMAL), "constant", torch.float32, "contiguous"),
     (torch.tensor([[[[0.0, F32_DENORMAL], [F32_MAX, -F32_MAX]]]]), "mixed", torch.float32, "contiguous"),
 ]
@@ -78,9 +83,13 @@ def _check_labels(seg: torch.Tensor, shape) -> None:
 @example(batch=EDGE_CASES[1], n=4, compactness=1e-3, spacing=0.5, lab=False)
 @example(batch=EDGE_CASES[2], n=3, compactness=10.0, spacing=None, lab=False)
 @example(batch=EDGE_CASES[3], n=2, compactness=1e-11, spacing=None, lab=False)
-@given(batch=image_batches(), n=st.integers(1, 20),
-       compactness=st.sampled_from([1e-20, 1e-11, 1e-3, 0.1, 10.0, 1e6, 1e30]),
-       spacing=st.sampled_from([None, 0.5, 1e9, 1e20]), lab=st.booleans())
+@given(
+    batch=image_batches(),
+    n=st.integers(1, 20),
+    compactness=st.sampled_from([1e-20, 1e-11, 1e-3, 0.1, 10.0, 1e6, 1e30]),
+    spacing=st.sampled_from([None, 0.5, 1e9, 1e20]),
+    lab=st.booleans(),
+)
 def test_slic_engines_on_extreme_images(batch, n, compactness, spacing, lab):
     x, kind, dtype, layout = batch
     nd = x.ndim - 2
@@ -130,9 +139,17 @@ def test_transform_mixes_extreme_images_into_finite_ones(batch, n, data):
         x = torch.cat([x, x.flip(0)])
     if not dtype.is_floating_point:  # integer images are refused as likely label maps: cast them
         x = x.float()
-    labels = torch.from_numpy(np.random.default_rng(data.draw(st.integers(0, 99))).integers(0, 3, (x.shape[0], 1) + tuple(x.shape[2:])))
-    mix = RandHSMixd(["image", "label"], "label", num_classes=3, n_segments=n, compactness=0.1,
-                     mode=data.draw(st.sampled_from(["both", "hard", "soft"]))).set_random_state(0)
+    labels = torch.from_numpy(
+        np.random.default_rng(data.draw(st.integers(0, 99))).integers(0, 3, (x.shape[0], 1) + tuple(x.shape[2:]))
+    )
+    mix = RandHSMixd(
+        ["image", "label"],
+        "label",
+        num_classes=3,
+        n_segments=n,
+        compactness=0.1,
+        mode=data.draw(st.sampled_from(["both", "hard", "soft"])),
+    ).set_random_state(0)
     out = mix({"image": x, "label": labels})
     assert out["image"].dtype == x.dtype
     assert bool(torch.isfinite(out["image"]).all()), f"{kind} {dtype} {layout}: the mix overflowed"
@@ -142,8 +159,13 @@ def test_transform_mixes_extreme_images_into_finite_ones(batch, n, data):
 
 
 @FUZZ
-@given(fill=st.sampled_from([np.nan, np.inf, -np.inf, 3.4e38, 0.0]), fraction=st.sampled_from([0.05, 1.0]),
-       shape=st.sampled_from([(1, 1), (9, 7), (4, 6, 3)]), n=st.integers(1, 12), seed=st.integers(0, 99))
+@given(
+    fill=st.sampled_from([np.nan, np.inf, -np.inf, 3.4e38, 0.0]),
+    fraction=st.sampled_from([0.05, 1.0]),
+    shape=st.sampled_from([(1, 1), (9, 7), (4, 6, 3)]),
+    n=st.integers(1, 12),
+    seed=st.integers(0, 99),
+)
 def test_slic_kernels_label_every_voxel_whatever_the_features(fill, fraction, shape, n, seed):
     # features the validation never lets through (NaN, infinities, squares that overflow): no
     # distance compares below another, yet every voxel must get a centre that exists
@@ -156,4 +178,8 @@ def test_slic_kernels_label_every_voxel_whatever_the_features(fill, fraction, sh
     # component numbers in raster order of their first voxel: each superpixel's number is the
     # number of components before its first voxel, so the numbers rise with first appearance
     ids, first = np.unique(labels, return_index=True)
-    assert ids.min() >= 0 and ids.max() < labels.size and np.array_equal(np.argsort(first, kind="stable"), np.arange(len(ids)))
+    assert (
+        ids.min() >= 0
+        and ids.max() < labels.size
+        and np.array_equal(np.argsort(first, kind="stable"), np.arange(len(ids)))
+    )

@@ -115,7 +115,9 @@ def test_wide_integral_gives_the_same_maps():
     flat = maps.reshape(4, -1)
     integral = np.empty((20, 24, pad + 17 + pad), dtype=np.int64)
     out = np.zeros((2, 19, 23, 17), dtype=np.float32)
-    numba_saliency._saliency_maps(maps, flat.min(axis=1), flat.max(axis=1), 2, integral, pad, numba_saliency.SCALES, out)
+    numba_saliency._saliency_maps(
+        maps, flat.min(axis=1), flat.max(axis=1), 2, integral, pad, numba_saliency.SCALES, out
+    )
     assert torch.equal(torch.from_numpy(out), expected)
 
 
@@ -140,7 +142,9 @@ def test_resolve_engine():
         resolve_engine("numba", meta)
 
 
-@pytest.mark.parametrize("engine, device, match", [("Numba", "cpu", "engine must be one of"), ("numba", "meta", "CPU tensors only")])
+@pytest.mark.parametrize(
+    "engine, device, match", [("Numba", "cpu", "engine must be one of"), ("numba", "meta", "CPU tensors only")]
+)
 def test_saliency_engine_errors_fire_before_any_work(engine, device, match):
     # a meta tensor has no data: any computation before the check would fail differently
     x = torch.rand(1, 1, 8, 8, device=device)

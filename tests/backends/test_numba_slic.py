@@ -24,8 +24,9 @@ def _kmeans(x: torch.Tensor, count: int, compactness: float, max_num_iter: int, 
     plan = plan_for(full, count, (1.0,) * len(full), factors)
     feat = colour.reshape((colour.shape[0],) + (1,) * (3 - len(full)) + full)
     scale, cz, cy, cx, per_axis, fz, fy, fx, reach, sampled, _ = plan
-    return slic_numba_engine.kmeans(np.ascontiguousarray(feat), scale, cz, cy, cx, per_axis, fz, fy, fx, reach, sampled,
-                              max_num_iter, stop)
+    return slic_numba_engine.kmeans(
+        np.ascontiguousarray(feat), scale, cz, cy, cx, per_axis, fz, fy, fx, reach, sampled, max_num_iter, stop
+    )
 
 
 def test_stopping_at_a_fixed_point_changes_nothing():

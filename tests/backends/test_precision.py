@@ -7,7 +7,9 @@ from monai_hsmix.backends.precision import autocast_off
 from monai_hsmix.backends.torch_saliency import torch_fine_grained_saliency
 from monai_hsmix.backends.torch_slic import torch_slic
 
-CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])
+CUDA = pytest.param(
+    "cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+)
 
 
 def _images(device):
@@ -48,7 +50,9 @@ def test_gpu_sized_chunks_and_groups_give_the_same_maps(monkeypatch):
     import monai_hsmix.backends.slic_torch_engine as slic_engine
 
     g = torch.Generator().manual_seed(1)
-    images = torch.nn.functional.avg_pool2d(torch.rand(4, 2, 192, 192, generator=g), 5, 1, 2)  # 2 saliency groups on a CPU
+    images = torch.nn.functional.avg_pool2d(
+        torch.rand(4, 2, 192, 192, generator=g), 5, 1, 2
+    )  # 2 saliency groups on a CPU
     n = torch.tensor([30, 60, 90, 120])
     seg = torch_slic(images, n, 0.1, engine="torch")
     sal = torch_fine_grained_saliency(images, engine="torch")

@@ -79,7 +79,9 @@ def test_output_contract_and_constant_image(engine):
 @engines
 def test_depth_one_volume_equals_2d(engine):
     x = torch.rand(2, 2, 30, 31)
-    torch.testing.assert_close(torch_fine_grained_saliency(x[..., None], engine=engine)[..., 0], torch_fine_grained_saliency(x, engine=engine))
+    torch.testing.assert_close(
+        torch_fine_grained_saliency(x[..., None], engine=engine)[..., 0], torch_fine_grained_saliency(x, engine=engine)
+    )
 
 
 @engines
@@ -157,4 +159,6 @@ def test_gpu_matches_cpu():
     assert out.device.type == "cuda"
     torch.testing.assert_close(out.cpu(), torch_fine_grained_saliency(x), atol=2 / 255 + 1e-6, rtol=0)
     vol = torch.rand(1, 1, 24, 24, 24)
-    torch.testing.assert_close(torch_fine_grained_saliency(vol.cuda()).cpu(), torch_fine_grained_saliency(vol), atol=2 / 255 + 1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch_fine_grained_saliency(vol.cuda()).cpu(), torch_fine_grained_saliency(vol), atol=2 / 255 + 1e-6, rtol=0
+    )

@@ -265,8 +265,12 @@ def test_connected_components_match_scipy(engine, shape, classes, seed):
     if engine == "torch":
         comp = connected_components(labels).numpy()
     else:
-        comp = np.stack([components(np.ascontiguousarray(im).reshape((1,) * (3 - im.ndim) + im.shape))[0].reshape(im.shape)
-                         for im in lab])
+        comp = np.stack(
+            [
+                components(np.ascontiguousarray(im).reshape((1,) * (3 - im.ndim) + im.shape))[0].reshape(im.shape)
+                for im in lab
+            ]
+        )
     for b in range(lab.shape[0]):
         firsts = []
         for value in np.unique(lab[b]):
@@ -380,7 +384,9 @@ def _reference_slices(acdc_dir, name: str, crop: int) -> float:
 # 7.6; 3.2 vs 10.0): where the grid step is even, voxels half-way between two seeds tie on
 # position, the seed colours broke the ties slice by slice, and the thick axis's spacing then
 # pulled the centres apart along it
-@pytest.mark.parametrize("name, crop", [("patient003_frame01", 0), ("patient004_frame01", 0), ("patient003_frame01", 128)])
+@pytest.mark.parametrize(
+    "name, crop", [("patient003_frame01", 0), ("patient004_frame01", 0), ("patient003_frame01", 128)]
+)
 def test_thick_slice_supervoxels_span_the_slices_scikit_image_spans(acdc_dir, name, crop):
     x = _acdc_volume(acdc_dir, name, crop)
     assert x.shape[-1] == 10 and x.shape[2:4] in {(256, 256), (232, 256), (128, 128)}

@@ -19,8 +19,12 @@ def test_blend_index_rows_equal_the_one_hot_blend(binary):
         mask = (mask > 0.5).float()
     partner = torch.tensor([1, 0, 3, 2])
     out = numba_mixing.blend_index_rows(labels, partner, mask, torch.empty(4, 5, 11, 6, 3))
-    expected = torch.cat([blend_index_labels(labels[b : b + 1], labels[p : p + 1], mask[b : b + 1], 5, binary=binary)
-                          for b, p in enumerate(partner.tolist())])
+    expected = torch.cat(
+        [
+            blend_index_labels(labels[b : b + 1], labels[p : p + 1], mask[b : b + 1], 5, binary=binary)
+            for b, p in enumerate(partner.tolist())
+        ]
+    )
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
     assert torch.allclose(out.sum(dim=1), torch.ones(()))
 
@@ -33,7 +37,9 @@ def test_segment_mean_kernel_equals_the_scatter_path():
     for b in range(3):
         for s in segments[b].unique():
             inside = segments[b] == s
-            torch.testing.assert_close(out[b][inside], values[b][inside].double().mean().float().expand(int(inside.sum())))
+            torch.testing.assert_close(
+                out[b][inside], values[b][inside].double().mean().float().expand(int(inside.sum()))
+            )
     # float16 takes the torch path and keeps its dtype
     half = segment_mean(values.half(), segments)
     assert half.dtype == torch.float16
@@ -88,7 +94,9 @@ def test_outputs_in_any_layout_receive_the_kernels_results():
     mask = torch.rand(2, 6, 5, generator=g)
     strided = torch.zeros(2, 3, 6, 10)[..., ::2]
     numba_mixing.blend_index_rows(labels, torch.tensor([1, 0]), mask, strided)
-    torch.testing.assert_close(strided, numba_mixing.blend_index_rows(labels, torch.tensor([1, 0]), mask, torch.empty(2, 3, 6, 5)))
+    torch.testing.assert_close(
+        strided, numba_mixing.blend_index_rows(labels, torch.tensor([1, 0]), mask, torch.empty(2, 3, 6, 5))
+    )
 
 
 def test_the_engine_is_an_argument_and_the_old_flag_still_works_with_a_warning():
@@ -100,7 +108,9 @@ def test_the_engine_is_an_argument_and_the_old_flag_still_works_with_a_warning()
     torch_ops, _ = mix_with_masks(labels, torch.tensor([1, 0]), parts, num_classes=3, engine="torch")
     torch.testing.assert_close(kernel, torch_ops, rtol=0, atol=1e-6)
     values, segments = torch.rand(2, 5, 4, generator=g), torch.randint(0, 4, (2, 5, 4), generator=g)
-    torch.testing.assert_close(segment_mean(values, segments, engine="numba"), segment_mean(values, segments, engine="torch"))
+    torch.testing.assert_close(
+        segment_mean(values, segments, engine="numba"), segment_mean(values, segments, engine="torch")
+    )
     assert numba_mixing.use_kernels("auto", values) and not numba_mixing.use_kernels("torch", values)
     with pytest.raises(ValueError, match="engine must be one of"):
         segment_mean(values, segments, engine="cuda")
@@ -124,10 +134,17 @@ def test_a_process_waits_while_another_holds_the_compile_lock(tmp_path):
     if sys.platform == "win32":
         pytest.skip("the lock uses fcntl")
     ready = tmp_path / "held"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, pathlib, sys, time\n"
-        f"h = open({numba_mixing.compile_lock_path()!r}, 'a'); fcntl.flock(h, fcntl.LOCK_EX)\n"
-        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(1.5)\n")])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, pathlib, sys, time\n"
+                f"h = open({numba_mixing.compile_lock_path()!r}, 'a'); fcntl.flock(h, fcntl.LOCK_EX)\n"
+                f"pathlib.Path({str(ready)!r}).touch(); time.sleep(1.5)\n"
+            ),
+        ]
+    )
     try:
         while not ready.exists():
             time.sleep(0.02)

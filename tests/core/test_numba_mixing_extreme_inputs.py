@@ -19,12 +19,22 @@ from extreme_inputs import with_layout
 from monai_hsmix.core.hsmix_equations import mix_with_masks
 from monai_hsmix.core.segment_ops import segment_mean
 
-pytestmark = pytest.mark.skipif(not numba.config.BOUNDSCHECK,
-                                reason="runs with NUMBA_BOUNDSCHECK=1, from tests/test_numba_boundscheck.py")
+pytestmark = pytest.mark.skipif(
+    not numba.config.BOUNDSCHECK, reason="runs with NUMBA_BOUNDSCHECK=1, from tests/test_numba_boundscheck.py"
+)
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-_MASK_VALUES = np.array([0.0, 1.0, np.finfo(np.float32).smallest_subnormal, np.nextafter(np.float32(1), np.float32(0)),
-                         np.nextafter(np.float32(0), np.float32(1)), 0.5, 1e-30])
+_MASK_VALUES = np.array(
+    [
+        0.0,
+        1.0,
+        np.finfo(np.float32).smallest_subnormal,
+        np.nextafter(np.float32(1), np.float32(0)),
+        np.nextafter(np.float32(0), np.float32(1)),
+        0.5,
+        1e-30,
+    ]
+)
 
 
 @st.composite
@@ -37,12 +47,18 @@ def _batches(draw):
 
 
 @FUZZ
-@given(batch=_batches(), num_classes=st.integers(1, 6), dtype=st.sampled_from([torch.float32, torch.float64]),
-       include_original=st.booleans())
+@given(
+    batch=_batches(),
+    num_classes=st.integers(1, 6),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    include_original=st.booleans(),
+)
 def test_blending_class_labels_with_and_without_the_kernel(batch, num_classes, dtype, include_original):
     b, spatial, rng, layout = batch
     labels = with_layout(torch.from_numpy(rng.integers(0, num_classes, (b, 1) + spatial)), layout)
-    mask = with_layout(torch.from_numpy(_MASK_VALUES[rng.integers(0, len(_MASK_VALUES), (b,) + spatial)]).to(dtype), layout)
+    mask = with_layout(
+        torch.from_numpy(_MASK_VALUES[rng.integers(0, len(_MASK_VALUES), (b,) + spatial)]).to(dtype), layout
+    )
     partner = torch.from_numpy(rng.permutation(b))
     parts = [((mask > 0.5).to(dtype), True), (mask, False)]
     fast, _ = mix_with_masks(labels, partner, parts, include_original, num_classes)
@@ -52,8 +68,12 @@ def test_blending_class_labels_with_and_without_the_kernel(batch, num_classes, d
 
 
 @settings(FUZZ, max_examples=60)  # its per-segment reference is a Python loop
-@given(batch=_batches(), gap=st.sampled_from([1, 7, 10**6]), dtype=st.sampled_from([torch.float32, torch.float64]),
-       scale=st.sampled_from([1.0, 1e-30, 1e30, float(np.finfo(np.float32).smallest_subnormal)]))
+@given(
+    batch=_batches(),
+    gap=st.sampled_from([1, 7, 10**6]),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    scale=st.sampled_from([1.0, 1e-30, 1e30, float(np.finfo(np.float32).smallest_subnormal)]),
+)
 def test_segment_means_with_and_without_the_kernel(batch, gap, dtype, scale):
     b, spatial, rng, layout = batch
     segments = torch.from_numpy(rng.integers(0, 5, (b,) + spatial) * gap)

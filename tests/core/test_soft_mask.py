@@ -13,7 +13,7 @@ def _expected(mask, alpha, num_rings, ring_width, metric):
     """Oracle from a distance transform: ring k holds voxels at distance in ((k-1)w, kw]."""
     dist = ndimage.distance_transform_cdt(~mask, metric=metric)
     ring = np.ceil(dist / ring_width)
-    return np.where(mask, 1.0, np.where(ring <= num_rings, alpha ** ring, 0.0))
+    return np.where(mask, 1.0, np.where(ring <= num_rings, alpha**ring, 0.0))
 
 
 masks_2d = arrays(np.bool_, st.tuples(st.integers(3, 12), st.integers(3, 12)))

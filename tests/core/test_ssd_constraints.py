@@ -74,8 +74,12 @@ def test_find_nucleus_placement_returns_none_when_nothing_fits():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"epsilon": 0.5}, "epsilon"), ({"rho": -1}, "rho"), ({"delta": 5, "gamma": 2}, "delta"),
-     ({"gamma": float("inf")}, "delta")],
+    [
+        ({"epsilon": 0.5}, "epsilon"),
+        ({"rho": -1}, "rho"),
+        ({"delta": 5, "gamma": 2}, "delta"),
+        ({"gamma": float("inf")}, "delta"),
+    ],
 )
 def test_invalid_constraints_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

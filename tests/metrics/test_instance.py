@@ -23,7 +23,9 @@ def _boxes(shape, boxes):
 TRUE = _boxes((20, 20), {1: (0, 4, 0, 4), 2: (0, 4, 4, 8), 3: (10, 14, 0, 6), 4: (10, 14, 10, 14), 5: (16, 20, 16, 20)})
 # prediction: A and B merged (P1, 4x8), C split in two 4x3 halves (P2, P3), D missed, E exact (P4),
 # a false positive of 3x4 (P5); ids deliberately not consecutive
-PRED = _boxes((20, 20), {7: (0, 4, 0, 8), 9: (10, 14, 0, 3), 11: (10, 14, 3, 6), 20: (16, 20, 16, 20), 30: (5, 8, 15, 19)})
+PRED = _boxes(
+    (20, 20), {7: (0, 4, 0, 8), 9: (10, 14, 0, 3), 11: (10, 14, 3, 6), 20: (16, 20, 16, 20), 30: (5, 8, 15, 19)}
+)
 
 
 def test_aji_by_hand():
@@ -134,5 +136,10 @@ def test_contingency_table():
     o = instance_overlaps(TRUE, PRED)
     assert list(o.true_ids) == [1, 2, 3, 4, 5] and list(o.pred_ids) == [7, 9, 11, 20, 30]
     assert o.intersection.toarray().tolist() == [
-        [16, 0, 0, 0, 0], [16, 0, 0, 0, 0], [0, 12, 12, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 16, 0]]
+        [16, 0, 0, 0, 0],
+        [16, 0, 0, 0, 0],
+        [0, 12, 12, 0, 0],
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 16, 0],
+    ]
     assert o.true_area.tolist() == [16, 16, 24, 16, 16] and o.pred_area.tolist() == [32, 12, 12, 16, 12]

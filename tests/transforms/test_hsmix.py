@@ -31,8 +31,17 @@ def make(backend, **kw):
     return RandHSMix(**opts)
 
 
-@pytest.mark.parametrize("mode, include_original, factor", [("both", False, 2), ("hard", False, 1), ("soft", False, 1),
-                                                            ("random", False, 1), ("both", True, 3), ("hard", True, 2)])
+@pytest.mark.parametrize(
+    "mode, include_original, factor",
+    [
+        ("both", False, 2),
+        ("hard", False, 1),
+        ("soft", False, 1),
+        ("random", False, 1),
+        ("both", True, 3),
+        ("hard", True, 2),
+    ],
+)
 def test_output_sizes_per_mode(batch, backend, mode, include_original, factor):
     images, labels = batch
     x, y = make(backend, mode=mode, include_original=include_original)(images, labels)
@@ -93,8 +102,10 @@ def test_any_batch_size_works(backend):
 def test_metatensor_batch_keeps_per_sample_meta(backend):
     images, labels = cardiac_batch(3, 32, seed=2)
     samples = [
-        {"image": MetaTensor(torch.from_numpy(images[i]), meta={"filename_or_obj": f"case{i}.nii.gz"}),
-         "label": MetaTensor(torch.from_numpy(labels[i]), meta={"filename_or_obj": f"label{i}.nii.gz"})}
+        {
+            "image": MetaTensor(torch.from_numpy(images[i]), meta={"filename_or_obj": f"case{i}.nii.gz"}),
+            "label": MetaTensor(torch.from_numpy(labels[i]), meta={"filename_or_obj": f"label{i}.nii.gz"}),
+        }
         for i in range(3)
     ]
     collated = list_data_collate(samples)
@@ -108,8 +119,15 @@ def test_metatensor_batch_keeps_per_sample_meta(backend):
 
 def test_dictionary_transform_mixes_every_key_with_the_same_masks(batch, backend):
     images, labels = batch
-    mix = RandHSMixd(["image", "image2", "label"], "label", num_classes=4, n_segments=(20, 30), compactness=0.1,
-                     backend=backend, return_masks=True)
+    mix = RandHSMixd(
+        ["image", "image2", "label"],
+        "label",
+        num_classes=4,
+        n_segments=(20, 30),
+        compactness=0.1,
+        backend=backend,
+        return_masks=True,
+    )
     out = mix({"image": images, "image2": images * 3 + 1, "label": labels, "other": "kept"})
     assert torch.allclose(out["image2"], out["image"] * 3 + 1, atol=1e-5)
     assert out["other"] == "kept"
@@ -121,8 +139,9 @@ def test_dictionary_transform_mixes_every_key_with_the_same_masks(batch, backend
 
 def test_dictionary_missing_keys(batch, backend):
     images, _ = batch
-    mix = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=10, backend=backend,
-                     allow_missing_keys=True)
+    mix = RandHSMixd(
+        ["image", "label"], "label", num_classes=4, n_segments=10, backend=backend, allow_missing_keys=True
+    )
     out = mix({"image": images})
     assert out["image"].shape[0] == 8
     with pytest.raises(KeyError):
@@ -146,7 +165,7 @@ def test_ablation_switches(batch, backend):
     seg = grid.partner_segments[0]
     cell = seg == seg[0, 0]
     rows, cols = cell.nonzero().T
-    assert bool(cell[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all())  # square cells
+    assert bool(cell[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all())  # square cells
     _, _, beta = make(backend, soft_ratio="beta", mode="soft").set_random_state(0)(images, labels, return_masks=True)
     per_image = beta.soft_mask.flatten(1)
     assert torch.allclose(per_image, per_image[:, :1].expand_as(per_image))
@@ -183,8 +202,13 @@ def test_constant_and_integer_images(backend):
 
 
 def test_presets_match_the_paper():
-    expected = {"glas": ((200, 400), 10, 0.3), "monuseg": ((300, 500), 10, 0.3), "isic2017": ((30, 80), 10, 0.3),
-                "brats2018": ((50, 150), 0.003, 0.3), "synapse": ((200, 400), 0.1, 0.3)}
+    expected = {
+        "glas": ((200, 400), 10, 0.3),
+        "monuseg": ((300, 500), 10, 0.3),
+        "isic2017": ((30, 80), 10, 0.3),
+        "brats2018": ((50, 150), 0.003, 0.3),
+        "synapse": ((200, 400), 0.1, 0.3),
+    }
     assert {k: (v.n_segments, v.compactness, v.p) for k, v in HSMIX_PRESETS.items()} == expected
     mix = RandHSMixd.from_preset("synapse", ["image", "label"], "label", num_classes=9, p=0.5)
     assert mix.mixer.n_segments == (200, 400) and mix.mixer.compactness == 0.1 and mix.mixer.p == 0.5
@@ -198,12 +222,23 @@ def test_presets_match_the_paper():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"n_segments": (50, 10)}, "lmin <= lmax"), ({"n_segments": 0}, "lmin <= lmax"),
-     ({"n_segments": (1, 2, 3)}, "pair"), ({"p": 1.5}, "p must be"), ({"p": -0.1}, "p must be"), ({"prob": 2}, "prob"),
-     ({"compactness": 0}, "compactness"), ({"mode": "mix"}, "mode"), ({"hard_region": "hex"}, "hard_region"),
-     ({"soft_ratio": "x"}, "soft_ratio"), ({"backend": "cuda-magic"}, "unknown backend"),
-     ({"beta_alpha": 0}, "beta_alpha"), ({"num_classes": 0}, "num_classes"), ({"spacing": (1.0, -1.0)}, "spacing"),
-     ({"max_num_iter": 0}, "max_num_iter")],
+    [
+        ({"n_segments": (50, 10)}, "lmin <= lmax"),
+        ({"n_segments": 0}, "lmin <= lmax"),
+        ({"n_segments": (1, 2, 3)}, "pair"),
+        ({"p": 1.5}, "p must be"),
+        ({"p": -0.1}, "p must be"),
+        ({"prob": 2}, "prob"),
+        ({"compactness": 0}, "compactness"),
+        ({"mode": "mix"}, "mode"),
+        ({"hard_region": "hex"}, "hard_region"),
+        ({"soft_ratio": "x"}, "soft_ratio"),
+        ({"backend": "cuda-magic"}, "unknown backend"),
+        ({"beta_alpha": 0}, "beta_alpha"),
+        ({"num_classes": 0}, "num_classes"),
+        ({"spacing": (1.0, -1.0)}, "spacing"),
+        ({"max_num_iter": 0}, "max_num_iter"),
+    ],
 )
 def test_bad_settings_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -212,13 +247,15 @@ def test_bad_settings_raise(kwargs, message):
 
 @pytest.mark.parametrize(
     "images, labels, message",
-    [(torch.rand(2, 1, 16, 16), torch.zeros(2, 1, 16, 15), "does not match"),
-     (torch.rand(2, 1, 16, 16), torch.zeros(3, 1, 16, 16), "does not match"),
-     (torch.rand(2, 1, 16, 16), torch.full((2, 1, 16, 16), 4), r"\[0, 3\]"),
-     (torch.rand(1, 16, 16), torch.zeros(1, 16, 16), "must be a batch"),
-     (torch.rand(2, 1, 4, 16, 16, 3), torch.zeros(2, 1, 4, 16, 16, 3), "must be a batch"),
-     (torch.full((2, 1, 16, 16), float("nan")), torch.zeros(2, 1, 16, 16), "NaN"),
-     (torch.full((2, 1, 16, 16), float("inf")), torch.zeros(2, 1, 16, 16), "infinite")],
+    [
+        (torch.rand(2, 1, 16, 16), torch.zeros(2, 1, 16, 15), "does not match"),
+        (torch.rand(2, 1, 16, 16), torch.zeros(3, 1, 16, 16), "does not match"),
+        (torch.rand(2, 1, 16, 16), torch.full((2, 1, 16, 16), 4), r"\[0, 3\]"),
+        (torch.rand(1, 16, 16), torch.zeros(1, 16, 16), "must be a batch"),
+        (torch.rand(2, 1, 4, 16, 16, 3), torch.zeros(2, 1, 4, 16, 16, 3), "must be a batch"),
+        (torch.full((2, 1, 16, 16), float("nan")), torch.zeros(2, 1, 16, 16), "NaN"),
+        (torch.full((2, 1, 16, 16), float("inf")), torch.zeros(2, 1, 16, 16), "infinite"),
+    ],
 )
 def test_bad_batches_raise(images, labels, message):
     with pytest.raises(ValueError, match=message):
@@ -254,8 +291,15 @@ def test_index_labels_mix_like_their_one_hot_channels(batch, mode, include_origi
     x2, y2 = make("torch", mode=mode, include_original=include_original).set_random_state(2)(images, one_hot)
     assert torch.equal(x1, x2)
     torch.testing.assert_close(y1, y2, rtol=0, atol=1e-6)
-    d = RandHSMixd(keys=("img", "seg"), label_keys="seg", num_classes=4, n_segments=(20, 40), compactness=0.1,
-                   mode=mode, include_original=include_original).set_random_state(2)
+    d = RandHSMixd(
+        keys=("img", "seg"),
+        label_keys="seg",
+        num_classes=4,
+        n_segments=(20, 40),
+        compactness=0.1,
+        mode=mode,
+        include_original=include_original,
+    ).set_random_state(2)
     out = d({"img": images, "seg": labels})
     torch.testing.assert_close(out["seg"], y2, rtol=0, atol=1e-6)
 
@@ -274,8 +318,16 @@ def test_output_types_and_keys_do_not_depend_on_the_draw(batch):
     mix = RandHSMix(num_classes=4, n_segments=(10, 20), compactness=0.1, prob=0.5).set_random_state(0)
     dtypes = {mix(uint8_images, labels)[0].dtype for _ in range(8)}
     assert dtypes == {torch.float32}  # skipped batches used to come back uint8
-    mixd = RandHSMixd(["image", "label"], "label", num_classes=4, n_segments=(10, 20), compactness=0.1, prob=0.5,
-                      mode="random", return_masks=True).set_random_state(0)
+    mixd = RandHSMixd(
+        ["image", "label"],
+        "label",
+        num_classes=4,
+        n_segments=(10, 20),
+        compactness=0.1,
+        prob=0.5,
+        mode="random",
+        return_masks=True,
+    ).set_random_state(0)
     outcomes = set()
     for _ in range(10):
         out = mixd({"image": images.half(), "label": labels, "other": "kept"})
@@ -302,7 +354,12 @@ def test_integer_key_not_declared_a_label_is_an_error(batch):
 
 def test_presets_carry_the_feature_space_their_compactness_means():
     assert {name: p.slic_space for name, p in HSMIX_PRESETS.items()} == {
-        "glas": "lab", "monuseg": "lab", "isic2017": "lab", "brats2018": "intensity", "synapse": "intensity"}
+        "glas": "lab",
+        "monuseg": "lab",
+        "isic2017": "lab",
+        "brats2018": "intensity",
+        "synapse": "intensity",
+    }
     assert RandHSMix.from_preset("monuseg").slic_space == "lab"
     assert RandHSMixd.from_preset("synapse", keys=["image"]).mixer.slic_space == "intensity"
     with pytest.raises(ValueError, match="3 channels"):
@@ -376,8 +433,14 @@ def test_array_transform_exposes_only_randomize_and_apply():
 
 def test_dictionary_wrapper_uses_no_private_member_of_the_array_transform():
     tree = ast.parse(textwrap.dedent(inspect.getsource(RandHSMixd)))
-    private = [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Attribute)
-               and node.attr.startswith("_") and not node.attr.startswith("__") and "mixer" in ast.unparse(node.value)]
+    private = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and "mixer" in ast.unparse(node.value)
+    ]
     assert private == []
 
 
@@ -387,7 +450,8 @@ def test_dictionary_is_randomize_once_then_apply_per_key(batch):
     second = images.flip(-1)
     opts = dict(num_classes=4, n_segments=(20, 40), compactness=0.1, backend="torch")
     out = RandHSMixd(["image", "image2", "label"], "label", **opts).set_random_state(4)(
-        {"image": images, "image2": second, "label": labels})
+        {"image": images, "image2": second, "label": labels}
+    )
     mix = RandHSMix(**opts).set_random_state(4)
     mix.randomize(images)
     assert torch.equal(out["image"], mix.apply(images)) and torch.equal(out["image2"], mix.apply(second))

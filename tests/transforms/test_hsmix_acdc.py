@@ -27,8 +27,9 @@ def acdc_slices(acdc_dir):
 @pytest.mark.parametrize("backend", available_backends())
 def test_hsmix_on_acdc_slices(acdc_slices, backend):
     images, labels = acdc_slices
-    mix = RandHSMixd.from_preset("synapse", ["image", "label"], "label", num_classes=4, backend=backend,
-                                 return_masks=True)
+    mix = RandHSMixd.from_preset(
+        "synapse", ["image", "label"], "label", num_classes=4, backend=backend, return_masks=True
+    )
     mix.set_random_state(0)
     out = mix({"image": images, "label": labels})
     x, y = out["image"], out["label"]

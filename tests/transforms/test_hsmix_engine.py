@@ -9,8 +9,12 @@ from monai_hsmix.backends import numba_saliency, slic_numba_engine
 from monai_hsmix.core import numba_mixing
 from monai_hsmix.transforms import RandHSMix, RandHSMixd
 
-KERNELS = [(slic_numba_engine, "cluster"), (numba_saliency, "numba_fine_grained_saliency"),
-           (numba_mixing, "blend_index_rows"), (numba_mixing, "segment_mean_rows")]
+KERNELS = [
+    (slic_numba_engine, "cluster"),
+    (numba_saliency, "numba_fine_grained_saliency"),
+    (numba_mixing, "blend_index_rows"),
+    (numba_mixing, "segment_mean_rows"),
+]
 
 
 def _batch():

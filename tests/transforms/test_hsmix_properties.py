@@ -77,8 +77,15 @@ def test_constant_zero_and_half_precision_images_give_finite_output(backend, fil
     else:
         images = torch.rand(3, 2, 24, 24, generator=g).to(getattr(torch, fill))
     labels = torch.randint(0, 3, (3, 1, 24, 24), generator=g)
-    out = RandHSMixd(["image", "label"], "label", num_classes=3, n_segments=(4, 9), compactness=0.1, backend=backend,
-                     return_masks=True).set_random_state(1)({"image": images, "label": labels})
+    out = RandHSMixd(
+        ["image", "label"],
+        "label",
+        num_classes=3,
+        n_segments=(4, 9),
+        compactness=0.1,
+        backend=backend,
+        return_masks=True,
+    ).set_random_state(1)({"image": images, "label": labels})
     assert out["image"].dtype == images.dtype and out["image"].shape == (6, 2, 24, 24)
     assert bool(torch.isfinite(out["image"].float()).all()) and bool(torch.isfinite(out["label"]).all())
     assert bool(torch.isfinite(out["hsmix_soft_mask"].float()).all())

@@ -221,8 +221,10 @@ def test_a_bank_on_another_intensity_scale_is_an_error():
     unit = image.astype(np.float32) / 255.0
     bank_255 = InstanceBank.from_pairs([(image, inst)])
     assert bank_255.value_range == (float(image.min()), float(image.max()))
-    named = (f"of the bank's images lie in [{image.min():.4g}, {image.max():.4g}] "
-             f"but those of the image in [{unit.min():.4g},")
+    named = (
+        f"of the bank's images lie in [{image.min():.4g}, {image.max():.4g}] "
+        f"but those of the image in [{unit.min():.4g},"
+    )
     with pytest.raises(ValueError, match=re.escape(named)):
         RandInsMix(bank=bank_255, shuffle_prob=0.0)(unit, inst)
     with pytest.raises(ValueError, match="different scales"):

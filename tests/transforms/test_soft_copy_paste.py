@@ -48,8 +48,15 @@ def test_paste_invariants(seed, dims, mode, with_reference):
     donor, donor_lbl = _case(seed + 1, shape, offset=3.0)
     reference = np.zeros(shape, dtype=bool)
     reference[tuple(slice(2, s - 2) for s in shape)] = True
-    t = RandSoftCopyPaste((1, 2), mode=mode, num_rings=2, sigma=1.0, s1=0.9, s2=1e-9,
-                          object_transform=object_augmentation(dims, **ALL_AUGMENTS))
+    t = RandSoftCopyPaste(
+        (1, 2),
+        mode=mode,
+        num_rings=2,
+        sigma=1.0,
+        s1=0.9,
+        s2=1e-9,
+        object_transform=object_augmentation(dims, **ALL_AUGMENTS),
+    )
     t.set_random_state(seed)
     out, out_lbl = t(img, lbl, donor, donor_lbl, reference if with_reference else None)
     info = t.last_info
@@ -304,10 +311,12 @@ def test_dictionary_transform_is_seeded_and_works_as_a_collate_step():
     from monai.transforms import Compose
 
     batch = [_dict_case(i) for i in range(4)]
-    a = RandSoftCopyPasted(["a", "b"], "label", s2=0.5,
-                           object_transform=object_augmentation(2, flip_prob=0.5)).set_random_state(5)(batch)
-    b = RandSoftCopyPasted(["a", "b"], "label", s2=0.5,
-                           object_transform=object_augmentation(2, flip_prob=0.5)).set_random_state(5)(batch)
+    a = RandSoftCopyPasted(
+        ["a", "b"], "label", s2=0.5, object_transform=object_augmentation(2, flip_prob=0.5)
+    ).set_random_state(5)(batch)
+    b = RandSoftCopyPasted(
+        ["a", "b"], "label", s2=0.5, object_transform=object_augmentation(2, flip_prob=0.5)
+    ).set_random_state(5)(batch)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x["a"], y["a"])
         np.testing.assert_array_equal(x["label"], y["label"])
@@ -324,8 +333,12 @@ def test_dictionary_transform_is_seeded_and_works_as_a_collate_step():
 def test_non_finite_inputs_raise_naming_the_input(where, bad):
     img, lbl = _case(12)
     donor, donor_lbl = _case(13)
-    args = {"img": img, "label": lbl.astype(np.float32), "donor_img": donor.copy(),
-            "donor_label": donor_lbl.astype(np.float32)}
+    args = {
+        "img": img,
+        "label": lbl.astype(np.float32),
+        "donor_img": donor.copy(),
+        "donor_label": donor_lbl.astype(np.float32),
+    }
     args[where][..., 14:18, 14:18] = bad  # a block over the donor's lesion, as in a corrupted scan
     paster = RandSoftCopyPaste((1, 2), s2=1.0).set_random_state(0)
     with pytest.raises(ValueError, match=f"^{where} contains NaN or infinite values"):
@@ -421,12 +434,14 @@ def test_a_user_object_transform_is_called_and_none_leaves_objects_unchanged():
         seen.append(sorted(d))
         return dict(d, image=d["image"] * 2)
 
-    out, out_lbl, _ = soft_copy_paste(img, lbl, donor, donor_lbl, label_values=(1, 2), mode="hard", max_shift=0,
-                                      object_transform=brighter)
+    out, out_lbl, _ = soft_copy_paste(
+        img, lbl, donor, donor_lbl, label_values=(1, 2), mode="hard", max_shift=0, object_transform=brighter
+    )
     assert seen == [["image", "label", "mask", "valid"]]
     np.testing.assert_allclose(out[:, lesion], 2 * donor[:, lesion], rtol=1e-6)
-    out, out_lbl, _ = soft_copy_paste(img, lbl, donor, donor_lbl, label_values=(1, 2), mode="hard", max_shift=0,
-                                      object_transform=None)
+    out, out_lbl, _ = soft_copy_paste(
+        img, lbl, donor, donor_lbl, label_values=(1, 2), mode="hard", max_shift=0, object_transform=None
+    )
     np.testing.assert_array_equal(out[:, lesion], donor[:, lesion])
     np.testing.assert_array_equal(out_lbl, donor_lbl)
 
@@ -447,9 +462,9 @@ def test_context_margin_follows_the_rotations_and_shrinking_of_the_compose():
 
     assert _context_growth(None, 3) == 1.0
     assert _context_growth(object_augmentation(3, flip_prob=1.0, noise_prob=1.0), 3) == 1.0
-    assert _context_growth(object_augmentation(3, rotate_prob=0.5), 3) == pytest.approx(3 ** 0.5)
+    assert _context_growth(object_augmentation(3, rotate_prob=0.5), 3) == pytest.approx(3**0.5)
     assert _context_growth(object_augmentation(2, scale_prob=0.5, scale_range=(0.5, 1.5)), 2) == pytest.approx(2.0)
-    assert _context_growth(lambda d: d, 2) == pytest.approx(2 ** 0.5)  # unknown: as a rotation
+    assert _context_growth(lambda d: d, 2) == pytest.approx(2**0.5)  # unknown: as a rotation
 
 
 def test_dictionary_signature_is_written_out_and_missing_keys_as_monai():

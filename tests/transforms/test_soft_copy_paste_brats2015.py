@@ -33,10 +33,19 @@ def cases(brats2015_dir):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tumour_pasted_inside_the_other_brain(cases, seed):
     main, donor = cases
-    t = RandSoftCopyPasted(["flair", "t1c"], "label", reference_key="brain", donor_bank=[donor],
-                           label_values=(1, 2, 3, 4), min_lesion_voxels=50, num_rings=3, s1=0.95, s2=1e-6,
-                           object_transform=object_augmentation(3, flip_prob=0.5, rotate_prob=0.5, scale_prob=0.5),
-                           max_tries=100)
+    t = RandSoftCopyPasted(
+        ["flair", "t1c"],
+        "label",
+        reference_key="brain",
+        donor_bank=[donor],
+        label_values=(1, 2, 3, 4),
+        min_lesion_voxels=50,
+        num_rings=3,
+        s1=0.95,
+        s2=1e-6,
+        object_transform=object_augmentation(3, flip_prob=0.5, rotate_prob=0.5, scale_prob=0.5),
+        max_tries=100,
+    )
     t.set_random_state(seed)
     out = t(main)
     assert out["softcp"]["pasted"] == 1, out["softcp"]

@@ -51,7 +51,8 @@ def score_volume(
     )[0]
     diagonal = math.sqrt(sum((n * s) ** 2 for n, s in zip(label.shape, spacing)))
     present = y[0, 1:].flatten(1).any(1)
-    hd = torch.where(torch.isinf(hd) & present, torch.full_like(hd, diagonal), hd)
+    # a present class that is not predicted: MONAI gives inf (older) or NaN (1.6); it scores the diagonal
+    hd = torch.where(~torch.isfinite(hd) & present, torch.full_like(hd, diagonal), hd)
     hd = torch.where(present, hd, torch.full_like(hd, float("nan")))
     return {"dice": dice.tolist(), "jaccard": iou.tolist(), "hd95": hd.tolist()}
 

@@ -54,13 +54,23 @@ from monai_hsmix.apps.mix_sweep import (
     train_settings,
 )
 
+__all__ = ["build_parser", "check_arguments", "InsMixAblationConfig", "main", "NOTES", "NUM_CLASSES", "run"]
+
 logger = logging.getLogger("monai_hsmix.insmix_ablation")
 
 # arm -> (InsMix variant in the sampler, arm of the HSMix ablation's runner on top, description)
 INSMIX_ARMS: Dict[str, tuple] = {
     "none": ("none", "none", "flips, ±20° rotation, colour jitter only"),
-    "copy_paste": ("plain", "none", "InsMix copy-paste without constraints (any own-crop nucleus, anywhere, touching allowed)"),
-    "ssd": ("ssd", "none", "InsMix copy-paste under the SSD constraints (epsilon 2, rho 0.8, distance 8-40 px, no touching)"),
+    "copy_paste": (
+        "plain",
+        "none",
+        "InsMix copy-paste without constraints (any own-crop nucleus, anywhere, touching allowed)",
+    ),
+    "ssd": (
+        "ssd",
+        "none",
+        "InsMix copy-paste under the SSD constraints (epsilon 2, rho 0.8, distance 8-40 px, no touching)",
+    ),
     "ssd_bg": ("ssd_bg", "none", "SSD copy-paste + background perturbation (20 px nucleus-free patches, 20% shuffled)"),
     "cutmix": ("none", "cutmix", "MONAI CutMix of images and one-hot three-class targets (the HSMix ablation's arm)"),
 }
@@ -87,14 +97,22 @@ class InsMixAblationConfig(SweepConfig):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.insmix_ablation", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_hsmix.apps.insmix_ablation", description=__doc__.split("\n")[0]
+    )
     add_training_arguments(parser, INSMIX_ARMS)
     parser.add_argument("--folds", type=int, help="k of the k-fold cross-validation by image")
     parser.add_argument("--only-folds", type=int, nargs="+", help="run only these folds (0-based)")
     parser.add_argument("--split-seed", type=int, help="seed of the fold split (same for every arm and seed)")
     parser.add_argument("--crop-size", type=int, help="training crop side (stored resolution) and sliding-window size")
-    parser.add_argument("--mix-prob", type=float, help="probability that a crop is pasted into (InsMix arms) or a batch is mixed (cutmix)")
-    parser.add_argument("--max-paste-ratio", type=float, help="InsMix: up to this share of a crop's nuclei get a template")
+    parser.add_argument(
+        "--mix-prob",
+        type=float,
+        help="probability that a crop is pasted into (InsMix arms) or a batch is mixed (cutmix)",
+    )
+    parser.add_argument(
+        "--max-paste-ratio", type=float, help="InsMix: up to this share of a crop's nuclei get a template"
+    )
     parser.add_argument("--boundary-width", type=int, help="boundary class width in pixels")
     parser.add_argument("--colour-jitter", type=float, help="per-channel multiplicative jitter U(1-j, 1+j), every arm")
     parser.add_argument("--cutmix-alpha", type=float)
@@ -139,34 +157,69 @@ def run(args: InsMixAblationConfig) -> Path:
     bad = [f for f in folds if not 0 <= f < args.folds]
     if bad:
         raise ValueError(f"--only-folds {bad} outside [0, {args.folds - 1}]")
-    base = {"data_dir": str(args.data_dir.resolve()), "split_seed": args.split_seed, "folds": args.folds,
-            "train": train_settings(config),
-            "boundary_width": args.boundary_width, "colour_jitter": args.colour_jitter,
-            "post": {"min_seed_size": args.min_seed_size, "min_size": args.min_size}}
+    base = {
+        "data_dir": str(args.data_dir.resolve()),
+        "split_seed": args.split_seed,
+        "folds": args.folds,
+        "train": train_settings(config),
+        "boundary_width": args.boundary_width,
+        "colour_jitter": args.colour_jitter,
+        "post": {"min_seed_size": args.min_seed_size, "min_size": args.min_size},
+    }
 
     def settings_of(arm: str, fold: Optional[int]) -> Dict[str, Any]:
-        return {**base, "fold": fold, "train_images": splits[fold][0], "test_images": splits[fold][1], "arm": _arm_settings(args, arm)}
+        return {
+            **base,
+            "fold": fold,
+            "train_images": splits[fold][0],
+            "test_images": splits[fold][1],
+            "arm": _arm_settings(args, arm),
+        }
 
     runs_dir = args.out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     todo, planned = plan_sweep(runs_dir, args.arms, args.seeds, folds, settings_of)
     if todo and not args.report_only:
         loaded = {name: read_instance_pair(*pairs[name]) for name in sorted(pairs)}
-        logger.info("%d annotated tiles, %d folds (%s run here), %d runs to train", len(pairs), args.folds, folds, len(todo))
+        logger.info(
+            "%d annotated tiles, %d folds (%s run here), %d runs to train", len(pairs), args.folds, folds, len(todo)
+        )
 
         def sampler_of(arm: str, seed: int, fold: Optional[int]) -> InstanceCropSampler:
             train = splits[fold][0]
-            return InstanceCropSampler([loaded[n][0] for n in train], [loaded[n][1] for n in train], args.crop_size,
-                                       insmix_transform(INSMIX_ARMS[arm][0], args.crop_size, args.max_paste_ratio, seed),
-                                       args.mix_prob, seed, args.boundary_width, args.colour_jitter)
+            return InstanceCropSampler(
+                [loaded[n][0] for n in train],
+                [loaded[n][1] for n in train],
+                args.crop_size,
+                insmix_transform(INSMIX_ARMS[arm][0], args.crop_size, args.max_paste_ratio, seed),
+                args.mix_prob,
+                seed,
+                args.boundary_width,
+                args.colour_jitter,
+            )
 
         def evaluator_of(fold: Optional[int]):
             test = splits[fold][1]
-            return lambda model: evaluate_instances(model, [loaded[n][0] for n in test], [loaded[n][1] for n in test], test,
-                                                    args.crop_size, args.min_seed_size, args.min_size)
+            return lambda model: evaluate_instances(
+                model,
+                [loaded[n][0] for n in test],
+                [loaded[n][1] for n in test],
+                test,
+                args.crop_size,
+                args.min_seed_size,
+                args.min_size,
+            )
 
-        run_sweep(todo, sampler_of, evaluator_of, lambda a: INSMIX_ARMS[a][1], lambda a: INSMIX_ARMS[a][2],
-                  NUM_CLASSES, config, _mix(args))
+        run_sweep(
+            todo,
+            sampler_of,
+            evaluator_of,
+            lambda a: INSMIX_ARMS[a][1],
+            lambda a: INSMIX_ARMS[a][2],
+            NUM_CLASSES,
+            config,
+            _mix(args),
+        )
     return write_instance_report(args.out, args.arms, _header(args, len(pairs), folds, config), NOTES, planned)
 
 
@@ -184,11 +237,15 @@ NOTES = (
 
 
 def _header(args: InsMixAblationConfig, n_images: int, folds: Sequence[int], config: TrainConfig) -> Dict[str, Any]:
-    data = (f"{args.data_dir} — {n_images} tiles with instance maps, {args.folds}-fold cross-validation by image "
-            f"(split seed {args.split_seed}), folds run: {list(folds)}")
-    extra = (f"mix prob {config.mix_prob}, max paste ratio {args.max_paste_ratio}, boundary width {args.boundary_width}, "
-             f"colour jitter {args.colour_jitter}, CutMix alpha {args.cutmix_alpha}, post-processing min seed "
-             f"{args.min_seed_size} px, min nucleus {args.min_size} px")
+    data = (
+        f"{args.data_dir} — {n_images} tiles with instance maps, {args.folds}-fold cross-validation by image "
+        f"(split seed {args.split_seed}), folds run: {list(folds)}"
+    )
+    extra = (
+        f"mix prob {config.mix_prob}, max paste ratio {args.max_paste_ratio}, boundary width {args.boundary_width}, "
+        f"colour jitter {args.colour_jitter}, CutMix alpha {args.cutmix_alpha}, post-processing min seed "
+        f"{args.min_seed_size} px, min nucleus {args.min_size} px"
+    )
     return sweep_header("monai_hsmix.apps.insmix_ablation", args, config, data, "crops", extra)
 
 

@@ -28,6 +28,8 @@ from monai_hsmix.metrics import instances_from_probabilities, instances_to_three
 from monai_hsmix.optional import require
 from monai_hsmix.transforms import RandInsMix
 
+__all__ = ["evaluate_instances", "find_instance_pairs", "insmix_transform", "InstanceCropSampler", "read_instance_pair"]
+
 Image = require("PIL.Image")
 
 
@@ -38,7 +40,14 @@ def find_instance_pairs(root: Path) -> Dict[str, Tuple[Path, Path]]:
         raise FileNotFoundError(f"{root} needs images/ and instances/ folders (instance maps: one id per nucleus)")
     pairs, missing = {}, []
     for inst in sorted((root / "instances").glob("*.png")):
-        image = next((root / "images" / f"{inst.stem}{s}" for s in IMAGE_SUFFIXES if (root / "images" / f"{inst.stem}{s}").is_file()), None)
+        image = next(
+            (
+                root / "images" / f"{inst.stem}{s}"
+                for s in IMAGE_SUFFIXES
+                if (root / "images" / f"{inst.stem}{s}").is_file()
+            ),
+            None,
+        )
         if image is None:
             missing.append(inst.stem)
         else:
@@ -64,7 +73,8 @@ def read_instance_pair(image_path: Path, instance_path: Path) -> Tuple[np.ndarra
 
 
 def insmix_transform(variant: str, crop_size: int, max_paste_ratio: float, seed: int) -> Optional[RandInsMix]:
-    """The InsMix of an arm: ``"plain"`` (no constraints), ``"ssd"``, ``"ssd_bg"`` (+ background shuffle); None for no paste."""
+    """The InsMix of an arm: ``"plain"`` (no constraints), ``"ssd"``, ``"ssd_bg"`` (+ background shuffle);
+    None for no paste."""
     if variant == "none":
         return None
     if variant == "plain":
@@ -74,8 +84,13 @@ def insmix_transform(variant: str, crop_size: int, max_paste_ratio: float, seed:
         constraints = SSDConstraints()
     else:
         raise ValueError(f"unknown InsMix variant {variant!r}; expected none, plain, ssd or ssd_bg")
-    mixer = RandInsMix(prob=1.0, constraints=constraints, max_paste_ratio=max_paste_ratio,
-                       shuffle_prob=1.0 if variant == "ssd_bg" else 0.0, allow_empty=True)
+    mixer = RandInsMix(
+        prob=1.0,
+        constraints=constraints,
+        max_paste_ratio=max_paste_ratio,
+        shuffle_prob=1.0 if variant == "ssd_bg" else 0.0,
+        allow_empty=True,
+    )
     mixer.set_random_state(seed=seed)
     return mixer
 
@@ -121,7 +136,8 @@ class InstanceCropSampler:
         return int(self.images[0].shape[0])
 
     def draw(self, count: int, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``count`` crops: float images in ``[0, 1]`` ``(count, 3, s, s)`` and three-class labels ``(count, 1, s, s)``."""
+        """``count`` crops: float images in ``[0, 1]`` ``(count, 3, s, s)`` and three-class labels
+        ``(count, 1, s, s)``."""
         which = torch.randint(len(self.images), (count,), generator=generator).tolist()
         jitter = 1.0 + self.colour_jitter * (2 * torch.rand(count, self.in_channels, 1, 1, generator=generator) - 1)
         crops, targets = [], []
@@ -146,10 +162,16 @@ class InstanceCropSampler:
 
 @torch.no_grad()
 def evaluate_instances(
-    model: torch.nn.Module, images: Sequence[np.ndarray], instances: Sequence[np.ndarray], names: Sequence[str], roi: int,
-    min_seed_size: int = 4, min_size: int = 10,
+    model: torch.nn.Module,
+    images: Sequence[np.ndarray],
+    instances: Sequence[np.ndarray],
+    names: Sequence[str],
+    roi: int,
+    min_seed_size: int = 4,
+    min_size: int = 10,
 ) -> List[Dict[str, object]]:
-    """Per-tile AJI, object Dice and pixel DSC of sliding-window predictions (window ``roi``, overlap 0.25, Gaussian)."""
+    """Per-tile AJI, object Dice and pixel DSC of sliding-window predictions (window ``roi``, overlap 0.25,
+    Gaussian)."""
     was_training = model.training
     model.eval()
     try:

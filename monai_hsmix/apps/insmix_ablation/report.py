@@ -19,6 +19,8 @@ from monai_hsmix.apps.ablation.stats import pair
 from monai_hsmix.apps.mix_sweep import pairwise_table
 from monai_hsmix.data.io import write_bytes_atomic
 
+__all__ = ["cost_table", "run_score", "SCORES", "tables", "write_instance_report"]
+
 SCORES = (("aji", "AJI"), ("object_dice", "object Dice"), ("pixel_dice", "pixel DSC"))
 
 
@@ -37,7 +39,9 @@ def _fmt(values: Sequence[float]) -> str:
     return f"{arr.mean():.2f} ± {std:.2f}"
 
 
-def tables(runs: Sequence[Mapping[str, Any]], arms: Sequence[str], references: Sequence[str] = ("none", "cutmix")) -> str:
+def tables(
+    runs: Sequence[Mapping[str, Any]], arms: Sequence[str], references: Sequence[str] = ("none", "cutmix")
+) -> str:
     by_arm = {a: [r for r in runs if r["arm"] == a] for a in arms}
     by_arm = {a: rs for a, rs in by_arm.items() if rs}
     if not by_arm:
@@ -63,12 +67,24 @@ def tables(runs: Sequence[Mapping[str, Any]], arms: Sequence[str], references: S
         out += ["", f"## Paired differences in {title} (points)", "", "\n".join(rows)]
     # the paper's Table 3 adds one component at a time: each step is a pair of arms
     scores = {arm: _by_key(rs, "aji") for arm, rs in by_arm.items()}
-    out += ["", "## Every pair of arms: paired Δ AJI (points), row − column, 95% CI over seed x fold pairs", "", pairwise_table(scores)]
+    out += [
+        "",
+        "## Every pair of arms: paired Δ AJI (points), row − column, 95% CI over seed x fold pairs",
+        "",
+        pairwise_table(scores),
+    ]
     return "\n".join(out)
 
 
 def cost_table(runs: Sequence[Mapping[str, Any]], arms: Sequence[str]) -> str:
-    header = ["arm", "crops pasted into / drawn", "train s/run", "of which pasting s", "of which runner mixing s", "eval s/run"]
+    header = [
+        "arm",
+        "crops pasted into / drawn",
+        "train s/run",
+        "of which pasting s",
+        "of which runner mixing s",
+        "eval s/run",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for arm in arms:
         rs = [r for r in runs if r["arm"] == arm]
@@ -76,21 +92,34 @@ def cost_table(runs: Sequence[Mapping[str, Any]], arms: Sequence[str]) -> str:
             continue
         drawn = np.mean([r["mean_sources_per_step"] * r.get("steps", 0) for r in rs])
         pastes = np.mean([r.get("sampler_pastes", 0) for r in rs])
-        cells = [arm, f"{pastes:.0f} / {drawn:.0f}"] + [f"{np.mean([r[k] for r in rs]):.0f}" for k in
-                                                            ("train_seconds", "sampler_mix_seconds", "mix_seconds", "eval_seconds")]
+        cells = [arm, f"{pastes:.0f} / {drawn:.0f}"] + [
+            f"{np.mean([r[k] for r in rs]):.0f}"
+            for k in ("train_seconds", "sampler_mix_seconds", "mix_seconds", "eval_seconds")
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_instance_report(out_dir: Path, arms: Sequence[str], header: Mapping[str, Any], notes: str,
-                          planned: Optional[Sequence[Any]] = None, title: str = "InsMix ablation report") -> Path:
+def write_instance_report(
+    out_dir: Path,
+    arms: Sequence[str],
+    header: Mapping[str, Any],
+    notes: str,
+    planned: Optional[Sequence[Any]] = None,
+    title: str = "InsMix ablation report",
+) -> Path:
     """Write ``out_dir/report.md`` from the finished runs in ``out_dir/runs`` (only the ``planned`` ones when given)."""
     out_dir = Path(out_dir)
     runs: List[Dict[str, Any]] = load_runs(out_dir / "runs")
     if planned is not None:
         wanted = set(planned)
         runs = [r for r in runs if (r["arm"], r["seed"], r.get("fold")) in wanted]
-    lines = [f"# {title}", "", f"Finished runs: {len(runs)} of {len(planned) if planned is not None else len(runs)}.", ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"Finished runs: {len(runs)} of {len(planned) if planned is not None else len(runs)}.",
+        "",
+    ]
     lines += [f"- **{k}**: {v}" for k, v in header.items()]
     commits = sorted({str(r.get("git_commit", "not recorded")) for r in runs})
     lines += [f"- **runs trained at git**: {', '.join(commits) if commits else 'n/a'}", "", notes, "", "## Arms", ""]

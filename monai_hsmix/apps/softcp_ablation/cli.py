@@ -57,6 +57,8 @@ from monai_hsmix.apps.softcp_ablation.data import (
     load_case,
 )
 
+__all__ = ["build_parser", "check_arguments", "main", "NOTES", "run", "SoftCPAblationConfig"]
+
 logger = logging.getLogger("monai_hsmix.softcp_ablation")
 
 # arm -> (blend mode or None, offline synthesis, description)
@@ -85,10 +87,14 @@ class SoftCPAblationConfig(SweepConfig):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m monai_hsmix.apps.softcp_ablation", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m monai_hsmix.apps.softcp_ablation", description=__doc__.split("\n")[0]
+    )
     add_training_arguments(parser, SOFTCP_ARMS)
     parser.add_argument("--train-splits", nargs="+", help="split folders whose cases train (default: train)")
-    parser.add_argument("--test-splits", nargs="+", help="split folders whose cases are scored (default: validation test)")
+    parser.add_argument(
+        "--test-splits", nargs="+", help="split folders whose cases are scored (default: validation test)"
+    )
     parser.add_argument("--channels-files", nargs="+", help="one NIfTI file name per input channel in each case folder")
     parser.add_argument("--label-file", help="tumour label file (non-zero = whole tumour)")
     parser.add_argument("--brain-file", help="brain mask file (pastes stay inside it)")
@@ -116,9 +122,15 @@ def run(args: SoftCPAblationConfig) -> Path:
     torch.set_num_threads(args.threads)
     config = args.train_config(args.image_size)
     train_dirs, test_dirs = list_cases(args.data_dir, args.train_splits), list_cases(args.data_dir, args.test_splits)
-    base = {"data_dir": str(args.data_dir.resolve()), "train_cases": [p.name for p in train_dirs], "test_cases": [p.name for p in test_dirs],
-            "channels_files": list(args.channels_files), "label_file": args.label_file, "brain_file": args.brain_file,
-            "train": train_settings(config)}
+    base = {
+        "data_dir": str(args.data_dir.resolve()),
+        "train_cases": [p.name for p in train_dirs],
+        "test_cases": [p.name for p in test_dirs],
+        "channels_files": list(args.channels_files),
+        "label_file": args.label_file,
+        "brain_file": args.brain_file,
+        "train": train_settings(config),
+    }
 
     def settings_of(arm: str, fold: Optional[int]) -> Dict[str, Any]:
         mode, offline, _ = SOFTCP_ARMS[arm]
@@ -133,17 +145,39 @@ def run(args: SoftCPAblationConfig) -> Path:
         train_cases, test_cases = [load(p) for p in train_dirs], [load(p) for p in test_dirs]
         slices = brain_slices(train_cases, args.image_size)
         volumes = [c.volume for c in test_cases]
-        logger.info("%d training cases (%d brain slices), %d test cases, %d runs to train", len(train_cases),
-                    slices.images.shape[0], len(test_cases), len(todo))
+        logger.info(
+            "%d training cases (%d brain slices), %d test cases, %d runs to train",
+            len(train_cases),
+            slices.images.shape[0],
+            len(test_cases),
+            len(todo),
+        )
 
         def sampler_of(arm: str, seed: int, fold: Optional[int]) -> LesionPasteSampler:
             mode, offline, _ = SOFTCP_ARMS[arm]
-            return LesionPasteSampler(slices, mode, offline, args.mix_prob, seed, alpha=args.alpha, num_rings=args.num_rings)
+            return LesionPasteSampler(
+                slices, mode, offline, args.mix_prob, seed, alpha=args.alpha, num_rings=args.num_rings
+            )
 
-        run_sweep(todo, sampler_of, lambda fold: (lambda model: evaluate(model, volumes, args.image_size, 2)), lambda a: "none",
-                  lambda a: SOFTCP_ARMS[a][2], 2, config, MixOptions(num_classes=2))
-    report = write_report(args.out, args.arms, ["whole tumour"], expected_runs=len(planned), header=_header(args, config, train_dirs, test_dirs),
-                          notes=NOTES, planned=planned)
+        run_sweep(
+            todo,
+            sampler_of,
+            lambda fold: lambda model: evaluate(model, volumes, args.image_size, 2),
+            lambda a: "none",
+            lambda a: SOFTCP_ARMS[a][2],
+            2,
+            config,
+            MixOptions(num_classes=2),
+        )
+    report = write_report(
+        args.out,
+        args.arms,
+        ["whole tumour"],
+        expected_runs=len(planned),
+        header=_header(args, config, train_dirs, test_dirs),
+        notes=NOTES,
+        planned=planned,
+    )
     # the shared report writer titles itself for HSMix and compares arms only with none and MONAI's mixers
     text = report.read_text().replace("# HSMix ablation report", "# Soft-CP ablation report", 1)
     write_bytes_atomic(report, (text + _extra_tables(args.out, planned)).encode())
@@ -158,8 +192,15 @@ def _extra_tables(out: Path, planned) -> str:
         return ""
     arms = [a for a in SOFTCP_ARMS if any(r["arm"] == a for r in runs)]
     scores = {a: {run_key(r): float(np.nanmean(run_means(r, "dice"))) for r in runs if r["arm"] == a} for a in arms}
-    lines = ["", "## Every pair of arms: paired Δ whole-tumour DSC (points), row − column, 95% CI over seeds", "",
-             pairwise_table(scores), "", "## Runs that predicted no tumour in any test case", ""]
+    lines = [
+        "",
+        "## Every pair of arms: paired Δ whole-tumour DSC (points), row − column, 95% CI over seeds",
+        "",
+        pairwise_table(scores),
+        "",
+        "## Runs that predicted no tumour in any test case",
+        "",
+    ]
     for arm in arms:
         empty = sorted(r["seed"] for r in runs if r["arm"] == arm and all(v["dice"][0] == 0 for v in r["volumes"]))
         lines.append(f"- `{arm}`: {len(empty)} of {len(scores[arm])} runs" + (f" (seeds {empty})" if empty else ""))
@@ -179,8 +220,11 @@ NOTES = (
 
 
 def _header(args: SoftCPAblationConfig, config: TrainConfig, train_dirs, test_dirs) -> Dict[str, Any]:
-    data = (f"{args.data_dir} — training cases {[p.name for p in train_dirs]} (splits {list(args.train_splits)}), "
-            f"test cases {[p.name for p in test_dirs]} (splits {list(args.test_splits)}); channels {list(args.channels_files)}")
+    data = (
+        f"{args.data_dir} — training cases {[p.name for p in train_dirs]} (splits {list(args.train_splits)}), "
+        f"test cases {[p.name for p in test_dirs]} (splits {list(args.test_splits)}); "
+        f"channels {list(args.channels_files)}"
+    )
     extra = f"paste prob {config.mix_prob}, Soft-CP alpha {args.alpha}, {args.num_rings} rings"
     return sweep_header("monai_hsmix.apps.softcp_ablation", args, config, data, "slices", extra)
 

@@ -26,6 +26,19 @@ from monai_hsmix.apps.ablation.data2d import Volume, _scale_unit
 from monai_hsmix.data.io import read_nifti
 from monai_hsmix.transforms import RandSoftCopyPaste
 
+__all__ = [
+    "brain_slices",
+    "Case",
+    "DEFAULT_BRAIN",
+    "DEFAULT_CHANNELS",
+    "DEFAULT_LABEL",
+    "LesionPasteSampler",
+    "list_cases",
+    "load_case",
+    "make_paster",
+    "SliceData",
+]
+
 DEFAULT_CHANNELS = ("Flair_subtrMeanDivStd.nii.gz", "T1c_subtrMeanDivStd.nii.gz")
 DEFAULT_LABEL = "OTMultiClass.nii.gz"
 DEFAULT_BRAIN = "brainmask.nii.gz"
@@ -51,7 +64,9 @@ def list_cases(data_dir: Path, splits: Sequence[str]) -> List[Path]:
     return out
 
 
-def load_case(folder: Path, channels: Sequence[str] = DEFAULT_CHANNELS, label: str = DEFAULT_LABEL, brain: str = DEFAULT_BRAIN) -> Case:
+def load_case(
+    folder: Path, channels: Sequence[str] = DEFAULT_CHANNELS, label: str = DEFAULT_LABEL, brain: str = DEFAULT_BRAIN
+) -> Case:
     """Read one case: channels scaled to [0, 1] (0.5-99.5 percentiles), WT label, brain mask; shapes checked."""
     arrays = []
     for name in channels:
@@ -65,7 +80,9 @@ def load_case(folder: Path, channels: Sequence[str] = DEFAULT_CHANNELS, label: s
     lab, _ = read_nifti(folder / label, "label")
     mask, _ = read_nifti(folder / brain, "brain mask")
     if len(shapes) != 1 or lab.shape != arrays[0].shape or mask.shape != arrays[0].shape:
-        raise ValueError(f"{folder}: channels {sorted(shapes)}, label {lab.shape} and brain mask {mask.shape} must share one shape")
+        raise ValueError(
+            f"{folder}: channels {sorted(shapes)}, label {lab.shape} and brain mask {mask.shape} must share one shape"
+        )
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     wt = torch.from_numpy((np.rint(lab) > 0).astype(np.int64))
     volume = Volume(folder.name, folder.name, torch.from_numpy(np.stack(arrays)), wt, zooms)
@@ -87,9 +104,13 @@ def brain_slices(cases: Sequence[Case], size: int) -> SliceData:
     for case in cases:
         keep = case.brain.flatten(0, 1).any(0)
         img = case.volume.image[..., keep].permute(3, 0, 1, 2)
-        images.append(F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1))
+        images.append(
+            F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
+        )
         for src, out in ((case.volume.label, labels), (case.brain, brains)):
-            out.append(F.interpolate(src[..., keep].permute(2, 0, 1)[:, None].float(), size=(size, size), mode="nearest-exact"))
+            out.append(
+                F.interpolate(src[..., keep].permute(2, 0, 1)[:, None].float(), size=(size, size), mode="nearest-exact")
+            )
     if not images:
         raise ValueError("no training cases")
     return SliceData(torch.cat(images), torch.cat(labels).long(), torch.cat(brains)[:, 0] > 0)
@@ -147,7 +168,9 @@ class LesionPasteSampler:
             # one synthetic twin per slice, made before training from its own stream
             rng = np.random.RandomState(self.seed + 1_000_003)
             tick = time.perf_counter()
-            pairs = [self._paste(i, self.donors[rng.randint(len(self.donors))]) for i in range(self.data.images.shape[0])]
+            pairs = [
+                self._paste(i, self.donors[rng.randint(len(self.donors))]) for i in range(self.data.images.shape[0])
+            ]
             self.offline_seconds = time.perf_counter() - tick
             self._twins = (torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
 
@@ -162,7 +185,9 @@ class LesionPasteSampler:
 
     def _paste(self, index: int, donor: int) -> Tuple[torch.Tensor, torch.Tensor]:
         d = self.data
-        image, label = self._paster(d.images[index], d.labels[index, 0], d.images[donor], d.labels[donor, 0], reference=d.brain[index])
+        image, label = self._paster(
+            d.images[index], d.labels[index, 0], d.images[donor], d.labels[donor, 0], reference=d.brain[index]
+        )
         return torch.as_tensor(image), torch.as_tensor(label)[None]
 
     def draw(self, count: int, generator: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""The InsMix ablation on a tiny synthetic tile folder: sampler, resume, settings check, report; real tiles if present."""
+"""The InsMix ablation on a tiny synthetic tile folder: sampler, resume, settings check, report; real tiles
+if present."""
 
 from __future__ import annotations
 
@@ -51,8 +52,18 @@ def tiles(tmp_path_factory) -> Path:
 
 
 def _config(data: Path, out: Path, **kw) -> InsMixAblationConfig:
-    base = dict(arms=("none", "ssd_bg", "cutmix"), seeds=(0,), folds=3, only_folds=(0,), crop_size=24, steps=2, batch_size=4,
-                channels=(4, 8), min_seed_size=1, min_size=1)
+    base = dict(
+        arms=("none", "ssd_bg", "cutmix"),
+        seeds=(0,),
+        folds=3,
+        only_folds=(0,),
+        crop_size=24,
+        steps=2,
+        batch_size=4,
+        channels=(4, 8),
+        min_seed_size=1,
+        min_size=1,
+    )
     return InsMixAblationConfig(data, out, **{**base, **kw})
 
 

@@ -1,4 +1,5 @@
-"""The Soft-CP ablation on tiny synthetic BraTS-like cases: sampler, resume, settings check, report; real cases if present."""
+"""The Soft-CP ablation on tiny synthetic BraTS-like cases: sampler, resume, settings check, report; real
+cases if present."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import torch
 
 from monai_hsmix.apps.mix_sweep import SettingsMismatchError
 from monai_hsmix.apps.softcp_ablation import SOFTCP_ARMS, SoftCPAblationConfig, main, run
-from monai_hsmix.apps.softcp_ablation.data import DEFAULT_CHANNELS, LesionPasteSampler, brain_slices, list_cases, load_case
+from monai_hsmix.apps.softcp_ablation.data import (
+    DEFAULT_CHANNELS,
+    LesionPasteSampler,
+    brain_slices,
+    list_cases,
+    load_case,
+)
 
 SHAPE = (24, 24, 6)
 
@@ -43,7 +50,14 @@ def cases(tmp_path_factory) -> Path:
 
 
 def _config(data: Path, out: Path, **kw) -> SoftCPAblationConfig:
-    base = dict(arms=("none", "softcp_online", "softcp_offline"), seeds=(0,), image_size=16, steps=2, batch_size=4, channels=(4, 8))
+    base = dict(
+        arms=("none", "softcp_online", "softcp_offline"),
+        seeds=(0,),
+        image_size=16,
+        steps=2,
+        batch_size=4,
+        channels=(4, 8),
+    )
     return SoftCPAblationConfig(data, out, **{**base, **kw})
 
 
@@ -53,10 +67,17 @@ def _slices(cases):
 
 def test_case_loading_and_slices(cases):
     case = load_case(list_cases(cases, ["train"])[0])
-    assert tuple(case.volume.image.shape) == (2, *SHAPE) and 0 <= float(case.volume.image.min()) <= float(case.volume.image.max()) <= 1
+    assert (
+        tuple(case.volume.image.shape) == (2, *SHAPE)
+        and 0 <= float(case.volume.image.min()) <= float(case.volume.image.max()) <= 1
+    )
     assert set(torch.unique(case.volume.label).tolist()) == {0, 1}  # every tumour label value is whole tumour
     data = _slices(cases)
-    assert data.images.shape == (12, 2, 16, 16) and data.labels.shape == (12, 1, 16, 16) and data.brain.shape == (12, 16, 16)
+    assert (
+        data.images.shape == (12, 2, 16, 16)
+        and data.labels.shape == (12, 1, 16, 16)
+        and data.brain.shape == (12, 16, 16)
+    )
 
 
 def test_sampler_pastes_only_in_pasting_arms_and_offline_twins_are_fixed(cases):
@@ -97,7 +118,10 @@ def test_sweep_report_resume_and_settings_check(cases, tmp_path):
     assert run_json["sampler_pastes"] > 0 and [r["volume"] for r in run_json["volumes"]] == ["c", "d"]
     text = report.read_text()
     assert text.startswith("# Soft-CP ablation report") and "Finished runs: 3 of 3." in text and "whole tumour" in text
-    assert "| row − column | none | softcp_online | softcp_offline |" in text and "## Runs that predicted no tumour" in text
+    assert (
+        "| row − column | none | softcp_online | softcp_offline |" in text
+        and "## Runs that predicted no tumour" in text
+    )
     stamps = [p.stat().st_mtime_ns for p in sorted((out / "runs").glob("*.json"))]
     run(_config(cases, out))
     assert [p.stat().st_mtime_ns for p in sorted((out / "runs").glob("*.json"))] == stamps
