@@ -31,7 +31,6 @@ import math
 import platform
 import shlex
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +39,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import monai
 import torch
 
-from monai_hsmix.apps.config import parse_config
 from monai_hsmix.backends import available_backends
 from monai_hsmix.data.io import write_json_atomic
 from monai_hsmix.apps.ablation.arms import ARMS, MixOptions, arm_settings, get_arm
@@ -614,21 +612,10 @@ def _report_header(args: AblationConfig, data_line: str, config: TrainConfig, mi
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parse_config(AblationConfig, parser, argv)
-    args.argv = argv
-    try:
-        check_arguments(args)
-    except ValueError as err:
-        parser.error(str(err))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    try:
-        report = run(args)
-    except (SettingsMismatchError, ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"error: {err}\n")
-    print(report)
-    return 0
+    # the sibling sweeps' entry point; imported here because mix_sweep builds on this module
+    from monai_hsmix.apps.mix_sweep import sweep_main
+
+    return sweep_main(AblationConfig, build_parser(), argv, check_arguments, run)
 
 
 if __name__ == "__main__":
