@@ -80,7 +80,11 @@ def run(code: str, cache: str) -> str:
         NUMBA_CACHE_DIR=cache,
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    # from a folder of its own: ``python -c`` puts the working folder first on sys.path, where a
+    # checkout would shadow the REPO this script times
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=os.path.dirname(cache)
+    )
     if out.returncode:
         raise RuntimeError(f"the timed process failed:\n{out.stderr}")
     return out.stdout.strip().splitlines()[-1]
@@ -108,7 +112,9 @@ def main() -> None:
             cache = os.path.join(root, "warmup")
             env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(REPO))
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "monai_hsmix.warmup"], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "monai_hsmix.warmup"], env=env, check=True, capture_output=True, cwd=root
+            )
             warm = time.perf_counter() - start
             imp, call, cpu = run(FIRST_CALL, cache).split()
             print(

@@ -95,7 +95,7 @@ def _saliency_maps(x, lo, hi, channels, integral, pad, scales, out):
         flat[k] = flat[k] / scale
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _levels(x, lo, hi, gray):
     """Min-max scaled 8-bit levels of one map, rounded half to even, as the torch helper does."""
     flat = x.reshape(-1)
@@ -163,7 +163,7 @@ def _blur(gray, tmp):
         g[k] = (np.uint32(s[k]) + half) >> bits
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _integral(gray, integral, pad):
     """Integral image, padded along the last axis so that no box along it needs clipping.
 
@@ -263,7 +263,7 @@ def _centre_surround(gray, integral, pad, scales, sums):
                         out[k] += max(d, 0) + (max(-d, 0) << 16)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _combine(sums, out):
     """Rescales on and off to 0..255, adds them, rescales to the larger maximum and adds the map to ``out``."""
     packed = sums.reshape(-1)

@@ -191,10 +191,16 @@ def _repeat_into(labels, out, factors):
                 dst[x] = src[x // factors[2]]
 
 
-@numba.njit(cache=True, nogil=True)
 def _slic_one(
     feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, min_size, max_num_iter
 ):
+    """SLIC of one image: k-means, specks, small fragments, each a kernel called from Python.
+
+    Python glue rather than a compiled driver, because a compiled caller links and compiles again
+    every kernel below it: one driver level cost a fresh install's first call 2 s, three calls per
+    image cost microseconds (docs/performance.md). Kernels called once from another are inlined
+    by numba (``inline="always"``) for the same reason.
+    """
     labels, cen_col, cen_pos, _ = kmeans(
         feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, max_num_iter, True
     )
@@ -246,21 +252,31 @@ def kmeans(
     # iterations before the last assign the voxels with even coordinates only (when sampled):
     # they form a smaller image of their own, whose voxels sit at twice their index
     stride = 2 if sampled else 1
-    sub = np.ascontiguousarray(feat[:, ::stride, ::stride, ::stride])
-    # contiguous copies, as the full-size cells are: one compiled version of _assign, not two
-    sub_z = np.ascontiguousarray(cell_z[::stride])
-    sub_y = np.ascontiguousarray(cell_y[::stride])
-    sub_x = np.ascontiguousarray(cell_x[::stride])
-    pos_z = _positions(sub.shape[1], stride * scale[0])
-    pos_y = _positions(sub.shape[2], stride * scale[1])
-    pos_x = _positions(sub.shape[3], stride * scale[2])
-    labels = np.full(sub.shape[1:], -1, dtype=np.int64)
+    # contiguous copies written element by element, as the full-size cells are: one compiled
+    # version of _assign, not two (strided slices and np.ascontiguousarray or np.full would also
+    # compile numba's generic array code, a second of a fresh install's first call)
+    sz, sy, sx = -(-nz // stride), -(-ny // stride), -(-nx // stride)
+    sub = np.empty((c_n, sz, sy, sx), dtype=np.float32)
+    for c in range(c_n):
+        for z in range(sz):
+            for y in range(sy):
+                for x in range(sx):
+                    sub[c, z, y, x] = feat[c, z * stride, y * stride, x * stride]
+    sub_z = _every(cell_z, stride, sz)
+    sub_y = _every(cell_y, stride, sy)
+    sub_x = _every(cell_x, stride, sx)
+    pos_z = _positions(sz, stride * scale[0])
+    pos_y = _positions(sy, stride * scale[1])
+    pos_x = _positions(sx, stride * scale[2])
+    labels = np.empty((sz, sy, sx), dtype=np.int64)
     # flat views for whole-array copies and comparisons: array-to-array slice assignment and
     # np.array_equal compile numba's shape-mismatch error formatting (strings), seconds of a
     # fresh install's first call for two lines
     flat_labels = labels.reshape(-1)
-    previous = np.empty_like(flat_labels)
-    best = np.empty(sub.shape[1:], dtype=np.float32)
+    for i in range(flat_labels.shape[0]):
+        flat_labels[i] = -1
+    previous = np.empty(flat_labels.shape[0], dtype=np.int64)
+    best = np.empty((sz, sy, sx), dtype=np.float32)
     sums = np.empty((k_n, c_n + 4))
     iterations = 0
     for _ in range(max_num_iter - 1):
@@ -315,7 +331,16 @@ def kmeans(
     return labels, cen_col, cen_pos, iterations
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
+def _every(values, stride, n):
+    """``values[::stride]`` (``n`` of them) as a new contiguous array."""
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = values[i * stride]
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _positions(n, scale):
     out = np.empty(n, dtype=np.float32)
     for i in range(n):
@@ -323,7 +348,7 @@ def _positions(n, scale):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _expanded_centres(cen_col, cen_pos, per_axis, cell_x, rx):
     """Candidate centres laid out along the last axis: ``out[iz, iy, j, :, x]`` holds the features
     (colour, position) of the centre in cell ``(iz, iy, cell_x[x] + j - rx)``.
@@ -466,7 +491,7 @@ def _absorb_specks(labels, feat, cen_col, cen_pos, scale):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _find(parent, i):
     root = i
     while parent[root] != root:
@@ -476,7 +501,7 @@ def _find(parent, i):
     return root
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _union(parent, i, j):
     a, b = _find(parent, i), _find(parent, j)
     if a < b:
@@ -522,7 +547,6 @@ def components(labels):
     return comp.reshape(labels.shape), k
 
 
-@numba.njit(cache=True, nogil=True)
 def _small_boundaries(comp, small):
     """Pairs of face-adjacent components, one of them small, as met voxel pair by voxel pair
     (repeats are harmless: the merge takes a minimum over them). Counted first, then stored:
@@ -531,7 +555,7 @@ def _small_boundaries(comp, small):
     first = np.empty(count, dtype=np.int64)
     second = np.empty(count, dtype=np.int64)
     _scan_boundaries(comp, small, first, second)
-    return first, second, count
+    return first, second
 
 
 @numba.njit(cache=True, nogil=True)
@@ -558,7 +582,6 @@ def _scan_boundaries(comp, small, first, second):
     return count
 
 
-@numba.njit(cache=True, nogil=True)
 def _merge_small_fragments(labels, feat, min_size):
     """Connected components; those under ``min_size`` voxels join the adjacent component that
     ranks higher by (size, number) and has the closest mean colour, in rounds (as the torch path).
@@ -566,8 +589,21 @@ def _merge_small_fragments(labels, feat, min_size):
     Returns, per voxel, the number of the component it ends in (components numbered in raster
     order of their first voxel; merged ones leave gaps, which the caller's relabelling closes).
     """
-    c_n, nz, ny, nx = feat.shape
     comp, k_n = components(labels)
+    size, colour_sum = _component_sums(comp, feat, k_n)
+    small = size < min_size
+    if not small.any():
+        return comp
+    # boundaries touching a small component: the only ones a merge can ever use
+    first, second = _small_boundaries(comp, small)
+    target = _merge_rounds(size, colour_sum, small, first, second, min_size)
+    return target[comp]
+
+
+@numba.njit(cache=True, nogil=True)
+def _component_sums(comp, feat, k_n):
+    """Voxel count and colour sum of every component."""
+    c_n, nz, ny, nx = feat.shape
     size = np.zeros(k_n, dtype=np.int64)
     colour_sum = np.zeros((k_n, c_n))
     for z in range(nz):
@@ -577,76 +613,78 @@ def _merge_small_fragments(labels, feat, min_size):
                 size[q] += 1
                 for c in range(c_n):
                     colour_sum[q, c] += feat[c, z, y, x]
-    small = size < min_size
-    target = np.arange(k_n)
-    if small.any():
-        # boundaries touching a small component: the only ones a merge can ever use
-        first, second, n_pairs = _small_boundaries(comp, small)
-        best_d = np.empty(k_n)
-        best_to = np.empty(k_n, dtype=np.int64)
-        mean = np.empty((k_n, c_n))
-        new_size = np.empty_like(size)
-        new_sum = np.empty_like(colour_sum)
-        step = np.empty(k_n, dtype=np.int64)
-        for _ in range(MERGE_ROUNDS):
-            for q in range(k_n):
-                for c in range(c_n):
-                    mean[q, c] = colour_sum[q, c] / max(size[q], 1)
-            best_d[:] = np.inf
-            best_to[:] = -1
-            for p in range(n_pairs):
-                a, c = target[first[p]], target[second[p]]
-                if a == c:
-                    continue
-                if size[c] > size[a] or (size[c] == size[a] and c > a):
-                    src, dst = a, c
-                else:
-                    src, dst = c, a
-                d = 0.0
-                for ch in range(c_n):
-                    t = mean[src, ch] - mean[dst, ch]
-                    d += t * t
-                if d < best_d[src] or (d == best_d[src] and dst < best_to[src]):
-                    best_d[src] = d
-                    best_to[src] = dst
-            for q in range(k_n):
-                step[q] = q
-            moved = False
-            for q in range(k_n):
-                if small[q] and best_to[q] >= 0:
-                    step[q] = best_to[q]
-                    moved = True
-            if not moved:
-                break
-            # chains of merges end at a component that does not move (rank rises along a chain)
-            for q in range(k_n):
-                r = q
-                while step[r] != r:
-                    r = step[r]
-                step[q] = r
-            # sizes and colour sums move to the merge targets (buffers reused: rebinding arrays
-            # inside a loop costs numba reference counting on every iteration)
-            new_size[:] = 0
-            new_sum[:] = 0.0
-            for q in range(k_n):
-                new_size[step[q]] += size[q]
-                for c in range(c_n):
-                    new_sum[step[q], c] += colour_sum[q, c]
-            for q in range(k_n):  # element by element (see kmeans: no array-to-array slice assignment)
-                size[q] = new_size[q]
-                for c in range(c_n):
-                    colour_sum[q, c] = new_sum[q, c]
-            for q in range(k_n):
-                target[q] = step[target[q]]
-            any_small = False
-            for q in range(k_n):
-                small[q] = 0 < size[q] < min_size
-                any_small = any_small or small[q]
-            if not any_small:
-                break
-    out = np.empty_like(comp)
-    flat_in = comp.reshape(-1)
-    flat_out = out.reshape(-1)
-    for i in range(flat_in.shape[0]):
-        flat_out[i] = target[flat_in[i]]
-    return out
+    return size, colour_sum
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_rounds(size, colour_sum, small, first, second, min_size):
+    """Component -> component it ends in, merging small ones over the boundary pairs
+    ``first``/``second`` in rounds (updates ``size``, ``colour_sum`` and ``small`` in place)."""
+    k_n, c_n = colour_sum.shape
+    n_pairs = first.shape[0]
+    target = np.empty(k_n, dtype=np.int64)
+    for q in range(k_n):
+        target[q] = q
+    best_d = np.empty(k_n)
+    best_to = np.empty(k_n, dtype=np.int64)
+    mean = np.empty((k_n, c_n))
+    new_size = np.empty(k_n, dtype=np.int64)
+    new_sum = np.empty((k_n, c_n))
+    step = np.empty(k_n, dtype=np.int64)
+    for _ in range(MERGE_ROUNDS):
+        for q in range(k_n):
+            for c in range(c_n):
+                mean[q, c] = colour_sum[q, c] / max(size[q], 1)
+        best_d[:] = np.inf
+        best_to[:] = -1
+        for p in range(n_pairs):
+            a, c = target[first[p]], target[second[p]]
+            if a == c:
+                continue
+            if size[c] > size[a] or (size[c] == size[a] and c > a):
+                src, dst = a, c
+            else:
+                src, dst = c, a
+            d = 0.0
+            for ch in range(c_n):
+                t = mean[src, ch] - mean[dst, ch]
+                d += t * t
+            if d < best_d[src] or (d == best_d[src] and dst < best_to[src]):
+                best_d[src] = d
+                best_to[src] = dst
+        for q in range(k_n):
+            step[q] = q
+        moved = False
+        for q in range(k_n):
+            if small[q] and best_to[q] >= 0:
+                step[q] = best_to[q]
+                moved = True
+        if not moved:
+            break
+        # chains of merges end at a component that does not move (rank rises along a chain)
+        for q in range(k_n):
+            r = q
+            while step[r] != r:
+                r = step[r]
+            step[q] = r
+        # sizes and colour sums move to the merge targets (buffers reused: rebinding arrays
+        # inside a loop costs numba reference counting on every iteration)
+        new_size[:] = 0
+        new_sum[:] = 0.0
+        for q in range(k_n):
+            new_size[step[q]] += size[q]
+            for c in range(c_n):
+                new_sum[step[q], c] += colour_sum[q, c]
+        for q in range(k_n):  # element by element (see kmeans: no array-to-array slice assignment)
+            size[q] = new_size[q]
+            for c in range(c_n):
+                colour_sum[q, c] = new_sum[q, c]
+        for q in range(k_n):
+            target[q] = step[target[q]]
+        any_small = False
+        for q in range(k_n):
+            small[q] = 0 < size[q] < min_size
+            any_small = any_small or small[q]
+        if not any_small:
+            break
+    return target
