@@ -106,7 +106,9 @@ def float32_maps(maps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.
         return x, flat.amin(dim=1), flat.amax(dim=1)
     x = x.float()
     flat = x.reshape(n, -1)
-    lo, hi = flat.amin(dim=1), flat.amax(dim=1)  # aminmax along a dimension is 20x slower on the CPU
+    # two reductions, not torch.aminmax: along a dimension it is the slower one on the CPU
+    # (benchmarks/bench_torch_idioms.py, docs/performance.md)
+    lo, hi = flat.amin(dim=1), flat.amax(dim=1)
     lo64, hi64 = lo.double(), hi.double()
     top = torch.maximum(lo64.abs(), hi64.abs())
     span = hi64 - lo64
