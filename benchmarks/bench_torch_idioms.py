@@ -1,12 +1,13 @@
 """Two torch idioms the backends chose by measurement, each timed against the obvious alternative.
 
 * truncation toward zero of the saliency differences (``|d| <= 255``): a ``copy_`` into an int16
-  buffer (``torch_saliency``) against ``Tensor.trunc_``;
+  buffer (``torch_saliency``) against ``torch.trunc`` into a float32 one;
 * per-image minimum and maximum of a batch (``intensity``): ``amin`` and ``amax`` along a dimension
   against ``torch.aminmax`` along it.
 
-Both sides run in this process, alternating, with ``torch.set_num_threads`` set, and the ratio is
-printed with the host line, so a figure quoted from here is a ratio measured in one run.
+Both sides run in this process, interleaved in rounds (``bench_common.best_times``), with
+``torch.set_num_threads`` set, and the ratio is printed with the host line, so a figure quoted from
+here is a ratio measured in one run.
 
     python benchmarks/bench_torch_idioms.py --threads 1
 """
@@ -14,21 +15,11 @@ printed with the host line, so a figure quoted from here is a ratio measured in 
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Callable
 
 import torch
-from bench_common import host_note
+from bench_common import best_times, host_note, load_note
 
-
-def best_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # first call allocates and dispatches once
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
+CPU = torch.device("cpu")
 
 
 def main() -> None:
@@ -44,8 +35,10 @@ def main() -> None:
     diff = (torch.rand(8, 224, 224, generator=g) - 0.5) * 510
     levels = torch.empty(diff.shape, dtype=torch.int16)
     scratch = torch.empty_like(diff)
-    cast = best_ms(lambda: levels.copy_(diff), args.repeats)
-    trunc = best_ms(lambda: torch.trunc(diff, out=scratch), args.repeats)
+    best = best_times(
+        {"cast": lambda: levels.copy_(diff), "trunc": lambda: torch.trunc(diff, out=scratch)}, CPU, args.repeats
+    )
+    cast, trunc = best["cast"] * 1e3, best["trunc"] * 1e3
     if not torch.equal(levels.float(), scratch):
         raise RuntimeError("the int16 cast does not truncate as torch.trunc does")
     print(
@@ -54,10 +47,14 @@ def main() -> None:
 
     # intensity: per-image range of a (B, C*H*W) batch, as the [0, 1] scaling reads it
     flat = torch.rand(8, 4 * 224 * 224, generator=g)
-    two = best_ms(lambda: (flat.amin(dim=1), flat.amax(dim=1)), args.repeats)
-    one = best_ms(lambda: torch.aminmax(flat, dim=1), args.repeats)
+    best = best_times(
+        {"two": lambda: (flat.amin(dim=1), flat.amax(dim=1)), "one": lambda: torch.aminmax(flat, dim=1)},
+        CPU,
+        args.repeats,
+    )
+    two, one = best["two"] * 1e3, best["one"] * 1e3
     print(f"per-image range of (8, 200704): amin + amax {two:.3f} ms, aminmax {one:.3f} ms, ratio {one / two:.1f}x")
-    print(host_note().split("; ")[-1])
+    print(load_note())
 
 
 if __name__ == "__main__":

@@ -196,10 +196,10 @@ def _slic_one(
 ):
     """SLIC of one image: k-means, specks, small fragments, each a kernel called from Python.
 
-    Python glue rather than a compiled driver, because a compiled caller links and compiles again
-    every kernel below it: one driver level cost a fresh install's first call 2 s, three calls per
-    image cost microseconds (docs/performance.md). Kernels called once from another are inlined
-    by numba (``inline="always"``) for the same reason.
+    Python glue rather than a compiled driver, because a compiled caller links and optimises again
+    every kernel below it, which a fresh install's first call pays for, while three calls per image
+    from Python cost next to nothing (figures in docs/performance.md). Kernels called once from
+    another are inlined by numba (``inline="always"``) for the same reason.
     """
     labels, cen_col, cen_pos, _ = kmeans(
         feat, scale, cell_z, cell_y, cell_x, per_axis, first_z, first_y, first_x, reach, sampled, max_num_iter, True
@@ -254,7 +254,7 @@ def kmeans(
     stride = 2 if sampled else 1
     # contiguous copies written element by element, as the full-size cells are: one compiled
     # version of _assign, not two (strided slices and np.ascontiguousarray or np.full would also
-    # compile numba's generic array code, a second of a fresh install's first call)
+    # compile numba's generic array code into a fresh install's first call)
     sz, sy, sx = -(-nz // stride), -(-ny // stride), -(-nx // stride)
     sub = np.empty((c_n, sz, sy, sx), dtype=np.float32)
     for c in range(c_n):
