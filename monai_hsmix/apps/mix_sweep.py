@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
 # the HSMix ablation's error type, difference listing and commit stamp, so the three apps refuse alike
-from monai_hsmix.apps.ablation.cli import SettingsMismatchError, _differences, _git_commit
+from monai_hsmix.apps.ablation.cli import SettingsMismatchError, _git_commit
+from monai_hsmix.apps.ablation.compare import setting_differences
 from monai_hsmix.apps.ablation.train2d import Evaluator, Sampler, TrainConfig, train_run
 from monai_hsmix.apps.ablation.arms import MixOptions
 from monai_hsmix.apps.config import parse_config
@@ -105,7 +106,7 @@ def check_same_settings(path: Path, settings: Dict[str, Any]) -> None:
     """Raise :class:`SettingsMismatchError`, naming each differing setting, if ``path`` was made with other settings."""
     stored = json.loads(Path(path).read_text()).get("settings")
     if stored != settings:
-        changed = "; ".join(_differences(stored or {}, settings))
+        changed = "; ".join(setting_differences(stored or {}, settings))
         raise SettingsMismatchError(
             f"{path} was produced with other settings than this command ({changed}); "
             "use another --out or the same options"

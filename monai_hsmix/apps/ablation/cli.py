@@ -42,6 +42,7 @@ import torch
 from monai_hsmix.backends import available_backends
 from monai_hsmix.data.io import write_json_atomic
 from monai_hsmix.apps.ablation.arms import ARMS, MixOptions, arm_settings, get_arm
+from monai_hsmix.apps.ablation.compare import setting_differences, sweep_runs
 from monai_hsmix.apps.ablation.data2d import DEFAULT_PATIENT_PATTERN, load_volumes, split_dataset, to_slices
 from monai_hsmix.apps.ablation.evaluate import evaluate
 from monai_hsmix.apps.ablation.fingerprint import data_fingerprint
@@ -103,10 +104,12 @@ class AblationConfig:
     beta_alpha: float = 1.0
     threads: int = 1
     report_only: bool = False
+    compare_to: Sequence[Path] = ()
     argv: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self.data_dir, self.out = Path(self.data_dir), Path(self.out)
+        self.compare_to = tuple(Path(p) for p in self.compare_to)
         self.test_dir = None if self.test_dir is None else Path(self.test_dir)
 
     @property
@@ -182,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--beta-alpha", type=float, help="Beta parameter of the beta_soft arm")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
+    parser.add_argument(
+        "--compare-to",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="other sweeps' output folders on the same test set (e.g. another --steps): the report pairs each run "
+        "with the same arm and seed there and names the settings that differ",
+    )
     return parser
 
 
@@ -236,14 +247,6 @@ def _mix_options(args: AblationConfig, num_classes: int) -> MixOptions:
     )
 
 
-def _differences(stored: Any, now: Any, prefix: str = "") -> List[str]:
-    if isinstance(stored, dict) and isinstance(now, dict):
-        return [
-            d for k in sorted(set(stored) | set(now)) for d in _differences(stored.get(k), now.get(k), f"{prefix}{k}.")
-        ]
-    return [] if stored == now else [f"{prefix[:-1]}: stored {stored!r}, now {now!r}"]
-
-
 def _set_aside(path: Path, reason: str) -> None:
     target = path.with_name(path.name + ".corrupt")
     n = 1
@@ -276,7 +279,7 @@ def _needs_rerun(path: Path, settings: Dict[str, Any]) -> bool:
             "%s records no data fingerprint (made before fingerprints): kept, but its data cannot be checked", path
         )
         return False
-    changed = _differences(stored, settings)
+    changed = setting_differences(stored, settings)
     if then_data != now_data and all(c.startswith("data_fingerprint:") for c in changed):
         logger.warning(
             "%s was trained on other contents of the same files (data fingerprint %s, now %s): redone",
@@ -509,6 +512,10 @@ def check_arguments(args: AblationConfig) -> None:
         raise ValueError(f"--channels must all be >= 1, got {args.channels}")
     if len(args.channels) < 2:
         raise ValueError(f"--channels needs at least 2 levels, got {args.channels}")
+    for other in args.compare_to:
+        if other.resolve() == args.out.resolve():
+            raise ValueError(f"--compare-to {other} is this sweep's own --out")
+        sweep_runs(other)  # a typo in a folder name fails now, not after the sweep has trained
     config = _train_config(args)
     # num_classes is only known from the data: any valid count checks the other options
     mix = _mix_options(args, num_classes=2)
@@ -555,6 +562,7 @@ def run(args: AblationConfig) -> Path:
         header=_report_header(args, data_line, config, mix),
         notes=REPORT_NOTES[layout],
         planned=planned,
+        compare_to={str(p): sweep_runs(p) for p in args.compare_to},
     )
 
 

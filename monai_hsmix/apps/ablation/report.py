@@ -10,15 +10,16 @@ how long they took.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
+from monai_hsmix.apps.ablation.compare import comparison_section
+from monai_hsmix.apps.ablation.runs import load_runs, run_key, run_means
 from monai_hsmix.apps.ablation.stats import pair, runs_needed
-from monai_hsmix.data.io import PARTIAL_PREFIX, write_bytes_atomic
+from monai_hsmix.data.io import write_bytes_atomic
 from monai_hsmix.optional import require
 
 __all__ = [
@@ -43,30 +44,6 @@ __all__ = [
 
 MONAI_MIXERS = ("cutmix", "mixup")
 METRICS = (("dice", "DSC (%)", 100.0), ("jaccard", "Jaccard (%)", 100.0), ("hd95", "HD95", 1.0))
-
-
-def load_runs(runs_dir: Path) -> List[Dict[str, Any]]:
-    """Every finished run's JSON in ``runs_dir`` (sorted by arm, then seed)."""
-    runs = [
-        json.loads(p.read_text())
-        for p in sorted(Path(runs_dir).glob("*.json"))
-        if not p.name.startswith(PARTIAL_PREFIX)
-    ]
-    return sorted(runs, key=lambda r: (r["arm"], r["seed"], r.get("fold", -1)))
-
-
-def run_key(run: Mapping[str, Any]) -> Any:
-    """What pairs runs of different arms: the seed, and the fold when there are folds."""
-    return run["seed"] if run.get("fold") is None else (run["seed"], run["fold"])
-
-
-def run_means(run: Mapping[str, Any], metric: str) -> np.ndarray:
-    """Per-class mean of ``metric`` over a run's volumes (NaN where no volume has the class)."""
-    values = np.array([v[metric] for v in run["volumes"]], dtype=float)
-    with np.errstate(all="ignore"):
-        counts = np.sum(~np.isnan(values), axis=0)
-        sums = np.nansum(values, axis=0)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def _fmt(values: Sequence[float], scale: float) -> str:
@@ -355,11 +332,14 @@ def write_report(
     header: Mapping[str, Any],
     notes: Optional[str] = None,
     planned: Optional[Sequence[Any]] = None,
+    compare_to: Optional[Mapping[str, Sequence[Mapping[str, Any]]]] = None,
 ) -> Path:
     """Write ``report.md`` and ``mean_fg_dsc.png`` in ``out_dir`` from the JSON files in ``out_dir/runs``.
 
     With ``planned`` (``(arm, seed, fold)`` triples), only those runs are reported: a folder may also hold runs
-    of other seeds kept for a later session, which must not change this command's tables.
+    of other seeds kept for a later session, which must not change this command's tables. ``compare_to`` maps
+    the name of another sweep to its runs: the report pairs each of this sweep's runs with the run of the same
+    arm and seed (and fold) there (:func:`~monai_hsmix.apps.ablation.compare.comparison_section`).
     """
     out_dir = Path(out_dir)
     runs = load_runs(out_dir / "runs")
@@ -430,6 +410,16 @@ def write_report(
                 "",
                 "![learning curves](learning_curves.png)",
             ]
+    if table and compare_to:
+        lines += [
+            "",
+            "## Against other sweeps",
+            "",
+            "The same arm and seed (and fold) here and in another sweep of the same test set: the difference holds "
+            "only the settings named (e.g. a longer schedule, more training patients).",
+        ]
+        for name, other in compare_to.items():
+            lines += ["", comparison_section(runs, other, arm_order, name)]
     path = out_dir / "report.md"
     write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
     return path

@@ -530,3 +530,20 @@ def test_protocol_options_are_checked(tiny_image_folder, tiny_decathlon, tmp_pat
     with pytest.raises(SystemExit):
         main(["--data-dir", str(tiny_decathlon), "--out", str(tmp_path), "--arms", "none", "--resize", "32"])
     assert "is for image folders" in capsys.readouterr().err
+
+
+def test_compare_to_pairs_runs_with_another_schedule(tiny_decathlon, first_sweep, tmp_path):
+    report = _run(tiny_decathlon, tmp_path, "--steps", "2", "--compare-to", str(first_sweep))
+    section = report.read_text().split("## Against other sweeps")[1]
+    assert f"### Against `{first_sweep}`" in section
+    assert "Settings that differ: train.steps: here 2, there 3." in section
+    assert "| none | 1 |" in section and "| hsmix_both | 1 |" in section
+
+
+@pytest.mark.parametrize("target,named", [("out", "this sweep's own --out"), ("empty", "no runs/ folder")])
+def test_compare_to_is_checked_before_training(tiny_decathlon, tmp_path, capsys, target, named):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as info:
+        _run(tiny_decathlon, tmp_path / "out", "--compare-to", str(tmp_path / target))
+    assert info.value.code == 2 and named in capsys.readouterr().err
+    assert not (tmp_path / "out" / "runs").exists()
