@@ -24,6 +24,14 @@ __all__ = ["comparison_section", "compare_table", "check_same_test_set", "settin
 _NOT_SETTINGS = ("data_dir",)
 
 
+class _Missing:
+    def __repr__(self) -> str:
+        return "not recorded"
+
+
+_MISSING = _Missing()  # a key one side lacks (a run made before the setting existed), not a None value
+
+
 def setting_differences(
     first: Any, second: Any, labels: Tuple[str, str] = ("stored", "now"), prefix: str = ""
 ) -> List[str]:
@@ -32,7 +40,7 @@ def setting_differences(
         return [
             d
             for k in sorted(set(first) | set(second))
-            for d in setting_differences(first.get(k), second.get(k), labels, f"{prefix}{k}.")
+            for d in setting_differences(first.get(k, _MISSING), second.get(k, _MISSING), labels, f"{prefix}{k}.")
         ]
     return [] if first == second else [f"{prefix[:-1]}: {labels[0]} {first!r}, {labels[1]} {second!r}"]
 

@@ -22,10 +22,11 @@ def _run(arm, seed, dice, steps=100, volumes=("v1", "v2"), fold=None):
 
 
 def test_setting_differences_walk_nested_settings_and_name_both_sides():
-    a = {"train": {"steps": 6000, "lr": 0.005}, "arm": {"p": 0.3}, "only_a": 1}
-    b = {"train": {"steps": 1500, "lr": 0.005}, "arm": {"p": 0.3}}
+    a = {"train": {"steps": 6000, "lr": 0.005}, "arm": {"p": 0.3}, "only_a": 1, "fold": None}
+    b = {"train": {"steps": 1500, "lr": 0.005}, "arm": {"p": 0.3}, "fold": 0}
     assert setting_differences(a, b, labels=("here", "there")) == [
-        "only_a: here 1, there None",
+        "fold: here None, there 0",
+        "only_a: here 1, there not recorded",
         "train.steps: here 6000, there 1500",
     ]
     assert setting_differences(a, a) == []
