@@ -19,7 +19,9 @@ Two layouts are read directly:
   ``OUT/runs/ARM_seedSEED_foldF.json``.
 
 A rerun with the same options skips the runs that exist (and refuses, naming the setting, runs made
-with other settings), then rewrites ``OUT/report.md`` and ``OUT/mean_fg_dsc.png``.
+with other settings), then rewrites ``OUT/report.md`` and ``OUT/mean_fg_dsc.png``. ``--compare-to DIR``
+adds, per arm, the paired difference to the same arm and seed of the sweep in ``DIR`` (e.g. the same
+command with fewer ``--steps``), naming the settings in which the two sweeps differ.
 """
 
 from __future__ import annotations
