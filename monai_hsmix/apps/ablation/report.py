@@ -264,6 +264,8 @@ CONTROLS = (
     ("hsmix_both", "cutmix", "superpixel + saliency mixing against CutMix at equal samples per step"),
     ("hsmix_both", "mixup", "superpixel + saliency mixing against MixUp at equal samples per step"),
     ("hsmix_paper", "hsmix_both", "the paper's protocol against equal samples, the same mixing"),
+    ("cutmix_paper", "cutmix", "the paper's protocol against B samples mixed at half the steps, CutMix's mixing"),
+    ("mixup_paper", "mixup", "the paper's protocol against B samples mixed at half the steps, MixUp's mixing"),
 )
 
 

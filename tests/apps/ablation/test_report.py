@@ -70,3 +70,24 @@ def test_paired_table_against_none_and_the_better_monai_mixer():
     assert row[2].startswith("+0.00 [") and row[2].endswith("(1/3 up)")
     # half-width t(2) * 1 / sqrt(3) = 2.48 points > 1: the table says how many pairs +-1 would need
     assert row[3].startswith("2.48 (about ")
+
+
+def test_controls_table_pairs_only_the_arms_present_and_says_what_each_row_isolates():
+    from monai_hsmix.apps.ablation.report import controls_table
+
+    runs = []
+    for seed, base in enumerate([0.60, 0.70, 0.65]):
+        runs += [
+            _run("none", seed, [[base, base]]),
+            _run("mixup", seed, [[base + 0.01, base + 0.01]]),
+            _run("mixup_paper", seed, [[base + 0.03, base + 0.03]]),
+        ]
+    assert controls_table(summarise(runs, ["none", "mixup", "mixup_paper"])) == "\n".join(
+        [
+            "| comparison | Δ mean fg DSC [95% CI] (up) | isolates |",
+            "|---|---|---|",
+            "| mixup_paper − mixup | +2.00 [+2.00, +2.00] (3/3 up) | the paper's protocol against B samples mixed at "
+            "half the steps, MixUp's mixing |",
+        ]
+    )
+    assert controls_table(summarise(runs[:1], ["none"])) is None  # nothing to pair
