@@ -266,6 +266,10 @@ CONTROLS = (
     ("hsmix_paper", "hsmix_both", "the paper's protocol against equal samples, the same mixing"),
     ("cutmix_paper", "cutmix", "the paper's protocol against B samples mixed at half the steps, CutMix's mixing"),
     ("mixup_paper", "mixup", "the paper's protocol against B samples mixed at half the steps, MixUp's mixing"),
+    # the paper's Table 7 ablations, each against its own one-component variant
+    ("hsmix_hard", "grid_hard", "superpixels against the cells of a 7 x 7 grid as the regions of hard mixing"),
+    ("hsmix_soft", "beta_soft", "the saliency ratio against one Beta ratio per image in soft mixing"),
+    ("hsmix_soft", "pixel_soft", "the saliency ratio averaged per superpixel against the pixel-wise ratio"),
 )
 
 

@@ -91,3 +91,11 @@ def test_controls_table_pairs_only_the_arms_present_and_says_what_each_row_isola
         ]
     )
     assert controls_table(summarise(runs[:1], ["none"])) is None  # nothing to pair
+    table = summarise(
+        [{**r, "arm": {"mixup": "grid_hard", "mixup_paper": "hsmix_hard"}.get(r["arm"], "none")} for r in runs],
+        ["none", "grid_hard", "hsmix_hard"],
+    )
+    assert (
+        "| hsmix_hard − grid_hard | +2.00 [+2.00, +2.00] (3/3 up) | superpixels against the cells of a 7 x 7 grid"
+        in (controls_table(table) or "")
+    )
