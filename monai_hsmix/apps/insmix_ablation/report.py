@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from monai_hsmix.apps.ablation.report import load_runs, run_key
+from monai_hsmix.apps.ablation.runs import load_runs, run_key
 from monai_hsmix.apps.ablation.stats import pair
 from monai_hsmix.apps.mix_sweep import pairwise_table
 from monai_hsmix.data.io import write_bytes_atomic

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-import numpy as np
 import torch
 
 from monai_hsmix.apps.ablation.arms import MixOptions
 from monai_hsmix.apps.ablation.evaluate import evaluate
-from monai_hsmix.apps.ablation.report import load_runs, run_key, run_means, write_report
+from monai_hsmix.apps.ablation.report import write_report
+from monai_hsmix.apps.ablation.runs import load_runs, mean_fg_dice, run_key
 from monai_hsmix.apps.ablation.train2d import TrainConfig
 from monai_hsmix.apps.mix_sweep import (
     SweepConfig,
@@ -191,7 +191,7 @@ def _extra_tables(out: Path, planned) -> str:
     if not runs:
         return ""
     arms = [a for a in SOFTCP_ARMS if any(r["arm"] == a for r in runs)]
-    scores = {a: {run_key(r): float(np.nanmean(run_means(r, "dice"))) for r in runs if r["arm"] == a} for a in arms}
+    scores = {a: {run_key(r): mean_fg_dice(r) for r in runs if r["arm"] == a} for a in arms}
     lines = [
         "",
         "## Every pair of arms: paired Δ whole-tumour DSC (points), row − column, 95% CI over seeds",
