@@ -11,6 +11,7 @@ import torch
 
 from monai_hsmix.engines.checkpoint import save_atomic
 from monai_hsmix.engines.reporting import is_main_process
+from monai_hsmix.metrics.known_warnings import MONAI_METRIC_WARNINGS
 from monai_hsmix.optional import require
 
 Events = require("ignite.engine", "Events")
@@ -166,17 +167,10 @@ class KeyMetricNote:
             )
 
 
-# MONAI-internal warnings a bundle user can do nothing about; each validation would print them again
-# (once per class for the Hausdorff one, whose NaN results the reports already explain)
-_KNOWN_WARNINGS = (
-    (FutureWarning, r".*get_mask_edges:always_return_as_numpy.*"),
-    (UserWarning, r"the (ground truth|prediction) of class \d+ is all 0, this may result in nan/inf distance"),
-)
-
-
 def quiet_known_warnings() -> None:
-    """Ignore the MONAI-internal warnings of :data:`_KNOWN_WARNINGS` (idempotent); others show as before."""
+    """Ignore :data:`~monai_hsmix.metrics.known_warnings.MONAI_METRIC_WARNINGS` for the whole process
+    (idempotent; a bundle validates every few epochs and would print them each time); others show as before."""
     import warnings
 
-    for category, message in _KNOWN_WARNINGS:
+    for category, message in MONAI_METRIC_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)

@@ -21,6 +21,7 @@ from monai.metrics import DiceMetric, HausdorffDistanceMetric, MeanIoU
 from monai.networks.utils import one_hot
 
 from monai_hsmix.apps.ablation.data2d import Volume, volume_slices
+from monai_hsmix.metrics.known_warnings import quiet_monai_metric_warnings
 
 __all__ = ["evaluate", "predict_volume", "score_volume"]
 
@@ -46,9 +47,10 @@ def score_volume(
     y = one_hot(label[None, None], num_classes, dim=1)
     dice = DiceMetric(include_background=False, reduction="none", ignore_empty=True)(p, y)[0]
     iou = MeanIoU(include_background=False, reduction="none", ignore_empty=True)(p, y)[0]
-    hd = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(
-        p, y, spacing=list(spacing)
-    )[0]
+    with quiet_monai_metric_warnings():
+        hd = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")(
+            p, y, spacing=list(spacing)
+        )[0]
     diagonal = math.sqrt(sum((n * s) ** 2 for n, s in zip(label.shape, spacing)))
     present = y[0, 1:].flatten(1).any(1)
     # a present class that is not predicted: MONAI gives inf (older) or NaN (1.6); it scores the diagonal
