@@ -100,6 +100,30 @@ def test_monai_paper_controls_hold_the_protocol_of_hsmix_paper(name, single):
             assert any(bool((own | (out_images[i] == images[j])).all()) for j in range(8))
 
 
+@pytest.mark.parametrize("name", ["cutmix", "cutmix_paper"])
+def test_monai_cutmix_pastes_the_label_box_with_the_image_box(name):
+    """MONAI's ``CutMix.apply_on_labels`` blends whole labels by the box's area (classification CutMix); a
+    segmentation needs the label pasted in the same box as the image, hard labels staying hard. MONAI's own
+    box loop indexes with a list (torch's "non-tuple sequence" warning), so a torch or MONAI change there
+    would show here."""
+    arm = get_arm(name)
+    images, labels = _batch(8, 7)  # continuous intensities: a pixel's value names its source
+    out_images, out_labels = arm.build(8, OPTIONS, 5)(images, labels)
+    assert bool(((out_labels == 0) | (out_labels == 1)).all())
+    pasted = 0
+    for i in range(out_images.shape[0]):
+        box = (out_images[i] != images[i % 8])[0]
+        assert torch.equal(out_labels[i][:, ~box], labels[i % 8][:, ~box])
+        if not bool(box.any()):
+            continue
+        rows, cols = box.any(1).nonzero()[:, 0], box.any(0).nonzero()[:, 0]
+        assert bool(box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all())  # a filled rectangle
+        partner = [j for j in range(8) if j != i % 8 and bool((out_images[i][:, box] == images[j][:, box]).all())]
+        assert len(partner) == 1 and torch.equal(out_labels[i][:, box], labels[partner[0]][:, box])
+        pasted += 1
+    assert pasted > 0
+
+
 def test_arm_settings_hold_only_what_the_arm_depends_on():
     options = MixOptions(num_classes=2, n_segments=(6, 10), preset="monuseg", mixup_alpha=0.4)
     assert arm_settings(get_arm("none"), options) == {"num_classes": 2}
