@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -27,6 +27,7 @@ __all__ = [
     "CONTROLS",
     "controls_table",
     "cost_table",
+    "curve_styles",
     "load_runs",
     "markdown_tables",
     "mean_curves",
@@ -306,24 +307,43 @@ def mean_curves(runs: Sequence[Mapping[str, Any]], arm_order: Sequence[str]) -> 
     return out
 
 
+_CURVE_COLOURS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9")
+_CURVE_LINES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+
+
+def curve_styles(n: int) -> List[Dict[str, str]]:
+    """``n`` distinct (colour, line, marker) styles: the 10 default colours, then again with another line.
+
+    matplotlib's own cycle repeats after 10 lines, and a sweep of every arm has more; beyond 40 the styles
+    repeat (a figure with that many curves is unreadable anyway).
+    """
+    styles = [
+        {"color": colour, "linestyle": line, "marker": marker}
+        for line, marker in _CURVE_LINES
+        for colour in _CURVE_COLOURS
+    ]
+    return [styles[i % len(styles)] for i in range(n)]
+
+
 def plot_curves(curves: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> Path:
-    """Mean test DSC and mean training loss per arm against the optimiser step."""
+    """Mean test DSC and mean training loss per arm against the optimiser step, one style per arm."""
     matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
     plt = require("matplotlib.pyplot")
 
-    fig, (dsc, loss) = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
-    for arm, c in curves.items():
+    fig, (dsc, loss) = plt.subplots(1, 2, figsize=(13, 4), dpi=120)
+    for (arm, c), style in zip(curves.items(), curve_styles(len(curves))):
         label = f"{arm} ({int(c['runs'])} runs)"
-        dsc.plot(c["step"], 100 * c["mean_fg_dsc"], marker="o", ms=3, label=label)
-        loss.plot(c["step"], c["train_loss"], marker="o", ms=3, label=label)
+        dsc.plot(c["step"], 100 * c["mean_fg_dsc"], ms=3, label=label, **style)
+        loss.plot(c["step"], c["train_loss"], ms=3, label=label, **style)
     dsc.set_xlabel("step")
     dsc.set_ylabel("test mean foreground DSC (%)")
     loss.set_xlabel("step")
     loss.set_ylabel("training loss (mean since the previous point)")
     loss.set_yscale("log")
-    dsc.legend(fontsize=8)
+    # outside the axes: with a dozen arms a legend inside covers the curves it names
+    loss.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

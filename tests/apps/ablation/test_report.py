@@ -6,8 +6,17 @@ import json
 import math
 
 import numpy as np
+import pytest
 
-from monai_hsmix.apps.ablation.report import markdown_tables, run_means, summarise, write_report
+from monai_hsmix.apps.ablation.report import (
+    curve_styles,
+    markdown_tables,
+    plot_curves,
+    run_means,
+    summarise,
+    write_report,
+)
+from monai_hsmix.optional import require
 
 
 def _run(arm, seed, dice):
@@ -99,3 +108,30 @@ def test_controls_table_pairs_only_the_arms_present_and_says_what_each_row_isola
         "| hsmix_hard − grid_hard | +2.00 [+2.00, +2.00] (3/3 up) | superpixels against the cells of a 7 x 7 grid"
         in (controls_table(table) or "")
     )
+
+
+@pytest.mark.parametrize("n", [1, 10, 13, 40])
+def test_every_curve_has_its_own_style(n):
+    """matplotlib's colour cycle has 10 colours: the 11th arm of a sweep drew in the 1st arm's colour."""
+    styles = curve_styles(n)
+    assert len(styles) == n
+    assert len({(s["color"], s["linestyle"], s["marker"]) for s in styles}) == n
+
+
+def test_learning_curves_draw_each_arm_in_its_style(tmp_path, monkeypatch):
+    drawn = []
+    matplotlib_axes = require("matplotlib.axes")
+    original = matplotlib_axes.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        drawn.append((kwargs["label"], kwargs["color"], kwargs["linestyle"], kwargs["marker"]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib_axes.Axes, "plot", spy)
+    step = np.array([1, 2])
+    curves = {
+        f"arm{i}": {"step": step, "runs": np.array(1), "mean_fg_dsc": np.array([0.5, 0.6]), "train_loss": np.ones(2)}
+        for i in range(12)
+    }
+    assert plot_curves(curves, tmp_path / "curves.png").stat().st_size > 1000
+    assert len(drawn) == 24 and len({d[1:] for d in drawn}) == 12  # two panels, one style per arm
