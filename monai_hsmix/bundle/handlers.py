@@ -11,7 +11,7 @@ import torch
 
 from monai_hsmix.engines.checkpoint import save_atomic
 from monai_hsmix.engines.reporting import is_main_process
-from monai_hsmix.metrics.known_warnings import MONAI_METRIC_WARNINGS
+from monai_hsmix.metrics.known_warnings import ignore_monai_metric_warnings
 from monai_hsmix.optional import require
 
 Events = require("ignite.engine", "Events")
@@ -170,7 +170,4 @@ class KeyMetricNote:
 def quiet_known_warnings() -> None:
     """Ignore :data:`~monai_hsmix.metrics.known_warnings.MONAI_METRIC_WARNINGS` for the whole process
     (idempotent; a bundle validates every few epochs and would print them each time); others show as before."""
-    import warnings
-
-    for category, message in MONAI_METRIC_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
+    ignore_monai_metric_warnings()

@@ -12,7 +12,7 @@ import contextlib
 import warnings
 from typing import Iterator, Tuple, Type
 
-__all__ = ["MONAI_METRIC_WARNINGS", "quiet_monai_metric_warnings"]
+__all__ = ["MONAI_METRIC_WARNINGS", "ignore_monai_metric_warnings", "quiet_monai_metric_warnings"]
 
 MONAI_METRIC_WARNINGS: Tuple[Tuple[Type[Warning], str], ...] = (
     (FutureWarning, r".*get_mask_edges:always_return_as_numpy.*"),
@@ -20,10 +20,15 @@ MONAI_METRIC_WARNINGS: Tuple[Tuple[Type[Warning], str], ...] = (
 )
 
 
+def ignore_monai_metric_warnings() -> None:
+    """Add an "ignore" filter for each of :data:`MONAI_METRIC_WARNINGS` to the current filters."""
+    for category, message in MONAI_METRIC_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 @contextlib.contextmanager
 def quiet_monai_metric_warnings() -> Iterator[None]:
     """Ignore :data:`MONAI_METRIC_WARNINGS` inside the block only; the filters outside it are left as they were."""
     with warnings.catch_warnings():
-        for category, message in MONAI_METRIC_WARNINGS:
-            warnings.filterwarnings("ignore", message=message, category=category)
+        ignore_monai_metric_warnings()
         yield

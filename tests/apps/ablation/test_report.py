@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from monai_hsmix.apps.ablation.report import (
+    controls_table,
     curve_styles,
     markdown_tables,
     plot_curves,
@@ -82,8 +83,6 @@ def test_paired_table_against_none_and_the_better_monai_mixer():
 
 
 def test_controls_table_pairs_only_the_arms_present_and_says_what_each_row_isolates():
-    from monai_hsmix.apps.ablation.report import controls_table
-
     runs = []
     for seed, base in enumerate([0.60, 0.70, 0.65]):
         runs += [
